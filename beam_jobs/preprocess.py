@@ -1,0 +1,150 @@
+"""Photos -> sharded (L, ab) TFRecords + rejected list + manifest.json, on any Beam runner.
+
+    python -m beam_jobs.preprocess --input flowers=PATH --input own=PATH --output OUT_DIR
+    python -m beam_jobs.preprocess ... --runner DataflowRunner --project P --region R \\
+        --temp_location gs://BUCKET/tmp --setup_file ./setup.py
+"""
+
+import json
+import logging
+import sys
+
+import apache_beam as beam
+from apache_beam.io.filesystems import FileSystems
+from apache_beam.metrics.metric import MetricsFilter
+from apache_beam.options.pipeline_options import PipelineOptions
+
+from pipeline import schema, splits
+
+from beam_jobs import manifest, options as job_options, transforms
+
+
+class UsageError(ValueError):
+    """A problem with the command line, reported as one line without a traceback."""
+
+
+def _spec(opts: job_options.PreprocessOptions) -> transforms.ExampleSpec:
+    if opts.size < 8:
+        raise UsageError(f"--size must be at least 8, got {opts.size}")
+    if opts.min_side < 1:
+        raise UsageError(f"--min_side must be at least 1, got {opts.min_side}")
+    try:
+        rule = splits.SplitRule.parse(opts.split, folds=opts.folds, num_shards=opts.num_shards)
+    except ValueError as error:
+        raise UsageError(f"--split/--folds/--num_shards: {error}") from None
+    return transforms.ExampleSpec(opts.size, opts.resize, opts.min_side, opts.keep_gray,
+                                  opts.gray_tolerance, rule)
+
+
+def _matches(pattern: str) -> bool:
+    return bool(FileSystems.match([pattern], limits=[1])[0].metadata_list)
+
+
+def _pattern(location: str) -> str:
+    """A folder means every file below it; a file or a glob means itself."""
+    if any(char in location for char in "*?["):
+        return location
+    below = FileSystems.join(location.rstrip("/"), "**")
+    return below if _matches(below) else location
+
+
+def _resolve_inputs(values: list[str]) -> list[tuple[str, str]]:
+    if not values:
+        raise UsageError("--input is required: a folder or glob of photos, e.g. --input flowers=~/flowers")
+    try:
+        inputs = job_options.parse_inputs(values)
+    except ValueError as error:
+        raise UsageError(str(error)) from None
+    resolved = []
+    for name, location in inputs:
+        pattern = _pattern(location)
+        if not _matches(pattern):
+            raise UsageError(f"--input {name}={location}: no files found")
+        resolved.append((name, pattern))
+    return resolved
+
+
+def prepare_output(output: str | None, overwrite: bool) -> None:
+    """Refuse a non-empty output directory unless --overwrite, which empties it first."""
+    if not output:
+        raise UsageError("--output is required: the directory to write records into")
+    existing = _matches(FileSystems.join(output, "**"))
+    if existing and not overwrite:
+        raise UsageError(f"--output {output} is not empty; pass --overwrite to replace what it holds")
+    if existing:
+        FileSystems.delete([output])
+
+
+def build_pipeline(pipeline: beam.Pipeline, inputs, output: str, spec, compression: str,
+                   args: dict) -> None:
+    """Wire the job: match -> dedupe -> examples -> records, rejects, manifest."""
+    refs = pipeline | "Match photos" >> transforms.MatchPhotos(inputs)
+    deduped = refs | "Drop duplicates" >> transforms.DropDuplicates()
+    examples = deduped["unique"] | "To examples" >> transforms.PhotosToExamples(spec)
+    shards = examples.records | "Write records" >> transforms.WriteRecords(output, spec, compression)
+    rejects = (deduped[transforms.REJECTED], examples[transforms.REJECTED], deduped[transforms.DUPLICATE])
+    rejected_files = (
+        rejects
+        | "All rejects" >> beam.Flatten()
+        | "To JSON" >> beam.Map(transforms.Reject.to_json)
+        | "Write rejects" >> beam.io.WriteToText(FileSystems.join(output, "rejected"), file_name_suffix=".jsonl")
+    )
+    facts = (
+        refs | "Input facts" >> beam.Map(lambda _: ("inputs",)),
+        deduped[transforms.DUPLICATE] | "Duplicate facts" >> beam.Map(lambda _: (transforms.DUPLICATE,)),
+        (deduped[transforms.REJECTED], examples[transforms.REJECTED])
+        | "Reject outputs" >> beam.Flatten()
+        | "Reject facts" >> beam.Map(lambda reject: (transforms.REJECTED, reject.reason)),
+        examples[transforms.WRITTEN] | "Example facts" >> beam.Map(lambda written: ("example", *written)),
+        shards | "Shard facts" >> beam.Map(lambda name: ("shard", name)),
+        rejected_files | "Rejected file facts" >> beam.Map(
+            lambda path: ("rejected_file", path.rsplit("/", 1)[-1])),
+    )
+    _ = facts | "All facts" >> beam.Flatten() | "Manifest" >> manifest.WriteManifest(output, spec, compression, args)
+
+
+def run(argv: list[str]) -> tuple[dict, dict[str, int]]:
+    """Run the job to completion; return its manifest and its Beam counters."""
+    argv = job_options.with_local_defaults(argv)
+    pipeline_options = PipelineOptions(argv)
+    unknown = job_options.unknown_flags(pipeline_options)
+    if unknown:
+        raise UsageError(f"unknown flag(s): {' '.join(unknown)} (see --help)")
+    opts = pipeline_options.view_as(job_options.PreprocessOptions)
+    spec = _spec(opts)
+    inputs = _resolve_inputs(opts.input)
+    prepare_output(opts.output, opts.overwrite)
+    args = {"argv": argv, "inputs": dict(inputs)}
+    pipeline = beam.Pipeline(options=pipeline_options)
+    build_pipeline(pipeline, inputs, opts.output, spec, opts.compression, args)
+    result = pipeline.run()
+    result.wait_until_finish()
+    counters = {c.key.metric.name: c.committed
+                for c in result.metrics().query(MetricsFilter().with_namespace(transforms.NAMESPACE))["counters"]}
+    with FileSystems.open(FileSystems.join(opts.output, schema.MANIFEST)) as handle:
+        return json.load(handle), counters
+
+
+def _summary(result: dict) -> str:
+    counts = result["counts"]
+    lines = [f"{counts['inputs']} photos: {counts['written']} written, "
+             f"{counts['rejected']} rejected, {counts['duplicates']} duplicates"]
+    lines += [f"  {split}: {entry['examples']} examples in {len(entry['shards'])} files"
+              for split, entry in result["splits"].items()]
+    lines += [f"  rejected as {reason}: {count}" for reason, count in result["rejected"].items()]
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    logging.getLogger().setLevel(logging.WARNING)
+    try:
+        result, _ = run(sys.argv[1:] if argv is None else argv)
+    except UsageError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    print(_summary(result))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,75 @@
+"""Wall time and peak memory of a command's whole process tree, for the benchmarks.
+
+Peak memory is the largest sum of resident set sizes over the process and all
+its descendants (a Beam job's workers included), sampled every 50 ms from /proc.
+"""
+
+import dataclasses
+import os
+import subprocess
+import sys
+import time
+
+_PAGE = os.sysconf("SC_PAGE_SIZE")
+
+
+@dataclasses.dataclass
+class Measurement:
+    seconds: float
+    peak_mb: float
+    output: str
+
+
+def _children() -> dict[int, list[int]]:
+    tree: dict[int, list[int]] = {}
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/stat") as handle:
+                    parent = int(handle.read().rsplit(")", 1)[1].split()[1])
+            except (OSError, IndexError, ValueError):
+                continue
+            tree.setdefault(parent, []).append(int(entry))
+    return tree
+
+
+def _tree_rss(pid: int) -> int:
+    tree, total, todo = _children(), 0, [pid]
+    while todo:
+        current = todo.pop()
+        try:
+            with open(f"/proc/{current}/statm") as handle:
+                total += int(handle.read().split()[1]) * _PAGE
+        except OSError:
+            continue
+        todo.extend(tree.get(current, []))
+    return total
+
+
+def run(args: list[str], env: dict | None = None) -> Measurement:
+    """Run a command to completion; raise if it fails."""
+    start = time.perf_counter()
+    process = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                               env={**os.environ, **(env or {})})
+    peak = 0
+    while process.poll() is None:
+        peak = max(peak, _tree_rss(process.pid))
+        time.sleep(0.05)
+    seconds = time.perf_counter() - start
+    output = process.stdout.read()
+    if process.returncode:
+        raise RuntimeError(f"{' '.join(args)} failed ({process.returncode}):\n{output[-3000:]}")
+    return Measurement(seconds, peak / 2**20, output)
+
+
+def python(*args: str, env: dict | None = None) -> Measurement:
+    return run([sys.executable, *args], env)
+
+
+def table(headers: list[str], rows: list[list]) -> str:
+    """A Markdown table."""
+    cells = [headers, *[[str(c) for c in row] for row in rows]]
+    widths = [max(len(row[i]) for row in cells) for i in range(len(headers))]
+    lines = ["| " + " | ".join(c.ljust(w) for c, w in zip(row, widths)) + " |" for row in cells]
+    lines.insert(1, "|" + "|".join("-" * (w + 2) for w in widths) + "|")
+    return "\n".join(lines)

@@ -1,0 +1,91 @@
+"""Beam job vs the original notebook's loop on the reference photos; then tf.data read speed.
+
+    .venv/bin/python benchmarks/preprocess_benchmark.py [--data ../shared/data] [--workers 2]
+
+Runs, in one go: the notebook loop (one process) and the Beam job (DirectRunner,
+--workers processes, start-up included) on all photos and on a quarter of them
+(memory must not grow with the photo count for the job), for GZIP and for
+uncompressed records; then reads each record set's train split with the
+project's tf.data reader. Prints a Markdown table.
+"""
+
+import argparse
+import glob
+import os
+import pathlib
+import shutil
+import sys
+import tempfile
+
+REPO = pathlib.Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from benchmarks import measure  # noqa: E402
+
+READ_SCRIPT = """
+import sys, time
+from pipeline import dataset
+records = dataset.Records.open(sys.argv[1], "train")
+data = dataset.make_dataset(records, 64, training=True, seed=0).repeat()
+iterator = iter(data)
+next(iterator)
+start, count = time.perf_counter(), 0
+while count < 3 * records.num_examples():
+    count += int(next(iterator)[0].shape[0])
+print(count / (time.perf_counter() - start))
+"""
+
+
+def _job(photo_dirs, output, workers, *flags):
+    inputs = [f"--input={folder}" for folder in photo_dirs]
+    return measure.python("-m", "beam_jobs.preprocess", *inputs, f"--output={output}",
+                          f"--direct_num_workers={workers}", "--direct_running_mode=multi_processing",
+                          *flags, env={"PYTHONPATH": str(REPO)})
+
+
+def _disk_bytes_per_example(output):
+    import json
+
+    manifest = json.loads((output / "manifest.json").read_text())
+    files = [output / n for s in manifest["splits"].values() for n in s["shards"]]
+    return sum(f.stat().st_size for f in files) / manifest["counts"]["written"]
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--data", default=str(REPO.parent / "shared" / "data"))
+    parser.add_argument("--workers", type=int, default=2)
+    args = parser.parse_args()
+    data = pathlib.Path(args.data)
+    all_files = sorted(glob.glob(str(data / "*" / "*" / "*")))
+    quarter_dirs = [data / "flowers" / "daisy", data / "extra_plants"]
+    quarter_files = sorted(f for d in quarter_dirs for f in glob.glob(str(d / "**" / "*"), recursive=True)
+                           if os.path.isfile(f))
+    full_dirs = [data / "flowers", data / "extra_plants"]
+    work = pathlib.Path(tempfile.mkdtemp(prefix="preprocess-benchmark-"))
+    rows = []
+    try:
+        for label, files, dirs in (("quarter", quarter_files, quarter_dirs), ("all", all_files, full_dirs)):
+            listing = work / f"{label}.txt"
+            listing.write_text("\n".join(files))
+            loop = measure.python(str(REPO / "benchmarks" / "notebook_loop.py"), str(listing))
+            rows.append([f"notebook loop, 1 process", len(files), f"{loop.seconds:.1f}", "1.00",
+                         f"{len(files) / loop.seconds:.0f}", f"{loop.peak_mb:.0f}", "(float32 in RAM) 480,000", "-"])
+            for compression in ("gzip", "none"):
+                if label == "quarter" and compression == "none":
+                    continue
+                output = work / f"records-{label}-{compression}"
+                job = _job(dirs, output, args.workers, f"--compression={compression}")
+                reader = measure.python("-c", READ_SCRIPT, str(output), env={"PYTHONPATH": str(REPO)})
+                rows.append([f"Beam job, {args.workers} workers, {compression}", len(files), f"{job.seconds:.1f}",
+                             f"{job.seconds / loop.seconds:.2f}", f"{len(files) / job.seconds:.0f}",
+                             f"{job.peak_mb:.0f}", f"{_disk_bytes_per_example(output):,.0f}",
+                             f"{float(reader.output.split()[-1]):.0f}"])
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    print(measure.table(["what", "photos", "wall s", "x loop", "images/s", "peak MB",
+                         "bytes/example", "tf.data examples/s"], rows))
+
+
+if __name__ == "__main__":
+    main()

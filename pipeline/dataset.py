@@ -1,0 +1,116 @@
+"""tf.data reader for the Beam job's output: (L, ab) batches of static shape.
+
+Follows the usual sharded-TFRecord recipe: list the split's files from the
+manifest, give each input pipeline its own files, shuffle files, interleave
+them in parallel, parse, shuffle examples, batch (dropping the remainder when
+training, so XLA sees one shape), prefetch. Evaluation reads in a fixed order.
+"""
+
+import dataclasses
+import json
+
+import tensorflow as tf
+
+from pipeline import color_tf, schema, splits
+
+AUTOTUNE = tf.data.AUTOTUNE
+
+
+class DataError(ValueError):
+    """The records cannot be used as asked: no manifest, an empty split, ..."""
+
+
+def load_manifest(data_dir: str) -> dict:
+    path = f"{data_dir.rstrip('/')}/{schema.MANIFEST}"
+    if not tf.io.gfile.exists(path):
+        raise DataError(f"no {schema.MANIFEST} in {data_dir}: not the output of a finished "
+                        "`python -m beam_jobs.preprocess` run")
+    with tf.io.gfile.GFile(path) as handle:
+        return json.load(handle)
+
+
+@dataclasses.dataclass(frozen=True)
+class Records:
+    """One split of a preprocessed data directory."""
+
+    data_dir: str
+    split: str
+    manifest: dict
+
+    @classmethod
+    def open(cls, data_dir: str, split: str) -> "Records":
+        if split not in splits.SPLITS:
+            raise DataError(f"split must be one of {splits.SPLITS}, got {split!r}")
+        return cls(data_dir.rstrip("/"), split, load_manifest(data_dir))
+
+    @property
+    def image_size(self) -> tuple[int, int]:
+        height, width = self.manifest["image_size"]
+        return height, width
+
+    @property
+    def compression(self) -> str:
+        return self.manifest["compression"]
+
+    @property
+    def files(self) -> list[str]:
+        return [f"{self.data_dir}/{name}" for name in self.manifest["splits"][self.split]["shards"]]
+
+    def num_examples(self, folds=None) -> int:
+        entry = self.manifest["splits"][self.split]
+        if folds is None:
+            return entry["examples"]
+        return sum(entry["by_fold"].get(str(fold), 0) for fold in folds)
+
+
+def _parser(height: int, width: int):
+    spec = {name: tf.io.FixedLenFeature([], tf.string) for name in ("l", "ab")}
+    spec["fold"] = tf.io.FixedLenFeature([], tf.int64)
+
+    def parse(serialized):
+        features = tf.io.parse_single_example(serialized, spec)
+        l8 = tf.reshape(tf.io.decode_raw(features["l"], tf.uint8), (height, width, 1))
+        ab8 = tf.reshape(tf.io.decode_raw(features["ab"], tf.uint8), (height, width, 2))
+        return features["fold"], color_tf.l8_to_input(l8), color_tf.ab8_to_target(ab8)
+
+    return parse
+
+
+def make_dataset(records: Records, batch_size: int, *, training: bool, folds=None,
+                 input_context: tf.distribute.InputContext | None = None, seed: int | None = None,
+                 shuffle_buffer: int = 1024) -> tf.data.Dataset:
+    """Batches of (L (b, h, w, 1) in [0, 1], ab (b, h, w, 2) in [-1, 1]) float32.
+
+    Args:
+      batch_size: per input pipeline (per replica under a strategy).
+      training: shuffle, repeat nothing, drop the last partial batch.
+      folds: keep only examples whose cross-validation fold is in this set.
+      input_context: under multi-worker training, read only this pipeline's
+        share of the files (or of the records, when there are fewer files).
+    """
+    files = records.files
+    if records.num_examples(folds) == 0:
+        which = f"folds {sorted(folds)} of " if folds is not None else ""
+        raise DataError(f"{which}split {records.split!r} of {records.data_dir} has no examples")
+    dataset = tf.data.Dataset.from_tensor_slices(files)
+    pipelines, index = ((input_context.num_input_pipelines, input_context.input_pipeline_id)
+                        if input_context else (1, 0))
+    by_file = len(files) >= pipelines
+    if by_file and pipelines > 1:
+        dataset = dataset.shard(pipelines, index)
+    if training:
+        dataset = dataset.shuffle(len(files), seed=seed, reshuffle_each_iteration=True)
+    dataset = dataset.interleave(
+        lambda path: tf.data.TFRecordDataset(path, compression_type=records.compression),
+        cycle_length=min(len(files), 16), num_parallel_calls=AUTOTUNE, deterministic=not training)
+    if not by_file:
+        dataset = dataset.shard(pipelines, index)
+    dataset = dataset.map(_parser(*records.image_size), num_parallel_calls=AUTOTUNE,
+                          deterministic=not training)
+    if folds is not None:
+        wanted = tf.constant(sorted(folds), tf.int64)
+        dataset = dataset.filter(lambda fold, *_: tf.reduce_any(tf.equal(fold, wanted)))
+    dataset = dataset.map(lambda fold, lightness, ab: (lightness, ab))
+    if training:
+        dataset = dataset.shuffle(shuffle_buffer, seed=seed, reshuffle_each_iteration=True)
+    return dataset.batch(batch_size, drop_remainder=training).prefetch(AUTOTUNE)

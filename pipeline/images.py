@@ -1,0 +1,135 @@
+"""Turning photo file bytes into fixed-size RGB arrays, with a reason for every failure.
+
+The Beam job, `trainer.colorize` and `trainer.evaluate` all prepare photos with
+these functions, so a photo looks the same to the model wherever it comes from.
+No TensorFlow here: Beam workers import this module.
+"""
+
+import cv2
+import numpy as np
+
+RESIZE_MODES = ("stretch", "crop")
+
+# Formats that may carry an alpha channel, which IMREAD_COLOR would silently drop.
+_ALPHA_FORMATS = ("png", "webp", "tiff")
+
+_MAGIC = (
+    (b"\xff\xd8\xff", "jpeg"),
+    (b"\x89PNG\r\n\x1a\n", "png"),
+    (b"BM", "bmp"),
+    (b"II*\x00", "tiff"),
+    (b"MM\x00*", "tiff"),
+    (b"GIF8", "gif"),
+    (b"\x00\x00\x00\x0cjP  ", "jpeg2000"),
+)
+
+
+class ImageError(ValueError):
+    """A photo that cannot be used, with a short machine-readable reason."""
+
+    def __init__(self, reason: str, detail: str):
+        super().__init__(f"{reason}: {detail}")
+        self.reason = reason
+        self.detail = detail
+
+
+def sniff_format(data: bytes) -> str | None:
+    """The image format named by the file's first bytes, or None."""
+    if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
+        return "webp"
+    for magic, name in _MAGIC:
+        if data.startswith(magic):
+            return name
+    return None
+
+
+def _is_truncated(fmt: str, data: bytes) -> bool:
+    """True when the file visibly ends early.
+
+    OpenCV decodes a truncated JPEG without error (the missing rows come out
+    gray), so it has to be caught here: a complete JPEG has an end-of-image
+    marker after its last start-of-scan (entropy-coded data never contains
+    either marker). A complete PNG ends with its IEND chunk.
+    """
+    if fmt == "jpeg":
+        end = data.rfind(b"\xff\xd9")
+        return end < 0 or end < data.rfind(b"\xff\xda")
+    if fmt == "png":
+        return b"IEND" not in data[-32:]
+    return False
+
+
+def _to_uint8(image: np.ndarray) -> np.ndarray:
+    if image.dtype == np.uint8:
+        return image
+    if image.dtype == np.uint16:
+        return ((image.astype(np.uint32) + 128) // 257).astype(np.uint8)
+    return np.clip(image.astype(np.float32) * 255.0 + 0.5, 0, 255).astype(np.uint8)
+
+
+def _composite_on_white(bgra: np.ndarray) -> np.ndarray:
+    bgra = _to_uint8(bgra)
+    alpha = bgra[..., 3:].astype(np.float32) / 255.0
+    bgr = bgra[..., :3].astype(np.float32) * alpha + 255.0 * (1.0 - alpha)
+    return (bgr + 0.5).astype(np.uint8)
+
+
+def decode_rgb(data: bytes) -> np.ndarray:
+    """Decode any still image OpenCV reads to uint8 RGB (H, W, 3).
+
+    Gray, 16-bit and CMYK sources become 8-bit RGB and EXIF orientation is
+    applied (OpenCV's IMREAD_COLOR does both). Transparent pixels are laid on
+    white rather than on whatever colour they happen to store.
+
+    Raises:
+      ImageError: with reason empty_file, not_an_image, truncated or corrupt.
+    """
+    if not data:
+        raise ImageError("empty_file", "the file has 0 bytes")
+    fmt = sniff_format(data)
+    if fmt is None:
+        raise ImageError("not_an_image", f"unrecognised file header {data[:8]!r}")
+    if _is_truncated(fmt, data):
+        raise ImageError("truncated", f"the {fmt} data ends early ({len(data)} bytes)")
+    buffer = np.frombuffer(data, np.uint8)
+    bgr = cv2.imdecode(buffer, cv2.IMREAD_COLOR)
+    if bgr is None:
+        raise ImageError("corrupt", f"OpenCV could not decode this {fmt} file")
+    if fmt in _ALPHA_FORMATS:
+        unchanged = cv2.imdecode(buffer, cv2.IMREAD_UNCHANGED)
+        if unchanged is not None and unchanged.ndim == 3 and unchanged.shape[2] == 4:
+            bgr = _composite_on_white(unchanged)
+    return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+
+
+def center_crop(rgb: np.ndarray) -> np.ndarray:
+    """The largest centred square of the image."""
+    height, width = rgb.shape[:2]
+    side = min(height, width)
+    top, left = (height - side) // 2, (width - side) // 2
+    return rgb[top : top + side, left : left + side]
+
+
+def resize(rgb: np.ndarray, size: int, mode: str = "stretch") -> np.ndarray:
+    """Resize to size x size: 'stretch' (the original project's) or 'crop' (centre square)."""
+    if mode not in RESIZE_MODES:
+        raise ValueError(f"resize mode must be one of {RESIZE_MODES}, got {mode!r}")
+    if mode == "crop":
+        rgb = center_crop(rgb)
+    shrinking = rgb.shape[0] >= size and rgb.shape[1] >= size
+    interpolation = cv2.INTER_AREA if shrinking else cv2.INTER_LINEAR
+    return cv2.resize(rgb, (size, size), interpolation=interpolation)
+
+
+def check_size(rgb: np.ndarray, min_side: int) -> None:
+    """Refuse images too small to carry colour detail worth learning or predicting."""
+    height, width = rgb.shape[:2]
+    if min(height, width) < min_side:
+        raise ImageError("too_small", f"{width}x{height} pixels, the shorter side is below {min_side}")
+
+
+def load_rgb(data: bytes, size: int, mode: str = "stretch", min_side: int = 1) -> np.ndarray:
+    """File bytes -> uint8 RGB (size, size, 3), as every part of the project prepares photos."""
+    rgb = decode_rgb(data)
+    check_size(rgb, min_side)
+    return resize(rgb, size, mode)

@@ -1,0 +1,115 @@
+"""Decoding every common still-image format to 8-bit RGB, and naming what is wrong with the rest."""
+
+import io
+
+import cv2
+import numpy as np
+import pytest
+from PIL import Image
+
+from pipeline import images
+
+
+def _encode(image: np.ndarray, ext: str, *params) -> bytes:
+    ok, buffer = cv2.imencode(ext, image, list(params))
+    assert ok
+    return buffer.tobytes()
+
+
+@pytest.fixture(scope="module")
+def rgb() -> np.ndarray:
+    """A small colourful test card: gradients in every channel, not square."""
+    y, x = np.mgrid[0:48, 0:64]
+    return np.stack([x * 4, y * 5, 255 - x * 2], axis=-1).astype(np.uint8)
+
+
+@pytest.mark.parametrize("ext,params", [
+    (".png", ()), (".bmp", ()), (".tiff", ()), (".webp", (cv2.IMWRITE_WEBP_QUALITY, 101)),
+])
+def test_lossless_formats_decode_to_the_same_rgb(rgb, ext, params):
+    data = _encode(rgb[..., ::-1], ext, *params)
+    np.testing.assert_array_equal(images.decode_rgb(data), rgb)
+
+
+def test_jpeg_decodes_like_opencv(rgb):
+    data = _encode(rgb[..., ::-1], ".jpg", cv2.IMWRITE_JPEG_QUALITY, 95)
+    expected = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)[..., ::-1]
+    np.testing.assert_array_equal(images.decode_rgb(data), expected)
+
+
+def test_gray_becomes_three_equal_channels(rgb):
+    gray = cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY)
+    decoded = images.decode_rgb(_encode(gray, ".png"))
+    assert decoded.shape == (*gray.shape, 3)
+    for channel in range(3):
+        np.testing.assert_array_equal(decoded[..., channel], gray)
+
+
+def test_sixteen_bit_is_scaled_to_eight(rgb):
+    deep = rgb[..., ::-1].astype(np.uint16) * 257
+    np.testing.assert_array_equal(images.decode_rgb(_encode(deep, ".png")), rgb)
+
+
+def test_transparent_pixels_are_laid_on_white(rgb):
+    alpha = np.zeros(rgb.shape[:2], np.uint8)
+    alpha[:, 32:] = 255
+    decoded = images.decode_rgb(_encode(np.dstack([rgb[..., ::-1], alpha]), ".png"))
+    np.testing.assert_array_equal(decoded[:, :32], 255)
+    np.testing.assert_array_equal(decoded[:, 32:], rgb[:, 32:])
+
+
+def test_cmyk_jpeg_decodes_to_its_colours(rgb):
+    buffer = io.BytesIO()
+    Image.fromarray(rgb).convert("CMYK").save(buffer, "JPEG", quality=95)
+    decoded = images.decode_rgb(buffer.getvalue())
+    reference = np.asarray(Image.open(io.BytesIO(buffer.getvalue())).convert("RGB"))
+    assert decoded.shape == rgb.shape
+    assert np.abs(decoded.astype(int) - reference.astype(int)).mean() < 3
+
+
+def test_exif_orientation_is_applied(rgb):
+    buffer = io.BytesIO()
+    exif = Image.Exif()
+    exif[0x0112] = 6  # Orientation: the camera was turned; display rotated 90 degrees clockwise
+    Image.fromarray(rgb).save(buffer, "JPEG", quality=95, exif=exif)
+    decoded = images.decode_rgb(buffer.getvalue())
+    assert decoded.shape == (64, 48, 3)
+    upright = np.rot90(rgb, k=-1)
+    assert np.abs(decoded.astype(int) - upright.astype(int)).mean() < 4
+
+
+@pytest.mark.parametrize("make,reason", [
+    (lambda jpeg, png: b"", "empty_file"),
+    (lambda jpeg, png: b"these are my holiday notes\n", "not_an_image"),
+    (lambda jpeg, png: jpeg[: len(jpeg) // 2], "truncated"),
+    (lambda jpeg, png: png[: len(png) - 20], "truncated"),
+    (lambda jpeg, png: jpeg[:200] + b"\x00" * 400 + b"\xff\xda" + b"\x00" * 50 + b"\xff\xd9", "corrupt"),
+])
+def test_unusable_files_are_named_by_reason(rgb, make, reason):
+    jpeg = _encode(rgb[..., ::-1], ".jpg")
+    png = _encode(rgb[..., ::-1], ".png")
+    with pytest.raises(images.ImageError) as raised:
+        images.decode_rgb(make(jpeg, png))
+    assert raised.value.reason == reason
+
+
+def test_too_small_is_refused():
+    one_pixel = _encode(np.full((1, 1, 3), 200, np.uint8), ".png")
+    with pytest.raises(images.ImageError) as raised:
+        images.load_rgb(one_pixel, size=200, min_side=32)
+    assert raised.value.reason == "too_small"
+    assert "1x1" in raised.value.detail
+
+
+def test_stretch_keeps_the_whole_photo_and_crop_the_centre(rgb):
+    stretched = images.resize(rgb, 24, "stretch")
+    cropped = images.resize(rgb, 24, "crop")
+    assert stretched.shape == cropped.shape == (24, 24, 3)
+    # The test card's red grows left to right: the stretch spans all of it, the crop only the middle.
+    assert stretched[:, 0, 0].mean() < cropped[:, 0, 0].mean()
+    assert stretched[:, -1, 0].mean() > cropped[:, -1, 0].mean()
+
+
+def test_unknown_resize_mode_is_named(rgb):
+    with pytest.raises(ValueError, match="squash"):
+        images.resize(rgb, 24, "squash")

@@ -41,9 +41,9 @@ setuptools.setup(
     include_package_data=True,
     install_requires=[pinned(r) for r in (
         "tensorflow", "tensorflow-io", "keras", "numpy", "protobuf", "opencv-python-headless",
-        "apache-beam[tfrecord]", "absl-py")],
+        "apache-beam", "google-crc32c", "absl-py")],
     extras_require={
-        "gcp": [pinned("apache-beam[gcp,tfrecord]")],
+        "gcp": [pinned("apache-beam[gcp]")],
         "test": [pinned(r) for r in ("pytest", "scikit-image", "pillow")],
     },
 )

@@ -77,11 +77,16 @@ def unknown_flags(options: PipelineOptions) -> list[str]:
 
 
 def with_local_defaults(argv: list[str]) -> list[str]:
-    """On the DirectRunner, use every local core unless told otherwise."""
+    """Locally, run on the FnApiRunner with every core unless told otherwise.
+
+    The FnApiRunner is what Beam's DirectRunner runs batch pipelines on; asked
+    for by name, it runs the same whether or not the machine can download the
+    Prism runner, which the DirectRunner of Beam 2.77 tries first.
+    """
     runner = PipelineOptions(argv).view_as(StandardOptions).runner
-    if runner not in (None, "DirectRunner", "direct"):
+    if runner not in (None, "DirectRunner", "direct", "FnApiRunner"):
         return argv
-    defaults = []
+    defaults = ["--runner=FnApiRunner"] if runner != "FnApiRunner" else []
     if not any(arg.startswith("--direct_num_workers") for arg in argv):
         defaults.append("--direct_num_workers=0")
     if not any(arg.startswith("--direct_running_mode") for arg in argv):

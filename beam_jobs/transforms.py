@@ -157,9 +157,10 @@ class _PhotoToExample(beam.DoFn):
             return
         split = spec.rule.split_of(digest)
         fold = spec.rule.fold_of(digest)
+        lightness, ab = color.planes(lab8)
         record = schema.encode_example({
-            "l": lab8[..., 0].tobytes(),
-            "ab": lab8[..., 1:].tobytes(),
+            "l": lightness.tobytes(),
+            "ab": ab.tobytes(),
             "height": spec.size,
             "width": spec.size,
             "fold": fold,

@@ -33,6 +33,16 @@ def lab8_to_rgb(lab8: np.ndarray) -> np.ndarray:
     return cv2.cvtColor(lab8, cv2.COLOR_LAB2RGB)
 
 
+def planes(lab8: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Lab8 (H, W, 3) -> contiguous L8 (H, W) and interleaved ab8 (H, W, 2).
+
+    OpenCV's split and merge are about 20 times faster here than NumPy's
+    strided copies, which were a tenth of the Beam job's time.
+    """
+    lightness, a, b = cv2.split(lab8)
+    return lightness, cv2.merge([a, b])
+
+
 def max_chroma(lab8: np.ndarray) -> int:
     """Largest |a| or |b| over the image, in 8-bit Lab units.
 

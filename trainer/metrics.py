@@ -1,0 +1,67 @@
+"""Quality metrics, defined once and computed in the graph, per image.
+
+Two scales:
+- seed scale, to compare with the original report: ab in 8-bit units over 128
+  (values around 1.0), `tf.image.psnr`/`tf.image.ssim` with max_val=1 on the
+  two ab channels;
+- standard scale, what the colourization literature reports: RGB rebuilt from
+  the true L and the predicted ab, as 0-255 integers; PSNR capped at
+  `PSNR_CAP_DB` (an exact match would be infinite); SSIM with an 11x11
+  Gaussian window, sigma 1.5; colourfulness of Hasler and Suesstrunk (2003),
+  and its gap to the truth's (positive: duller than the truth).
+
+Every function takes model-scale tensors: L (b, h, w, 1) in [0, 1] and ab
+(b, h, w, 2) in [-1, 1], and returns one value per image.
+"""
+
+import tensorflow as tf
+
+from pipeline import color_tf
+
+PSNR_CAP_DB = 50.0
+NAMES = ("ab_psnr", "ab_ssim", "rgb_psnr", "rgb_ssim", "colourfulness", "colourfulness_true",
+         "colourfulness_gap")
+
+
+def _seed_scale(ab: tf.Tensor) -> tf.Tensor:
+    """Model ab -> the original project's ab8 / 128."""
+    return ab + 1.0
+
+
+def rgb255(lightness: tf.Tensor, ab: tf.Tensor) -> tf.Tensor:
+    """RGB as the integers 0-255 a saved photo would hold (float32 dtype)."""
+    return tf.round(color_tf.to_rgb(lightness, ab) * 255.0)
+
+
+def colourfulness(rgb: tf.Tensor) -> tf.Tensor:
+    """Hasler and Suesstrunk's colourfulness of 0-255 RGB images."""
+    red, green, blue = tf.unstack(rgb, axis=-1)
+    rg = red - green
+    yb = 0.5 * (red + green) - blue
+    mean_rg, var_rg = tf.nn.moments(rg, axes=[1, 2])
+    mean_yb, var_yb = tf.nn.moments(yb, axes=[1, 2])
+    return tf.sqrt(var_rg + var_yb) + 0.3 * tf.sqrt(tf.square(mean_rg) + tf.square(mean_yb))
+
+
+def rgb_psnr(rgb_true: tf.Tensor, rgb_pred: tf.Tensor) -> tf.Tensor:
+    return tf.minimum(tf.image.psnr(rgb_true, rgb_pred, max_val=255.0), PSNR_CAP_DB)
+
+
+def rgb_ssim(rgb_true: tf.Tensor, rgb_pred: tf.Tensor) -> tf.Tensor:
+    return tf.image.ssim(rgb_true, rgb_pred, max_val=255.0, filter_size=11, filter_sigma=1.5)
+
+
+def per_image(lightness: tf.Tensor, ab_true: tf.Tensor, ab_pred: tf.Tensor) -> dict[str, tf.Tensor]:
+    """Every metric of `NAMES`, one value per image."""
+    ab_true, ab_pred = tf.cast(ab_true, tf.float32), tf.cast(ab_pred, tf.float32)
+    rgb_true, rgb_pred = rgb255(lightness, ab_true), rgb255(lightness, ab_pred)
+    colour_true, colour_pred = colourfulness(rgb_true), colourfulness(rgb_pred)
+    return {
+        "ab_psnr": tf.image.psnr(_seed_scale(ab_true), _seed_scale(ab_pred), max_val=1.0),
+        "ab_ssim": tf.image.ssim(_seed_scale(ab_true), _seed_scale(ab_pred), max_val=1.0),
+        "rgb_psnr": rgb_psnr(rgb_true, rgb_pred),
+        "rgb_ssim": rgb_ssim(rgb_true, rgb_pred),
+        "colourfulness": colour_pred,
+        "colourfulness_true": colour_true,
+        "colourfulness_gap": colour_true - colour_pred,
+    }

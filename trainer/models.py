@@ -56,6 +56,20 @@ def lowres_unet(size: int = 200, width: int = 32) -> keras.Model:
     return keras.Model(inputs, outputs, name="lowres_unet")
 
 
+def gray(size: int) -> keras.Model:
+    """The gray baseline: predicts no colour (ab = 0) whatever it sees."""
+    inputs = keras.Input((size, size, 1), name="lightness")
+    outputs = layers.Lambda(lambda x: keras.ops.zeros_like(keras.ops.repeat(x, 2, axis=-1)), name="ab")(inputs)
+    return keras.Model(inputs, outputs, name="gray_baseline")
+
+
+def detached(net: keras.Model) -> keras.Model:
+    """A copy of `net` with plain variables, outside any distribution strategy (for saving)."""
+    copy = keras.models.clone_model(net)
+    copy.set_weights(net.get_weights())
+    return copy
+
+
 MODELS = {"seed_autoencoder": seed_autoencoder, "lowres_unet": lowres_unet}
 
 

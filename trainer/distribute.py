@@ -1,0 +1,103 @@
+"""Choosing devices and a tf.distribute strategy, and who writes files.
+
+The same command runs on a laptop CPU (one device), on one host with several
+GPUs (MirroredStrategy) and on several hosts (MultiWorkerMirroredStrategy,
+configured by the TF_CONFIG the platform sets). Only the chief writes
+checkpoints, logs and exports; other workers' copies go to a scratch folder.
+"""
+
+import dataclasses
+import json
+import os
+import tempfile
+
+import tensorflow as tf
+
+STRATEGIES = ("auto", "mirrored", "multi_worker", "one_device")
+
+
+class ConfigError(ValueError):
+    """A configuration that cannot work: named in one line, no traceback."""
+
+
+@dataclasses.dataclass(frozen=True)
+class Cluster:
+    """This process's place in a multi-worker cluster (one worker when TF_CONFIG is unset)."""
+
+    workers: int = 1
+    task_type: str = "worker"
+    task_index: int = 0
+    has_chief_task: bool = False
+
+    @property
+    def is_chief(self) -> bool:
+        """The "chief" task if the cluster has one, else worker 0."""
+        if self.has_chief_task:
+            return self.task_type == "chief"
+        return self.task_type == "worker" and self.task_index == 0
+
+
+def read_cluster(environ=os.environ) -> Cluster:
+    """Parse and check TF_CONFIG."""
+    text = environ.get("TF_CONFIG", "").strip()
+    if not text:
+        return Cluster()
+    try:
+        config = json.loads(text)
+        spec, task = config.get("cluster", {}), config.get("task", {})
+        task_type, task_index = task["type"], int(task["index"])
+    except (ValueError, KeyError, TypeError, AttributeError) as error:
+        raise ConfigError(f"TF_CONFIG is not valid: {error!r}; expected "
+                          '{"cluster": {"worker": ["host:port", ...]}, "task": {"type": "worker", "index": 0}}') from None
+    addresses = [address for role in ("chief", "worker") for address in spec.get(role, [])]
+    if len(set(addresses)) != len(addresses):
+        raise ConfigError(f"TF_CONFIG names the same address twice: {addresses}")
+    if task_type not in spec or not 0 <= task_index < len(spec[task_type]):
+        raise ConfigError(f"TF_CONFIG task {task_type}:{task_index} is not in its cluster {spec}")
+    return Cluster(len(addresses), task_type, task_index, "chief" in spec)
+
+
+def split_cpu(logical_devices: int) -> None:
+    """Present the CPU as several logical devices (before TensorFlow starts), to run multi-device code on a CPU."""
+    if logical_devices > 1:
+        cpu = tf.config.list_physical_devices("CPU")[0]
+        tf.config.set_logical_device_configuration(
+            cpu, [tf.config.LogicalDeviceConfiguration()] * logical_devices)
+
+
+def _local_devices() -> list[str]:
+    accelerators = tf.config.list_logical_devices("GPU") or tf.config.list_logical_devices("TPU")
+    return [d.name for d in accelerators or tf.config.list_logical_devices("CPU")]
+
+
+def make_strategy(name: str, cluster: Cluster) -> tf.distribute.Strategy:
+    """auto: multi-worker under a TF_CONFIG cluster, else mirrored over several local devices, else one device."""
+    if name not in STRATEGIES:
+        raise ConfigError(f"--strategy must be one of {STRATEGIES}, got {name!r}")
+    devices = _local_devices()
+    if name == "auto":
+        name = "multi_worker" if cluster.workers > 1 else "mirrored" if len(devices) > 1 else "one_device"
+    if name == "multi_worker":
+        return tf.distribute.MultiWorkerMirroredStrategy()
+    if name == "mirrored":
+        return tf.distribute.MirroredStrategy(devices)
+    return tf.distribute.OneDeviceStrategy(devices[0])
+
+
+def jit_default(setting: str) -> bool:
+    """auto: XLA on GPUs and TPUs; off on CPUs, where it made the seed model's step 2x slower."""
+    if setting == "auto":
+        return bool(tf.config.list_logical_devices("GPU") or tf.config.list_logical_devices("TPU"))
+    return setting == "true"
+
+
+def writable_dir(model_dir: str, cluster: Cluster) -> str:
+    """model_dir on the chief; a scratch folder elsewhere, so workers never overwrite the chief's files."""
+    if cluster.is_chief:
+        return model_dir
+    return tempfile.mkdtemp(prefix=f"worker-{cluster.task_index}-")
+
+
+def barrier(strategy: tf.distribute.Strategy) -> None:
+    """Wait until every worker gets here (an all-reduce of nothing)."""
+    strategy.reduce(tf.distribute.ReduceOp.SUM, strategy.run(lambda: tf.constant(1.0)), axis=None)

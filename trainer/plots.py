@@ -1,0 +1,70 @@
+"""Line charts of training curves as PNG, drawn with OpenCV (no plotting library needed)."""
+
+import cv2
+import numpy as np
+import tensorflow as tf
+
+_SIZE = (360, 480)  # height, width of one panel
+_MARGIN = 48
+_COLOURS = [(200, 90, 30), (40, 130, 240), (60, 170, 60), (150, 60, 180)]  # BGR
+
+
+def _axis_label(value: float) -> str:
+    return f"{value:.3g}"
+
+
+def panel(title: str, xs: list, series: dict[str, list[float]], x_label: str = "epoch") -> np.ndarray:
+    """One chart: a line per named series over xs, with min/max ticks and a legend. BGR uint8."""
+    height, width = _SIZE
+    image = np.full((height, width, 3), 255, np.uint8)
+    values = np.array([v for ys in series.values() for v in ys if np.isfinite(v)], np.float64)
+    low, high = (values.min(), values.max()) if values.size else (0.0, 1.0)
+    if high - low < 1e-9:
+        low, high = low - 0.5, high + 0.5
+    x_low, x_high = min(xs), max(xs) if len(xs) > 1 else min(xs) + 1
+    left, right, top, bottom = _MARGIN + 16, width - 16, _MARGIN, height - _MARGIN
+
+    def point(x, y):
+        px = left + (x - x_low) / (x_high - x_low) * (right - left)
+        py = bottom - (y - low) / (high - low) * (bottom - top)
+        return int(round(px)), int(round(py))
+
+    cv2.rectangle(image, (left, top), (right, bottom), (0, 0, 0), 1)
+    font = cv2.FONT_HERSHEY_SIMPLEX
+    cv2.putText(image, title, (left, top - 16), font, 0.6, (0, 0, 0), 1, cv2.LINE_AA)
+    cv2.putText(image, _axis_label(high), (4, top + 4), font, 0.4, (0, 0, 0), 1, cv2.LINE_AA)
+    cv2.putText(image, _axis_label(low), (4, bottom), font, 0.4, (0, 0, 0), 1, cv2.LINE_AA)
+    cv2.putText(image, f"{x_label} {_axis_label(x_low)}..{_axis_label(x_high)}", (left, height - 14),
+                font, 0.45, (0, 0, 0), 1, cv2.LINE_AA)
+    for i, (name, ys) in enumerate(series.items()):
+        colour = _COLOURS[i % len(_COLOURS)]
+        points = [point(x, y) for x, y in zip(xs, ys) if np.isfinite(y)]
+        for a, b in zip(points, points[1:]):
+            cv2.line(image, a, b, colour, 2, cv2.LINE_AA)
+        for p in points:
+            cv2.circle(image, p, 3, colour, -1, cv2.LINE_AA)
+        cv2.putText(image, name, (right - 150, top + 18 + 16 * i), font, 0.45, colour, 1, cv2.LINE_AA)
+    return image
+
+
+def save_panels(path: str, panels: list[np.ndarray]) -> None:
+    """Write panels side by side as one PNG."""
+    ok, encoded = cv2.imencode(".png", np.concatenate(panels, axis=1))
+    if not ok:
+        raise RuntimeError(f"could not encode {path}")
+    with tf.io.gfile.GFile(path, "wb") as handle:
+        handle.write(encoded.tobytes())
+
+
+def training_curves(path: str, history: list[dict]) -> None:
+    """loss, RGB PSNR and SSIM per epoch (train and validation), like the original report's figure."""
+    epochs = [int(row["epoch"]) + 1 for row in history]
+
+    def column(name):
+        return [float(row.get(name, "nan") or "nan") for row in history]
+
+    save_panels(path, [
+        panel("loss", epochs, {"train": column("loss"), "validation": column("val_loss")}),
+        panel("PSNR (dB)", epochs, {"RGB": column("val_rgb_psnr"), "ab, seed scale": column("val_ab_psnr")}),
+        panel("SSIM", epochs, {"RGB": column("val_rgb_ssim"), "ab, seed scale": column("val_ab_ssim")}),
+    ])

@@ -1,0 +1,258 @@
+"""One training run: data, strategy, model, Keras callbacks, fit, final evaluation, outputs.
+
+A run lives in its model_dir:
+
+| file | what |
+| --- | --- |
+| run_config.json | the flags it started with; a resumed run must use the same model and image size |
+| backup/ | the latest finished epoch (weights, optimizer, callback state): what a re-run resumes from |
+| checkpoints/best.weights.h5 | the weights with the best validation loss so far |
+| logs/ | TensorBoard: train/ and validation/ scalars per epoch, images/ photos every N epochs |
+| history.csv | one row of metrics per epoch |
+| curves.png | loss, PSNR and SSIM per epoch |
+| model.keras | the best network, loadable with Keras alone |
+| saved_model/ | the best network as a SavedModel: any photo in, colour photo out (`trainer.serving`) |
+| metrics.json | final validation and test metrics beside the gray baseline's; written last |
+"""
+
+import csv
+import datetime
+import json
+import platform
+import sys
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from pipeline import dataset
+from trainer import callbacks as trainer_callbacks
+from trainer import colorizer, distribute, losses, models, plots, serving
+
+_SAME_RUN = ("model", "data_dir")
+
+
+class Layout:
+    """Where a run keeps its files (see the module docstring)."""
+
+    def __init__(self, model_dir: str):
+        self.root = model_dir.rstrip("/")
+        self.config = f"{self.root}/run_config.json"
+        self.backup = f"{self.root}/backup"
+        self.best_weights = f"{self.root}/checkpoints/best.weights.h5"
+        self.logs = f"{self.root}/logs"
+        self.history = f"{self.root}/history.csv"
+        self.curves = f"{self.root}/curves.png"
+        self.keras_model = f"{self.root}/model.keras"
+        self.saved_model = f"{self.root}/saved_model"
+        self.metrics = f"{self.root}/metrics.json"
+
+
+def _read_json(path: str) -> dict:
+    with tf.io.gfile.GFile(path) as handle:
+        return json.load(handle)
+
+
+def _write_json(path: str, value: dict) -> None:
+    tf.io.gfile.makedirs(path.rsplit("/", 1)[0])
+    with tf.io.gfile.GFile(path, "w") as handle:
+        json.dump(value, handle, indent=2, default=float)
+
+
+def _check_run_dir(layout: Layout, config: dict, is_chief: bool) -> bool:
+    """True when the run already finished. Refuses to resume a different run."""
+    if config["overwrite"] and is_chief and tf.io.gfile.exists(layout.root):
+        tf.io.gfile.rmtree(layout.root)
+    if tf.io.gfile.exists(layout.metrics):
+        return True
+    if tf.io.gfile.exists(layout.config):
+        previous = _read_json(layout.config)
+        changed = [f"--{k}={previous.get(k)} (now {config[k]})" for k in _SAME_RUN if previous.get(k) != config[k]]
+        if changed:
+            raise distribute.ConfigError(
+                f"--model_dir {layout.root} holds a run with {', '.join(changed)}; use another "
+                "--model_dir, or --overwrite to start again")
+    elif is_chief:
+        _write_json(layout.config, config)
+    return False
+
+
+class Data:
+    """The splits a run uses, and the checks that they fit the run."""
+
+    def __init__(self, config: dict, global_batch: int):
+        data_dir, fold = config["data_dir"], config["cv_fold"]
+        self.train = dataset.Records.open(data_dir, "train")
+        self.size = self.train.image_size[0]
+        if fold is None:
+            self.train_folds, self.val, self.val_folds = None, dataset.Records.open(data_dir, "val"), None
+        else:
+            folds = self.train.manifest["split_rule"]["folds"]
+            if fold >= folds:
+                raise distribute.ConfigError(f"--cv_fold={fold}, but the records have {folds} folds (0-{folds - 1})")
+            self.train_folds = set(range(folds)) - {fold}
+            self.val, self.val_folds = self.train, {fold}
+        self.test = dataset.Records.open(data_dir, "test")
+        self.train_examples = self.train.num_examples(self.train_folds)
+        if self.train_examples < global_batch:
+            raise dataset.DataError(f"the training data has {self.train_examples} examples, fewer than one "
+                                    f"batch of {global_batch}")
+
+    def describe(self) -> dict:
+        return {"data_dir": self.train.data_dir, "image_size": [self.size, self.size],
+                "train_examples": self.train_examples,
+                "validation": "val split" if self.val_folds is None else f"fold {min(self.val_folds)} of train",
+                "val_examples": self.val.num_examples(self.val_folds), "test_examples": self.test.num_examples()}
+
+
+def _optimizer(config: dict) -> keras.optimizers.Optimizer:
+    rate = config["learning_rate"]
+    if config["optimizer"] == "sgd":
+        return keras.optimizers.SGD(rate, momentum=config["momentum"], nesterov=True)
+    return {"adam": keras.optimizers.Adam, "rmsprop": keras.optimizers.RMSprop}[config["optimizer"]](rate)
+
+
+def _network(config: dict, size: int) -> keras.Model:
+    if not config["init_model"]:
+        try:
+            return models.build(config["model"], size)
+        except ValueError as error:
+            raise distribute.ConfigError(str(error)) from None
+    net = keras.models.load_model(config["init_model"], compile=False)
+    expected = net.input_shape[1:3]
+    if tuple(expected) != (size, size):
+        raise distribute.ConfigError(f"the records are {size}x{size} but --init_model {config['init_model']} "
+                                     f"takes {expected[0]}x{expected[1]}")
+    return net
+
+
+def _training_data(strategy, data: Data, config: dict, global_batch: int, first_epoch: int):
+    """An endless stream of epochs, each shuffled by (seed + epoch): a resumed run sees what it would have seen."""
+
+    def per_pipeline(context: tf.distribute.InputContext):
+        def epoch(number):
+            return dataset.make_dataset(
+                data.train, context.get_per_replica_batch_size(global_batch), training=True,
+                folds=data.train_folds, input_context=context, seed=config["seed"] + number,
+                shuffle_buffer=config["shuffle_buffer"])
+
+        return tf.data.Dataset.range(first_epoch, sys.maxsize).flat_map(epoch).prefetch(tf.data.AUTOTUNE)
+
+    return strategy.distribute_datasets_from_function(per_pipeline)
+
+
+def _callbacks(config, layout, data, cluster, global_batch, write_dir):
+    monitor = "val_loss"
+    keras_callbacks = [
+        trainer_callbacks.Throughput(global_batch),
+        keras.callbacks.TerminateOnNaN(),
+        keras.callbacks.ModelCheckpoint(f"{write_dir}/checkpoints/best.weights.h5", monitor=monitor,
+                                        save_best_only=True, save_weights_only=True),
+        keras.callbacks.CSVLogger(f"{write_dir}/history.csv", append=True),
+        keras.callbacks.TensorBoard(f"{write_dir}/logs", write_graph=False, profile_batch=0),
+    ]
+    if config["early_stopping_patience"]:
+        keras_callbacks.append(keras.callbacks.EarlyStopping(monitor, patience=config["early_stopping_patience"]))
+    if config["reduce_lr_patience"]:
+        keras_callbacks.append(keras.callbacks.ReduceLROnPlateau(monitor, factor=0.5,
+                                                                 patience=config["reduce_lr_patience"]))
+    if config["time_budget_minutes"] is not None:
+        if cluster.workers > 1:
+            raise distribute.ConfigError("--time_budget_minutes works with one worker only: workers would not "
+                                         "agree on when to stop; use --epochs")
+        keras_callbacks.append(trainer_callbacks.TimeBudget(config["time_budget_minutes"]))
+    if config["log_images_every"] and cluster.is_chief:
+        lightness, ab = next(iter(dataset.make_dataset(data.val, config["num_log_images"], training=False,
+                                                       folds=data.val_folds)))
+        keras_callbacks.append(trainer_callbacks.PhotoLogger(f"{write_dir}/logs/images", lightness.numpy(),
+                                                             ab.numpy(), config["log_images_every"]))
+    keras_callbacks.append(trainer_callbacks.ResumableBackup(layout.backup, keras_callbacks, cluster.is_chief))
+    return keras_callbacks
+
+
+def _history(path: str) -> list[dict]:
+    """history.csv rows, one per epoch (a row repeated by an interrupted epoch counts once)."""
+    if not tf.io.gfile.exists(path):
+        return []
+    with tf.io.gfile.GFile(path) as handle:
+        rows = {int(row["epoch"]): row for row in csv.DictReader(handle)}
+    return [rows[epoch] for epoch in sorted(rows)]
+
+
+def _versions() -> dict:
+    return {"python": platform.python_version(), "tensorflow": tf.__version__, "keras": keras.__version__}
+
+
+def _summary(result: dict) -> str:
+    lines = [f"{'test metric':<20}{'model':>10}{'gray':>10}"]
+    for name, value in result["test"].items():
+        lines.append(f"{name:<20}{value:>10.4f}{result['gray_baseline']['test'][name]:>10.4f}")
+    return "\n".join(lines)
+
+
+def run(config: dict) -> str:
+    """Train, evaluate and export as `config` (the trainer's flag values) says; return a summary."""
+    layout = Layout(config["model_dir"])
+    cluster = distribute.read_cluster()
+    strategy = distribute.make_strategy(config["strategy"], cluster)
+    replicas = strategy.num_replicas_in_sync
+    global_batch = config["batch_size"]
+    if global_batch % replicas:
+        raise distribute.ConfigError(f"--batch_size={global_batch} is not divisible by the {replicas} replicas")
+    data = Data(config, global_batch)
+    if _check_run_dir(layout, config, cluster.is_chief):
+        return f"{layout.root} holds a finished run (metrics.json); nothing to do"
+    jit = distribute.jit_default(config["jit_compile"])
+    write_dir = distribute.writable_dir(layout.root, cluster)
+    keras.utils.set_random_seed(config["seed"])
+    loss_fn = losses.LOSSES[config["loss"]]
+    with strategy.scope():
+        model = colorizer.Colorizer(_network(config, data.size), loss_fn, jit)
+        model.compile(optimizer=_optimizer(config), jit_compile=False)
+        model(tf.zeros((1, data.size, data.size, 1)))
+        gray = colorizer.Colorizer(models.gray(data.size), loss_fn, jit)
+        gray.compile(jit_compile=False)
+
+    first_epoch = trainer_callbacks.initial_epoch(layout.backup)
+    steps = config["steps_per_epoch"] or data.train_examples // global_batch
+    model.fit(_training_data(strategy, data, config, global_batch, first_epoch), epochs=config["epochs"],
+              steps_per_epoch=steps,
+              validation_data=dataset.make_dataset(data.val, global_batch, training=False, folds=data.val_folds),
+              callbacks=_callbacks(config, layout, data, cluster, global_batch, write_dir),
+              verbose=1 if sys.stdout.isatty() else 2)
+    distribute.barrier(strategy)  # every worker waits for the chief's last checkpoint
+    if tf.io.gfile.exists(layout.best_weights):
+        model.load_weights(layout.best_weights)
+
+    splits = {"val": (data.val, data.val_folds), "test": (data.test, None)}
+    result = {"gray_baseline": {}}
+    for name, (records, folds) in splits.items():
+        evaluation = dataset.make_dataset(records, global_batch, training=False, folds=folds)
+        result[name] = model.evaluate(evaluation, return_dict=True, verbose=0)
+        result["gray_baseline"][name] = gray.evaluate(evaluation, return_dict=True, verbose=0)
+    if cluster.is_chief:
+        _write_outputs(model.net, layout, config, data, strategy, cluster, jit, result)
+    return _summary(result)
+
+
+def _write_outputs(net, layout, config, data, strategy, cluster, jit, result) -> None:
+    history = _history(layout.history)
+    plots.training_curves(layout.curves, history)
+    net = models.detached(net)
+    net.save(layout.keras_model)
+    serving.export(net, layout.saved_model)
+    speeds = [float(row["examples_per_second"]) for row in history[1:] or history]
+    _write_json(layout.metrics, {
+        "finished": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "model": config["model"], "parameters": net.count_params(),
+        "data": data.describe(),
+        "strategy": {"name": type(strategy).__name__, "replicas": strategy.num_replicas_in_sync,
+                     "workers": cluster.workers, "jit_compile": jit},
+        "epochs_run": len(history),
+        "best_epoch": int(np.argmin([float(row["val_loss"]) for row in history])) + 1 if history else None,
+        "training_seconds": sum(float(row["epoch_seconds"]) for row in history),
+        "train_examples_per_second": float(np.mean(speeds)) if speeds else None,
+        **result,
+        "flags": config,
+        "versions": _versions(),
+    })

@@ -123,4 +123,10 @@ def make_dataset(records: Records, batch_size: int, *, training: bool, folds=Non
     if training:
         dataset = dataset.shuffle(shuffle_buffer, seed=seed, reshuffle_each_iteration=True)
     dataset = dataset.batch(batch_size, drop_remainder=training)
-    return dataset.map(_batch_parser(*records.image_size), num_parallel_calls=AUTOTUNE).prefetch(AUTOTUNE)
+    dataset = dataset.map(_batch_parser(*records.image_size), num_parallel_calls=AUTOTUNE).prefetch(AUTOTUNE)
+    if not training:
+        # Distributed evaluation may have more workers than files: each worker keeps every n-th batch.
+        options = tf.data.Options()
+        options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
+        dataset = dataset.with_options(options)
+    return dataset

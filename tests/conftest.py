@@ -42,6 +42,19 @@ def write_image(path: pathlib.Path, image: np.ndarray, *params) -> pathlib.Path:
     return path
 
 
+TINY_SIZE = 32
+
+
+@pytest.fixture(scope="session")
+def tiny_records(shared_data, tmp_path_factory) -> pathlib.Path:
+    """About 100 real photos (two classes, two sources) as 32x32 records in few shards."""
+    output = tmp_path_factory.mktemp("tiny_records")
+    run_preprocess(output, f"--input=flowers={shared_data / 'flowers' / 'sunflower' / '2[0-4]*.jpg'}",
+                   f"--input=own={shared_data / 'extra_plants' / 'pansy' / 'image_12*.jpg'}",
+                   f"--size={TINY_SIZE}", "--num_shards=6")
+    return output
+
+
 def run_preprocess(output: pathlib.Path, *flags: str, workers: int = 1):
     """The real Beam job, in this process (DirectRunner), on `flags`; returns (manifest, counters)."""
     from beam_jobs import preprocess
@@ -65,3 +78,12 @@ def read_examples(data_dir: pathlib.Path, split: str) -> list[dict]:
         examples.append({name: (value.bytes_list.value[0] if value.bytes_list.value
                                 else value.int64_list.value[0]) for name, value in feature.items()})
     return examples
+
+
+def run_module(module: str, *flags: str, env: dict | None = None, timeout: float = 600):
+    """`python -m module flags...` in a fresh process (as a user runs it); returns the CompletedProcess."""
+    import subprocess
+    import sys
+
+    return subprocess.run([sys.executable, "-m", module, *flags], capture_output=True, text=True,
+                          timeout=timeout, cwd=REPO, env={**os.environ, **(env or {})})

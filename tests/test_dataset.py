@@ -8,19 +8,14 @@ import tensorflow as tf
 
 from pipeline import dataset
 
-from tests.conftest import run_preprocess
+from tests.conftest import TINY_SIZE, run_preprocess
 
-SIZE = 32
+SIZE = TINY_SIZE
 
 
-@pytest.fixture(scope="module")
-def records_dir(shared_data, tmp_path_factory):
-    """About 100 real photos (two classes, two sources) as 32x32 records, few shards."""
-    output = tmp_path_factory.mktemp("records")
-    run_preprocess(output, f"--input=flowers={shared_data / 'flowers' / 'sunflower' / '2[0-4]*.jpg'}",
-                   f"--input=own={shared_data / 'extra_plants' / 'pansy' / 'image_12*.jpg'}",
-                   f"--size={SIZE}", "--num_shards=6")
-    return output
+@pytest.fixture
+def records_dir(tiny_records):
+    return tiny_records
 
 
 def _fingerprints(data) -> list[str]:

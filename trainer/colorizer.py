@@ -27,6 +27,21 @@ class Colorizer(keras.Model):
         self.quality = [keras.metrics.Mean(name) for name in metrics.NAMES]
         self._train_replica = tf.function(self._loss_and_gradients, jit_compile=jit_compile)
         self._eval_replica = tf.function(self._loss_and_metrics, jit_compile=jit_compile)
+        # Steps return values already global (see `_global_results`): any replica's copy will do.
+        self.distribute_reduction_method = "first"
+
+    def build_all(self, image_size: int) -> None:
+        """Create every variable now, in the strategy's scope, rather than lazily inside `fit`."""
+        self(tf.zeros((1, image_size, image_size, 1)))
+        if self.optimizer is not None:
+            self.optimizer.build(self.net.trainable_variables)
+
+    def _maybe_symbolic_build(self, iterator=None, data_batch=None):
+        # Keras would build lazily from a batch it first averages across replicas, which fails
+        # under MultiWorkerMirroredStrategy (TF 2.16, Keras 3.15: "Attempt to convert a value
+        # (PerReplica ...) to a Tensor"). `build_all` has already built everything.
+        if not self.built or (self.optimizer is not None and not self.optimizer.built):
+            super()._maybe_symbolic_build(iterator, data_batch)
 
     def call(self, lightness, training=False):
         return self.net(lightness, training=training)
@@ -49,7 +64,7 @@ class Colorizer(keras.Model):
         per_image, gradients = self._train_replica(lightness, ab)
         self.optimizer.apply_gradients(zip(gradients, self.net.trainable_variables))
         self.loss_tracker.update_state(per_image)
-        return {"loss": self.loss_tracker.result()}
+        return self._global_results([self.loss_tracker])
 
     def _loss_and_metrics(self, lightness, ab):
         predicted = self.net(lightness, training=False)
@@ -61,4 +76,22 @@ class Colorizer(keras.Model):
         self.loss_tracker.update_state(per_image)
         for tracker in self.quality:
             tracker.update_state(quality[tracker.name])
-        return {tracker.name: tracker.result() for tracker in self.metrics}
+        return self._global_results(self.metrics)
+
+    @staticmethod
+    def _global_results(trackers) -> dict:
+        """Each Mean's value over all replicas and workers, computed inside the replica step.
+
+        Keras then averages the replicas' outputs: all equal, so the value stays.
+        In multi-worker mode it averages with `strategy.reduce(MEAN, axis=0)`,
+        which fails on scalars (TF 2.16, Keras 3.15: "Invalid reduction
+        dimension 0 for input with 0 dimensions", tensorflow#72388), so there
+        each value gets an axis of length one that the average removes.
+        """
+        strategy = tf.distribute.get_strategy()
+        multi_worker = isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy) and (
+            strategy.extended._in_multi_worker_mode())  # the test Keras itself makes
+        sums = tf.distribute.get_replica_context().all_reduce(
+            tf.distribute.ReduceOp.SUM, [tf.stack([t.total.value, t.count.value]) for t in trackers])
+        results = {t.name: total_count[0] / total_count[1] for t, total_count in zip(trackers, sums)}
+        return {name: tf.reshape(value, (1,)) if multi_worker else value for name, value in results.items()}

@@ -74,14 +74,22 @@ def make_strategy(name: str, cluster: Cluster) -> tf.distribute.Strategy:
     """auto: multi-worker under a TF_CONFIG cluster, else mirrored over several local devices, else one device."""
     if name not in STRATEGIES:
         raise ConfigError(f"--strategy must be one of {STRATEGIES}, got {name!r}")
+    if name == "multi_worker" or (name == "auto" and cluster.workers > 1):
+        # Before anything else touches TensorFlow's runtime: collectives are configured at start-up.
+        return tf.distribute.MultiWorkerMirroredStrategy()
     devices = _local_devices()
     if name == "auto":
-        name = "multi_worker" if cluster.workers > 1 else "mirrored" if len(devices) > 1 else "one_device"
-    if name == "multi_worker":
-        return tf.distribute.MultiWorkerMirroredStrategy()
+        name = "mirrored" if len(devices) > 1 else "one_device"
     if name == "mirrored":
         return tf.distribute.MirroredStrategy(devices)
     return tf.distribute.OneDeviceStrategy(devices[0])
+
+
+def kind(strategy: tf.distribute.Strategy) -> str:
+    """The --strategy value that names this strategy."""
+    if isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy):
+        return "multi_worker"
+    return "mirrored" if isinstance(strategy, tf.distribute.MirroredStrategy) else "one_device"
 
 
 def jit_default(setting: str) -> bool:
@@ -100,4 +108,9 @@ def writable_dir(model_dir: str, cluster: Cluster) -> str:
 
 def barrier(strategy: tf.distribute.Strategy) -> None:
     """Wait until every worker gets here (an all-reduce of nothing)."""
-    strategy.reduce(tf.distribute.ReduceOp.SUM, strategy.run(lambda: tf.constant(1.0)), axis=None)
+
+    @tf.function
+    def all_reduce():
+        return strategy.reduce(tf.distribute.ReduceOp.SUM, strategy.run(lambda: tf.constant(1.0)), axis=None)
+
+    all_reduce()

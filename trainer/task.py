@@ -7,23 +7,27 @@ The same command runs on one CPU, on all GPUs of a host and on several hosts
 (TF_CONFIG); re-running it with the same --model_dir resumes the run.
 """
 
+import os
 import sys
 
-from absl import app, flags
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # TensorFlow's C++ notices, e.g. each end of an eval dataset
 
-from trainer import distribute
-from trainer.flags import FLAGS
+from absl import app, flags, logging  # noqa: E402
+
+from trainer import distribute  # noqa: E402
+from trainer.flags import FLAGS  # noqa: E402
 
 
 def flag_values() -> dict:
     """The trainer's own flags (not absl's or TensorFlow's) as a dict."""
-    return {name: FLAGS[name].value for name in sorted(FLAGS)
-            if FLAGS[name].module_name == "trainer.flags"}
+    return {flag.name: flag.value for flag in FLAGS.get_flags_for_module("trainer.flags")}
 
 
 def main(argv):
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
+    if not FLAGS["verbosity"].present:
+        logging.set_verbosity(logging.WARNING)
     # The CPU must be split into logical devices before TensorFlow starts, so nothing
     # importing TensorFlow is imported before this line.
     distribute.split_cpu(FLAGS.logical_cpus)

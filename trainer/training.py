@@ -17,6 +17,7 @@ A run lives in its model_dir:
 
 import csv
 import datetime
+import hashlib
 import json
 import platform
 import sys
@@ -183,10 +184,19 @@ def _versions() -> dict:
     return {"python": platform.python_version(), "tensorflow": tf.__version__, "keras": keras.__version__}
 
 
-def _summary(result: dict) -> str:
+def weights_fingerprint(net: keras.Model) -> str:
+    """A short hash of every weight: workers that trained in sync print the same one."""
+    digest = hashlib.sha256()
+    for weight in net.get_weights():
+        digest.update(np.ascontiguousarray(weight, np.float32).tobytes())
+    return digest.hexdigest()[:16]
+
+
+def _summary(result: dict, net: keras.Model) -> str:
     lines = [f"{'test metric':<20}{'model':>10}{'gray':>10}"]
     for name, value in result["test"].items():
         lines.append(f"{name:<20}{value:>10.4f}{result['gray_baseline']['test'][name]:>10.4f}")
+    lines.append(f"weights fingerprint: {weights_fingerprint(net)}")
     return "\n".join(lines)
 
 
@@ -209,9 +219,10 @@ def run(config: dict) -> str:
     with strategy.scope():
         model = colorizer.Colorizer(_network(config, data.size), loss_fn, jit)
         model.compile(optimizer=_optimizer(config), jit_compile=False)
-        model(tf.zeros((1, data.size, data.size, 1)))
+        model.build_all(data.size)
         gray = colorizer.Colorizer(models.gray(data.size), loss_fn, jit)
         gray.compile(jit_compile=False)
+        gray.build_all(data.size)
 
     first_epoch = trainer_callbacks.initial_epoch(layout.backup)
     steps = config["steps_per_epoch"] or data.train_examples // global_batch
@@ -219,7 +230,7 @@ def run(config: dict) -> str:
               steps_per_epoch=steps,
               validation_data=dataset.make_dataset(data.val, global_batch, training=False, folds=data.val_folds),
               callbacks=_callbacks(config, layout, data, cluster, global_batch, write_dir),
-              verbose=1 if sys.stdout.isatty() else 2)
+              shuffle=False, verbose=1 if sys.stdout.isatty() else 2)
     distribute.barrier(strategy)  # every worker waits for the chief's last checkpoint
     if tf.io.gfile.exists(layout.best_weights):
         model.load_weights(layout.best_weights)
@@ -232,7 +243,8 @@ def run(config: dict) -> str:
         result["gray_baseline"][name] = gray.evaluate(evaluation, return_dict=True, verbose=0)
     if cluster.is_chief:
         _write_outputs(model.net, layout, config, data, strategy, cluster, jit, result)
-    return _summary(result)
+    distribute.barrier(strategy)  # workers leave together: one that exits early looks like a crash
+    return _summary(result, model.net)
 
 
 def _write_outputs(net, layout, config, data, strategy, cluster, jit, result) -> None:
@@ -246,7 +258,7 @@ def _write_outputs(net, layout, config, data, strategy, cluster, jit, result) ->
         "finished": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
         "model": config["model"], "parameters": net.count_params(),
         "data": data.describe(),
-        "strategy": {"name": type(strategy).__name__, "replicas": strategy.num_replicas_in_sync,
+        "strategy": {"name": distribute.kind(strategy), "replicas": strategy.num_replicas_in_sync,
                      "workers": cluster.workers, "jit_compile": jit},
         "epochs_run": len(history),
         "best_epoch": int(np.argmin([float(row["val_loss"]) for row in history])) + 1 if history else None,

@@ -1,0 +1,91 @@
+"""The in-graph metrics equal independent NumPy / scikit-image computations on fixed arrays."""
+
+import cv2
+import numpy as np
+import pytest
+from scipy import ndimage
+from skimage.metrics import peak_signal_noise_ratio, structural_similarity
+
+from trainer import metrics
+
+RNG = np.random.default_rng(7)
+
+
+def _smooth(shape, low, high):
+    """Random but image-like values: noise blurred, scaled into [low, high]."""
+    noise = ndimage.gaussian_filter(RNG.random(shape), sigma=(0, 2, 2, 0))
+    noise = (noise - noise.min()) / (noise.max() - noise.min())
+    return (low + noise * (high - low)).astype(np.float32)
+
+
+@pytest.fixture(scope="module")
+def rgb_pair():
+    truth = np.round(_smooth((3, 40, 48, 3), 0, 255))
+    predicted = np.clip(truth + np.round(RNG.normal(0, 12, truth.shape)), 0, 255)
+    return truth.astype(np.float32), predicted.astype(np.float32)
+
+
+def _colourfulness(rgb):
+    red, green, blue = rgb[..., 0], rgb[..., 1], rgb[..., 2]
+    rg, yb = red - green, 0.5 * (red + green) - blue
+    return np.sqrt(rg.std() ** 2 + yb.std() ** 2) + 0.3 * np.sqrt(rg.mean() ** 2 + yb.mean() ** 2)
+
+
+def _ssim(a, b, data_range):
+    return structural_similarity(a, b, channel_axis=-1, gaussian_weights=True, sigma=1.5,
+                                 use_sample_covariance=False, data_range=data_range)
+
+
+def test_rgb_psnr_matches_skimage_and_is_capped(rgb_pair):
+    truth, predicted = rgb_pair
+    ours = metrics.rgb_psnr(truth, predicted).numpy()
+    reference = [peak_signal_noise_ratio(t, p, data_range=255) for t, p in zip(truth, predicted)]
+    np.testing.assert_allclose(ours, reference, rtol=1e-4)
+    assert metrics.rgb_psnr(truth, truth).numpy().tolist() == [metrics.PSNR_CAP_DB] * 3
+
+
+def test_rgb_ssim_matches_skimage_gaussian_ssim(rgb_pair):
+    truth, predicted = rgb_pair
+    ours = metrics.rgb_ssim(truth, predicted).numpy()
+    reference = [_ssim(t, p, 255) for t, p in zip(truth, predicted)]
+    np.testing.assert_allclose(ours, reference, atol=2e-4)
+
+
+def test_colourfulness_matches_hasler_suesstrunk(rgb_pair):
+    truth, _ = rgb_pair
+    np.testing.assert_allclose(metrics.colourfulness(truth).numpy(), [_colourfulness(t) for t in truth],
+                               rtol=1e-4)
+    gray = np.repeat(truth[..., :1], 3, axis=-1)
+    np.testing.assert_allclose(metrics.colourfulness(gray).numpy(), 0.0, atol=1e-3)
+
+
+def test_seed_scale_is_the_original_projects_ab_over_128():
+    lightness = _smooth((2, 32, 32, 1), 0.2, 0.9)
+    ab_true = _smooth((2, 32, 32, 2), -0.4, 0.5)
+    ab_pred = np.clip(ab_true + RNG.normal(0, 0.05, ab_true.shape), -1, 1).astype(np.float32)
+    values = metrics.per_image(lightness, ab_true, ab_pred)
+    seed_true, seed_pred = ab_true + 1.0, ab_pred + 1.0  # (ab8 - 128) / 128 + 1 = ab8 / 128
+    np.testing.assert_allclose(values["ab_psnr"], [peak_signal_noise_ratio(t, p, data_range=1.0)
+                                                   for t, p in zip(seed_true, seed_pred)], rtol=1e-4)
+    np.testing.assert_allclose(values["ab_ssim"], [_ssim(t, p, 1.0) for t, p in zip(seed_true, seed_pred)],
+                               atol=2e-4)
+
+
+def test_rgb_metrics_rebuild_rgb_from_true_lightness_and_predicted_ab():
+    """Against an OpenCV Lab -> RGB rebuild: integer rounding may differ by one level here and there."""
+    lightness = _smooth((2, 32, 32, 1), 0.2, 0.9)
+    ab_true = _smooth((2, 32, 32, 2), -0.3, 0.4)
+    ab_pred = (0.5 * ab_true).astype(np.float32)
+
+    def opencv_rgb(ab):
+        lab = np.concatenate([lightness * 100, ab * 128], axis=-1)
+        return np.stack([np.round(np.clip(cv2.cvtColor(x, cv2.COLOR_LAB2RGB), 0, 1) * 255) for x in lab])
+
+    values = metrics.per_image(lightness, ab_true, ab_pred)
+    truth, predicted = opencv_rgb(ab_true), opencv_rgb(ab_pred)
+    reference = [peak_signal_noise_ratio(t, p, data_range=255) for t, p in zip(truth, predicted)]
+    np.testing.assert_allclose(values["rgb_psnr"], reference, atol=0.3)
+    np.testing.assert_allclose(values["colourfulness_true"], [_colourfulness(t) for t in truth], rtol=0.02)
+    np.testing.assert_allclose(values["colourfulness_gap"],
+                               values["colourfulness_true"] - values["colourfulness"], atol=1e-4)
+    assert np.all(values["colourfulness_gap"] > 0)  # half the chroma: duller than the truth

@@ -2,6 +2,8 @@
 
 import tensorflow as tf
 
+from trainer import metrics
+
 HUBER_DELTA = 0.1  # in model ab units (12.8 in 8-bit Lab): errors beyond it count linearly
 
 
@@ -21,7 +23,7 @@ def huber(ab_true, ab_pred):
 
 def ssim(ab_true, ab_pred):
     """1 - SSIM on the original project's scale (ab8 / 128, max_val 1), as its SSIM loss."""
-    return 1.0 - tf.image.ssim(ab_true + 1.0, ab_pred + 1.0, max_val=1.0)
+    return 1.0 - metrics.ssim(ab_true + 1.0, ab_pred + 1.0, max_val=1.0)
 
 
 LOSSES = {"mse": mse, "mae": mae, "huber": huber, "ssim": ssim}

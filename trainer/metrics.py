@@ -2,8 +2,8 @@
 
 Two scales:
 - seed scale, to compare with the original report: ab in 8-bit units over 128
-  (values around 1.0), `tf.image.psnr`/`tf.image.ssim` with max_val=1 on the
-  two ab channels;
+  (values around 1.0), PSNR and SSIM (as `tf.image.psnr`/`tf.image.ssim`) with
+  max_val=1 on the two ab channels;
 - standard scale, what the colourization literature reports: RGB rebuilt from
   the true L and the predicted ab, as 0-255 integers; PSNR capped at
   `PSNR_CAP_DB` (an exact match would be infinite); SSIM with an 11x11
@@ -14,6 +14,7 @@ Every function takes model-scale tensors: L (b, h, w, 1) in [0, 1] and ab
 (b, h, w, 2) in [-1, 1], and returns one value per image.
 """
 
+import numpy as np
 import tensorflow as tf
 
 from pipeline import color_tf
@@ -43,12 +44,44 @@ def colourfulness(rgb: tf.Tensor) -> tf.Tensor:
     return tf.sqrt(var_rg + var_yb) + 0.3 * tf.sqrt(tf.square(mean_rg) + tf.square(mean_yb))
 
 
+def _gaussian_band(length: int, size: int = 11, sigma: float = 1.5) -> np.ndarray:
+    """(length, length - size + 1) matrix whose product with a row is its 'valid' Gaussian blur."""
+    taps = np.exp(-0.5 * ((np.arange(size) - (size - 1) / 2) / sigma) ** 2)
+    band = np.zeros((length, length - size + 1), np.float32)
+    for column in range(length - size + 1):
+        band[column:column + size, column] = taps / taps.sum()
+    return band
+
+
+def ssim(a: tf.Tensor, b: tf.Tensor, max_val: float) -> tf.Tensor:
+    """SSIM per image (b, h, w, c), as `tf.image.ssim`: 11x11 Gaussian window, sigma 1.5, mean over channels.
+
+    The window is applied as two banded matrix products rather than
+    `tf.image.ssim`'s depthwise convolutions: 5 instead of 60 ms per 200x200
+    RGB image on this CPU, which made validation ten times slower than training.
+    """
+    rows = tf.constant(_gaussian_band(a.shape[1]))
+    columns = tf.constant(_gaussian_band(a.shape[2]))
+
+    def blur(x):
+        return tf.einsum("bhwc,hu,wv->bcuv", x, rows, columns)
+
+    c1, c2 = (0.01 * max_val) ** 2, (0.03 * max_val) ** 2
+    mean_a, mean_b = blur(a), blur(b)
+    var_a = blur(a * a) - mean_a * mean_a
+    var_b = blur(b * b) - mean_b * mean_b
+    covariance = blur(a * b) - mean_a * mean_b
+    index = ((2 * mean_a * mean_b + c1) * (2 * covariance + c2)) / (
+        (mean_a * mean_a + mean_b * mean_b + c1) * (var_a + var_b + c2))
+    return tf.reduce_mean(index, axis=[1, 2, 3])
+
+
 def rgb_psnr(rgb_true: tf.Tensor, rgb_pred: tf.Tensor) -> tf.Tensor:
     return tf.minimum(tf.image.psnr(rgb_true, rgb_pred, max_val=255.0), PSNR_CAP_DB)
 
 
 def rgb_ssim(rgb_true: tf.Tensor, rgb_pred: tf.Tensor) -> tf.Tensor:
-    return tf.image.ssim(rgb_true, rgb_pred, max_val=255.0, filter_size=11, filter_sigma=1.5)
+    return ssim(rgb_true, rgb_pred, max_val=255.0)
 
 
 def per_image(lightness: tf.Tensor, ab_true: tf.Tensor, ab_pred: tf.Tensor) -> dict[str, tf.Tensor]:
@@ -58,7 +91,7 @@ def per_image(lightness: tf.Tensor, ab_true: tf.Tensor, ab_pred: tf.Tensor) -> d
     colour_true, colour_pred = colourfulness(rgb_true), colourfulness(rgb_pred)
     return {
         "ab_psnr": tf.image.psnr(_seed_scale(ab_true), _seed_scale(ab_pred), max_val=1.0),
-        "ab_ssim": tf.image.ssim(_seed_scale(ab_true), _seed_scale(ab_pred), max_val=1.0),
+        "ab_ssim": ssim(_seed_scale(ab_true), _seed_scale(ab_pred), max_val=1.0),
         "rgb_psnr": rgb_psnr(rgb_true, rgb_pred),
         "rgb_ssim": rgb_ssim(rgb_true, rgb_pred),
         "colourfulness": colour_pred,

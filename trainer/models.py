@@ -4,6 +4,7 @@ Only built-in Keras layers, so a saved `.keras` file loads without this project.
 """
 
 import keras
+import tensorflow as tf
 from keras import layers
 
 
@@ -71,6 +72,18 @@ def detached(net: keras.Model) -> keras.Model:
 
 
 MODELS = {"seed_autoencoder": seed_autoencoder, "lowres_unet": lowres_unet}
+
+
+def resolve(path: str | None) -> str:
+    """A .keras file from a path to one, a training run's model_dir, or None (the shipped default model)."""
+    from trainer import default_model
+
+    path = (path or default_model.PATH).rstrip("/")
+    if not path.endswith(".keras"):
+        path = f"{path}/model.keras"
+    if not tf.io.gfile.exists(path):
+        raise FileNotFoundError(f"no model at {path}: give a .keras file or a training run's model_dir")
+    return path
 
 
 def build(name: str, size: int) -> keras.Model:

@@ -5,6 +5,9 @@ averaging to the model's square size, then L); its ab prediction is upsampled
 bilinearly to the photo's own size and recombined with the photo's own
 full-resolution L. So the output has exactly the input's size and lightness,
 and only the low-frequency colour comes from the model.
+
+`trainer.colorize` batches many photos through the network with the same two
+halves (`model_input`, `recombine`) that `colorize` and the SavedModel use.
 """
 
 import keras
@@ -15,27 +18,30 @@ from pipeline import color_tf
 SIGNATURE = "serving_default"
 
 
-def _as_rgb(images: tf.Tensor) -> tf.Tensor:
+def as_rgb(images: tf.Tensor) -> tf.Tensor:
     """uint8 (b, h, w, 1 or 3 or 4) -> float RGB in [0, 1]; gray becomes three equal channels."""
     rgb = tf.cond(tf.shape(images)[-1] >= 3, lambda: images[..., :3],
                   lambda: tf.repeat(images[..., :1], 3, axis=-1))
     return tf.cast(rgb, tf.float32) / 255.0
 
 
-def predict_ab(net: keras.Model, rgb: tf.Tensor) -> tf.Tensor:
-    """Float RGB (b, h, w, 3) -> the model's ab at the model's size."""
-    size = net.input_shape[1:3]
-    small = tf.image.resize(rgb, size, method="area")
-    lightness, _ = color_tf.to_lab(small)
-    return net(lightness, training=False)
+def model_input(rgb: tf.Tensor, size: int) -> tf.Tensor:
+    """Float RGB (b, h, w, 3) -> the network's input: L in [0, 1] at size x size."""
+    lightness, _ = color_tf.to_lab(tf.image.resize(rgb, (size, size), method="area"))
+    return lightness
+
+
+def recombine(rgb: tf.Tensor, ab: tf.Tensor) -> tf.Tensor:
+    """The photo's own L with the predicted ab upsampled to its size -> uint8 RGB (b, h, w, 3)."""
+    lightness, _ = color_tf.to_lab(rgb)
+    ab = tf.image.resize(ab, tf.shape(rgb)[1:3], method="bilinear")
+    return tf.cast(tf.round(color_tf.to_rgb(lightness, ab) * 255.0), tf.uint8)
 
 
 def colorize(net: keras.Model, images: tf.Tensor) -> tf.Tensor:
     """uint8 photos (b, h, w, c), gray or colour (colour is discarded) -> uint8 RGB (b, h, w, 3)."""
-    rgb = _as_rgb(images)
-    lightness, _ = color_tf.to_lab(rgb)
-    ab = tf.image.resize(predict_ab(net, rgb), tf.shape(rgb)[1:3], method="bilinear")
-    return tf.cast(tf.round(color_tf.to_rgb(lightness, ab) * 255.0), tf.uint8)
+    rgb = as_rgb(images)
+    return recombine(rgb, net(model_input(rgb, net.input_shape[1]), training=False))
 
 
 class _Serving(tf.Module):

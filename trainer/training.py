@@ -21,6 +21,7 @@ import hashlib
 import json
 import platform
 import sys
+import warnings
 
 import keras
 import numpy as np
@@ -31,6 +32,9 @@ from trainer import callbacks as trainer_callbacks
 from trainer import colorizer, distribute, losses, models, plots, serving
 
 _SAME_RUN = ("model", "data_dir")
+
+# Keras says this whenever an evaluation dataset of unknown length ends, which is how every one ends.
+warnings.filterwarnings("ignore", message="Your input ran out of data")
 
 
 class Layout:

@@ -1,0 +1,99 @@
+"""Colourizing photos of any size: size and lightness kept, gray and colour in, failures reported."""
+
+import cv2
+import keras
+import numpy as np
+import pytest
+
+from trainer import colorize, models, photos, serving
+
+from tests.conftest import colourful_photos, run_module, write_image
+
+
+@pytest.fixture(scope="module")
+def model_paths(tmp_path_factory):
+    """An untrained (seeded) network as .keras and as a SavedModel: the plumbing does not care how good it is."""
+    folder = tmp_path_factory.mktemp("model")
+    keras.utils.set_random_seed(1)
+    net = models.lowres_unet(32)
+    net.save(folder / "model.keras")
+    serving.export(net, str(folder / "saved_model"))
+    return folder / "model.keras", folder / "saved_model"
+
+
+@pytest.fixture(scope="module")
+def photo_dir(shared_data, tmp_path_factory):
+    """Odd sizes, a gray photo, a one-pixel image and a corrupt file, in nested folders."""
+    folder = tmp_path_factory.mktemp("photos")
+    source = cv2.imread(str(colourful_photos(shared_data / "flowers" / "tulip", 1)[0]))
+    write_image(folder / "odd" / "tall.png", cv2.resize(source, (333, 517), interpolation=cv2.INTER_AREA))
+    write_image(folder / "big.jpg", cv2.resize(source, (2000, 1500)), cv2.IMWRITE_JPEG_QUALITY, 95)
+    write_image(folder / "odd" / "gray.png", cv2.cvtColor(cv2.resize(source, (150, 90)), cv2.COLOR_BGR2GRAY))
+    write_image(folder / "dot.png", source[:1, :1])
+    (folder / "odd" / "broken.jpg").write_bytes(b"\xff\xd8\xff\xe0 not really a jpeg")
+    return folder
+
+
+def _lightness(bgr: np.ndarray) -> np.ndarray:
+    return cv2.cvtColor(bgr, cv2.COLOR_BGR2LAB)[..., 0].astype(np.int16)
+
+
+def test_every_photo_keeps_its_size_name_and_lightness(model_paths, photo_dir, tmp_path):
+    written, failures = colorize.run([str(photo_dir)], str(tmp_path), str(model_paths[0]), compare=False,
+                                     batch_size=3, min_side=8)
+    assert written == 3
+    for name in ("odd/tall.png", "big.jpg", "odd/gray.png"):
+        source = cv2.imread(str(photo_dir / name), cv2.IMREAD_COLOR)
+        result = cv2.imread(str(tmp_path / name), cv2.IMREAD_COLOR)
+        assert result.shape == source.shape, name
+        difference = np.abs(_lightness(result) - _lightness(source))
+        # Out-of-gamut colours move L a little when clipped to RGB, and JPEG moves it a little more.
+        assert difference.mean() < 1.5 and np.percentile(difference, 99) <= 6, name
+    assert np.abs(cv2.imread(str(tmp_path / "odd/gray.png")).astype(int).std(axis=-1)).mean() > 0.5
+
+
+def test_failures_are_reported_with_reasons_and_the_rest_written(model_paths, photo_dir, tmp_path):
+    written, failures = colorize.run([str(photo_dir)], str(tmp_path), str(model_paths[0]), compare=False,
+                                     batch_size=16, min_side=8)
+    reasons = {f.path.rsplit("/", 1)[-1]: f.reason for f in failures}
+    assert reasons == {"dot.png": "too_small", "broken.jpg": "truncated"}
+    assert written == 3 and not (tmp_path / "dot.png").exists()
+
+
+def test_command_exit_code_says_whether_anything_failed(model_paths, photo_dir, tmp_path):
+    done = run_module("trainer.colorize", str(photo_dir / "odd" / "*.png"), f"--output={tmp_path / 'a'}",
+                      f"--model={model_paths[0]}")
+    assert done.returncode == 0 and "2 photos colourized" in done.stdout
+    assert (tmp_path / "a" / "tall.png").exists() and (tmp_path / "a" / "gray.png").exists()
+    done = run_module("trainer.colorize", str(photo_dir), f"--output={tmp_path / 'b'}", f"--model={model_paths[0]}")
+    assert done.returncode == 1
+    assert "broken.jpg: truncated" in done.stdout and "dot.png: too_small" in done.stdout
+
+
+def test_inputs_are_never_overwritten(model_paths, photo_dir):
+    before = {p: p.read_bytes() for p in photo_dir.rglob("*") if p.is_file()}
+    with pytest.raises(photos.UsageError, match="would overwrite input photos"):
+        colorize.run([str(photo_dir)], str(photo_dir), str(model_paths[0]), False, 4, 8)
+    assert {p: p.read_bytes() for p in photo_dir.rglob("*") if p.is_file()} == before
+
+
+def test_compare_sheets_show_the_original_only_for_colour_photos(model_paths, photo_dir, tmp_path):
+    colorize.run([str(photo_dir / "odd")], str(tmp_path), str(model_paths[0]), compare=True, batch_size=4,
+                 min_side=8)
+    assert cv2.imread(str(tmp_path / "compare" / "tall.jpg")).shape == (517, 3 * 333, 3)
+    assert cv2.imread(str(tmp_path / "compare" / "gray.jpg")).shape == (90, 2 * 150, 3)
+
+
+def test_saved_model_and_keras_model_give_the_same_colours(model_paths, photo_dir, tmp_path):
+    keras_path, saved_model = model_paths
+    colorize.run([str(photo_dir / "odd")], str(tmp_path / "k"), str(keras_path), False, 4, 8)
+    colorize.run([str(photo_dir / "odd")], str(tmp_path / "s"), str(saved_model), False, 4, 8)
+    for name in ("tall.png", "gray.png"):
+        a = cv2.imread(str(tmp_path / "k" / name)).astype(int)
+        b = cv2.imread(str(tmp_path / "s" / name)).astype(int)
+        assert np.abs(a - b).max() <= 1, name
+
+
+def test_missing_model_is_a_usage_error(photo_dir, tmp_path):
+    with pytest.raises(photos.UsageError, match="--model: no model at"):
+        colorize.run([str(photo_dir)], str(tmp_path), str(tmp_path / "nothing"), False, 4, 8)

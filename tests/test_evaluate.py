@@ -1,0 +1,119 @@
+"""Evaluation on photos and on records: numbers equal an independent computation; JSON and table agree."""
+
+import json
+import re
+import shutil
+
+import cv2
+import keras
+import numpy as np
+import pytest
+from skimage.metrics import peak_signal_noise_ratio, structural_similarity
+
+from trainer import evaluate, models
+
+from tests.conftest import colourful_photos, run_module
+
+SIZE = 32
+
+
+@pytest.fixture(scope="module")
+def model_path(tmp_path_factory):
+    keras.utils.set_random_seed(2)
+    path = tmp_path_factory.mktemp("model") / "model.keras"
+    models.lowres_unet(SIZE).save(path)
+    return path
+
+
+@pytest.fixture(scope="module")
+def photo_dir(shared_data, tmp_path_factory):
+    """Three real photos each of two classes, and a file that is not a photo."""
+    folder = tmp_path_factory.mktemp("photos")
+    for label in ("rose", "sunflower"):
+        (folder / label).mkdir()
+        for path in colourful_photos(shared_data / "flowers" / label, 3):
+            shutil.copyfile(path, folder / label / path.name)
+    (folder / "rose" / "notes.txt").write_text("not a photo")
+    return folder
+
+
+def _reference(path, net):
+    """Independently: OpenCV prepares the photo, NumPy / scikit-image score it."""
+    small = cv2.resize(cv2.imread(str(path)), (SIZE, SIZE), interpolation=cv2.INTER_AREA)
+    lab8 = cv2.cvtColor(small, cv2.COLOR_BGR2LAB)
+    lightness = lab8[..., :1].astype(np.float32) / 255.0
+    ab = (lab8[..., 1:].astype(np.float32) - 128.0) / 128.0
+    predicted = net(lightness[None]).numpy()[0]
+
+    def rgb(ab_values):
+        lab = np.concatenate([lightness * 100.0, ab_values * 128.0], axis=-1)
+        return np.round(np.clip(cv2.cvtColor(lab, cv2.COLOR_LAB2RGB), 0, 1) * 255)
+
+    scores = {}
+    for name, candidate in (("model", predicted), ("gray", np.zeros_like(ab))):
+        truth, guess = rgb(ab), rgb(candidate)
+        scores[name] = {
+            "rgb_psnr": min(peak_signal_noise_ratio(truth, guess, data_range=255), 50.0),
+            "rgb_ssim": structural_similarity(truth, guess, channel_axis=-1, gaussian_weights=True, sigma=1.5,
+                                              use_sample_covariance=False, data_range=255),
+            "ab_psnr": peak_signal_noise_ratio(ab + 1, candidate + 1, data_range=1.0),
+        }
+    return scores
+
+
+@pytest.fixture(scope="module")
+def report(model_path, photo_dir, tmp_path_factory):
+    output = tmp_path_factory.mktemp("report")
+    summary = evaluate.run(str(model_path), None, "test", [str(photo_dir)], "stretch", str(output), 4, 2)
+    return output, summary
+
+
+def test_numbers_equal_an_independent_computation(report, model_path, photo_dir):
+    _, summary = report
+    net = keras.models.load_model(model_path)
+    for label in ("rose", "sunflower"):
+        references = [_reference(p, net) for p in sorted((photo_dir / label).glob("*.jpg"))]
+        group = summary["per_class"][label]
+        assert group["count"] == 3
+        for who in ("model", "gray"):
+            for name, tolerance in (("rgb_psnr", 0.3), ("rgb_ssim", 0.01), ("ab_psnr", 0.05)):
+                expected = np.mean([r[who][name] for r in references])
+                assert group[who][name] == pytest.approx(expected, abs=tolerance), (label, who, name)
+
+
+def test_the_table_says_what_the_json_says(report):
+    output, _ = report
+    summary = json.loads((output / "metrics.json").read_text())
+    rows = [line for line in (output / "metrics.md").read_text().splitlines() if line.startswith("| ")][1:]
+    assert [row.split("|")[1].strip() for row in rows] == ["rose", "sunflower", "all"]
+    for row in rows:
+        cells = [c.strip() for c in row.strip("|").split("|")]
+        group = summary["overall"] if cells[0] == "all" else summary["per_class"][cells[0]]
+        model_psnr, gray_psnr = (float(x) for x in cells[2].split(" / "))
+        assert model_psnr == pytest.approx(group["model"]["rgb_psnr"], abs=1e-4)
+        assert gray_psnr == pytest.approx(group["gray"]["rgb_psnr"], abs=1e-4)
+        assert int(cells[1]) == (summary["count"] if cells[0] == "all" else group["count"])
+
+
+def test_unreadable_files_are_listed_and_the_sheet_shows_best_and_worst(report):
+    output, summary = report
+    assert [(f["path"].rsplit("/", 1)[-1], f["reason"]) for f in summary["failures"]] == [
+        ("notes.txt", "not_an_image")]
+    sheet = cv2.imread(str(output / "contact_sheet.png"))
+    assert sheet.shape == (4 * SIZE, 3 * SIZE, 3)
+
+
+def test_records_are_evaluated_per_class(model_path, tiny_records, tmp_path):
+    done = run_module("trainer.evaluate", f"--model={model_path}", f"--data_dir={tiny_records}", "--split=val",
+                      f"--output={tmp_path}")
+    assert done.returncode == 0, done.stderr[-2000:]
+    summary = json.loads((tmp_path / "metrics.json").read_text())
+    manifest = json.loads((tiny_records / "manifest.json").read_text())
+    assert summary["count"] == manifest["splits"]["val"]["examples"]
+    assert {k: v["count"] for k, v in summary["per_class"].items()} == manifest["splits"]["val"]["by_label"]
+    assert re.search(r"\| all \| \d+ \|", done.stdout)
+
+
+def test_a_missing_model_is_refused(tmp_path):
+    done = run_module("trainer.evaluate", f"--model={tmp_path}", "--images=.", f"--output={tmp_path}")
+    assert done.returncode == 2 and "--model: no model at" in done.stderr

@@ -1,0 +1,78 @@
+"""Finding photos (files, folders, globs; local or gs://) and reading them, with a reason for every failure."""
+
+import dataclasses
+import posixpath
+import re
+
+import tensorflow as tf
+
+from pipeline import images
+
+_GLOB = re.compile(r"[*?\[]")
+
+
+class UsageError(ValueError):
+    """A command-line problem, reported in one line."""
+
+
+@dataclasses.dataclass(frozen=True)
+class Photo:
+    path: str
+    relative: str  # where it sits below the folder (or glob root) it was found in
+
+    @property
+    def label(self) -> str:
+        """The parent folder's name, as the Beam job records it."""
+        return posixpath.basename(posixpath.dirname(self.path))
+
+
+@dataclasses.dataclass(frozen=True)
+class Failure:
+    path: str
+    reason: str
+    detail: str
+
+
+def _below(root: str, path: str) -> str:
+    return path[len(root):].lstrip("/") if path.startswith(root) else posixpath.basename(path)
+
+
+def _glob_root(pattern: str) -> str:
+    """'photos/*/x*.jpg' -> 'photos': the folder before the first wildcard."""
+    return pattern[: _GLOB.search(pattern).start()].rsplit("/", 1)[0]
+
+
+def find(arguments: list[str]) -> list[Photo]:
+    """Every file named by the arguments: files, folders (recursively) and globs."""
+    found = []
+    for argument in arguments:
+        if tf.io.gfile.isdir(argument):
+            root = argument.rstrip("/")
+            for folder, _, names in tf.io.gfile.walk(root):
+                found += [Photo(f"{folder}/{name}", _below(root, f"{folder}/{name}")) for name in sorted(names)]
+        elif _GLOB.search(argument):
+            root = _glob_root(argument)
+            found += [Photo(path, _below(root, path)) for path in sorted(tf.io.gfile.glob(argument))
+                      if not tf.io.gfile.isdir(path)]
+        elif tf.io.gfile.exists(argument):
+            found.append(Photo(argument, posixpath.basename(argument)))
+        else:
+            raise UsageError(f"{argument}: no such file or folder")
+    if not found:
+        raise UsageError(f"no photos found in {' '.join(arguments)}")
+    return found
+
+
+def read_rgb(photo: Photo, min_side: int):
+    """The photo as uint8 RGB at its own size, or the Failure saying why not."""
+    try:
+        with tf.io.gfile.GFile(photo.path, "rb") as handle:
+            data = handle.read()
+    except (OSError, tf.errors.OpError) as error:
+        return Failure(photo.path, "unreadable", str(error).splitlines()[0])
+    try:
+        rgb = images.decode_rgb(data)
+        images.check_size(rgb, min_side)
+        return rgb
+    except images.ImageError as error:
+        return Failure(photo.path, error.reason, error.detail)

@@ -12,7 +12,7 @@ import sys
 import apache_beam as beam
 from apache_beam.io.filesystems import FileSystems
 from apache_beam.metrics.metric import MetricsFilter
-from apache_beam.options.pipeline_options import PipelineOptions
+from apache_beam.options.pipeline_options import GoogleCloudOptions, PipelineOptions, StandardOptions
 
 from pipeline import schema, splits
 
@@ -64,6 +64,17 @@ def _resolve_inputs(values: list[str]) -> list[tuple[str, str]]:
     return resolved
 
 
+def check_cloud(opts: job_options.PreprocessOptions, pipeline_options: PipelineOptions) -> None:
+    """Settings that only fail later, on the cloud, fail here instead."""
+    if opts.output and opts.output.startswith("gs://") and not pipeline_options.view_as(
+            GoogleCloudOptions).temp_location:
+        raise UsageError(f"--output {opts.output} needs --temp_location gs://BUCKET/tmp, where Beam stages files")
+    if pipeline_options.view_as(StandardOptions).runner == "DataflowRunner":
+        local = [value for value in opts.input if "gs://" not in value]
+        if local:
+            raise UsageError(f"Dataflow workers cannot read local --input {local[0]}: copy it to gs:// first")
+
+
 def prepare_output(output: str | None, overwrite: bool) -> None:
     """Refuse a non-empty output directory unless --overwrite, which empties it first."""
     if not output:
@@ -112,6 +123,7 @@ def run(argv: list[str]) -> tuple[dict, dict[str, int]]:
         raise UsageError(f"unknown flag(s): {' '.join(unknown)} (see --help)")
     opts = pipeline_options.view_as(job_options.PreprocessOptions)
     spec = _spec(opts)
+    check_cloud(opts, pipeline_options)
     inputs = _resolve_inputs(opts.input)
     prepare_output(opts.output, opts.overwrite)
     args = {"argv": argv, "inputs": dict(inputs)}

@@ -182,3 +182,32 @@ def test_bad_flags_are_named(photo_dirs, tmp_path, capsys, flags, message):
     assert preprocess.main([*flags, f"--output={tmp_path / 'out'}"]) == 2
     error = capsys.readouterr().err
     assert message in error and "Traceback" not in error
+
+
+def _records_by_split(output, manifest):
+    import tensorflow as tf
+
+    return {split: sorted(r.numpy() for r in tf.data.TFRecordDataset(
+        [str(output / name) for name in entry["shards"]], compression_type=manifest["compression"]))
+        for split, entry in manifest["splits"].items()}
+
+
+def test_two_local_worker_processes_write_what_one_writes(photo_dirs, tmp_path):
+    root, _ = photo_dirs
+    flags = [f"--input=flowers={root / 'flowers'}", f"--input={root / 'own'}"]
+    one, _ = run_preprocess(tmp_path / "one", *flags)
+    two, _ = run_preprocess(tmp_path / "two", *flags, workers=2)
+    assert two["args"]["argv"].count("--direct_running_mode=multi_processing") == 1
+    assert one["counts"] == two["counts"] and one["rejected"] == two["rejected"]
+    assert _records_by_split(tmp_path / "one", one) == _records_by_split(tmp_path / "two", two)
+
+
+@pytest.mark.parametrize("flags,message", [
+    (["--output=gs://my-bucket/records"], "needs --temp_location gs://BUCKET/tmp"),
+    (["--output=gs://my-bucket/records", "--runner=DataflowRunner", "--temp_location=gs://my-bucket/tmp",
+      "--project=my-project-123", "--region=europe-west4"], "Dataflow workers cannot read local --input"),
+])
+def test_cloud_settings_that_cannot_work_are_named_before_starting(photo_dirs, capsys, flags, message):
+    root, _ = photo_dirs
+    assert preprocess.main([f"--input={root / 'own'}", *flags]) == 2
+    assert message in capsys.readouterr().err

@@ -13,7 +13,10 @@ flags.DEFINE_string("model_dir", None, "Where checkpoints, TensorBoard logs, met
 flags.DEFINE_enum("model", "lowres_unet", sorted(models.MODELS), "Network to train.")
 flags.DEFINE_string("init_model", None, "Start from the weights of this .keras model (fine-tuning).")
 flags.DEFINE_enum("optimizer", "adam", OPTIMIZERS, "Optimizer (sgd uses Nesterov momentum).")
-flags.DEFINE_enum("loss", "mae", sorted(losses.LOSSES), "Training loss on ab.")
+flags.DEFINE_enum("loss", "mae", sorted(losses.NAMES), "Training loss on ab (rebalanced_mae: MAE weighted "
+                  "towards rare, saturated colours, for vivid results).")
+flags.DEFINE_float("rebalancing", 0.5, "--loss=rebalanced_mae: how strongly rare colours weigh more, from 0 "
+                   "(plain MAE) to 1 (inverse frequency).", lower_bound=0.0, upper_bound=1.0)
 flags.DEFINE_float("learning_rate", 1e-3, "Initial learning rate.", lower_bound=0.0)
 flags.DEFINE_float("momentum", 0.9, "Momentum for --optimizer=sgd.", lower_bound=0.0, upper_bound=1.0)
 flags.DEFINE_integer("batch_size", 16, "Global batch size, split evenly across all replicas.", lower_bound=1)

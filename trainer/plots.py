@@ -13,8 +13,9 @@ def _axis_label(value: float) -> str:
     return f"{value:.3g}"
 
 
-def panel(title: str, xs: list, series: dict[str, list[float]], x_label: str = "epoch") -> np.ndarray:
-    """One chart: a line per named series over xs, with min/max ticks and a legend. BGR uint8."""
+def panel(title: str, xs: list, series: dict[str, list[float]], x_label: str = "epoch",
+          points_only: bool = False) -> np.ndarray:
+    """One chart: a line (or just points) per named series over xs, with min/max ticks and a legend. BGR."""
     height, width = _SIZE
     image = np.full((height, width, 3), 255, np.uint8)
     values = np.array([v for ys in series.values() for v in ys if np.isfinite(v)], np.float64)
@@ -39,11 +40,30 @@ def panel(title: str, xs: list, series: dict[str, list[float]], x_label: str = "
     for i, (name, ys) in enumerate(series.items()):
         colour = _COLOURS[i % len(_COLOURS)]
         points = [point(x, y) for x, y in zip(xs, ys) if np.isfinite(y)]
-        for a, b in zip(points, points[1:]):
+        for a, b in zip(points, points[1:]) if not points_only else []:
             cv2.line(image, a, b, colour, 2, cv2.LINE_AA)
         for p in points:
             cv2.circle(image, p, 3, colour, -1, cv2.LINE_AA)
         cv2.putText(image, name, (right - 150, top + 18 + 16 * i), font, 0.45, colour, 1, cv2.LINE_AA)
+    return image
+
+
+def bars(title: str, names: list[str], values: list[float]) -> np.ndarray:
+    """One bar per name, labelled with its value; the axis starts just below the smallest bar. BGR."""
+    height, width = _SIZE
+    image = np.full((height, width, 3), 255, np.uint8)
+    font = cv2.FONT_HERSHEY_SIMPLEX
+    cv2.putText(image, title, (16, _MARGIN - 16), font, 0.55, (0, 0, 0), 1, cv2.LINE_AA)
+    low, high = min(values), max(values)
+    floor = low - 0.25 * (high - low or abs(high) or 1.0)
+    top, bottom, step = _MARGIN, height - _MARGIN, (width - 32) / max(len(values), 1)
+    for i, (name, value) in enumerate(zip(names, values)):
+        left = int(16 + i * step + step * 0.15)
+        right = int(16 + (i + 1) * step - step * 0.15)
+        y = int(bottom - (value - floor) / ((high - floor) or 1.0) * (bottom - top))
+        cv2.rectangle(image, (left, y), (right, bottom), _COLOURS[i % len(_COLOURS)], -1)
+        cv2.putText(image, f"{value:.3f}", (left, y - 6), font, 0.4, (0, 0, 0), 1, cv2.LINE_AA)
+        cv2.putText(image, name[:14], (left, height - 18), font, 0.35, (0, 0, 0), 1, cv2.LINE_AA)
     return image
 
 

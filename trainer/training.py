@@ -219,7 +219,7 @@ def run(config: dict) -> str:
     jit = distribute.jit_default(config["jit_compile"])
     write_dir = distribute.writable_dir(layout.root, cluster)
     keras.utils.set_random_seed(config["seed"])
-    loss_fn = losses.LOSSES[config["loss"]]
+    loss_fn = losses.build(config["loss"], data.train, data.train_folds, config["rebalancing"])
     with strategy.scope():
         model = colorizer.Colorizer(_network(config, data.size), loss_fn, jit)
         model.compile(optimizer=_optimizer(config), jit_compile=False)

@@ -1,0 +1,23 @@
+# The training image: the project and its exact pins, entry point `python -m trainer.task`.
+#
+#   docker build -t IMAGE .                                   # CPU
+#   docker build -t IMAGE --build-arg VARIANT=gpu .            # GPU: TensorFlow's CUDA libraries from pip
+#
+# The same pins as everywhere (constraints.txt); the GPU variant adds tensorflow[and-cuda] at the
+# pinned TensorFlow version, which brings its CUDA and cuDNN wheels (a GPU driver on the host suffices).
+FROM python:3.11-slim
+
+ARG VARIANT=cpu
+ENV PYTHONUNBUFFERED=1 PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_NO_CACHE_DIR=1
+
+WORKDIR /app
+COPY constraints.txt setup.py MANIFEST.in README.md ./
+COPY pipeline pipeline
+COPY beam_jobs beam_jobs
+COPY trainer trainer
+RUN pip install -c constraints.txt ".[gcp]" \
+ && if [ "$VARIANT" = "gpu" ]; then \
+      pip install -c constraints.txt "tensorflow[and-cuda]==$(grep -i '^tensorflow==' constraints.txt | cut -d= -f3)"; \
+    fi
+
+ENTRYPOINT ["python", "-m", "trainer.task"]

@@ -1,0 +1,58 @@
+"""Cluster configuration (TF_CONFIG), strategy choice and who writes files."""
+
+import json
+
+import pytest
+
+from trainer import distribute
+
+
+def _config(cluster, task_type="worker", index=0):
+    return {"TF_CONFIG": json.dumps({"cluster": cluster, "task": {"type": task_type, "index": index}})}
+
+
+def test_no_tf_config_is_one_worker_that_is_the_chief():
+    cluster = distribute.read_cluster({})
+    assert cluster.workers == 1 and cluster.is_chief
+
+
+def test_worker_zero_is_the_chief_of_a_worker_only_cluster():
+    workers = {"worker": ["10.0.0.1:2222", "10.0.0.2:2222"]}
+    assert distribute.read_cluster(_config(workers, index=0)).is_chief
+    second = distribute.read_cluster(_config(workers, index=1))
+    assert second.workers == 2 and not second.is_chief
+
+
+def test_a_chief_task_is_the_chief_as_vertex_ai_sets_it():
+    cluster = {"chief": ["10.0.0.1:2222"], "worker": ["10.0.0.2:2222", "10.0.0.3:2222"]}
+    assert distribute.read_cluster(_config(cluster, "chief")).is_chief
+    worker = distribute.read_cluster(_config(cluster, "worker", 0))
+    assert worker.workers == 3 and not worker.is_chief
+
+
+@pytest.mark.parametrize("environ,message", [
+    ({"TF_CONFIG": "{not json"}, "TF_CONFIG is not valid"),
+    ({"TF_CONFIG": json.dumps({"cluster": {"worker": ["a:1"]}})}, "TF_CONFIG is not valid"),
+    (_config({"worker": ["h:1", "h:1"]}), "names the same address twice"),
+    (_config({"worker": ["h:1", "h:2"]}, index=2), "task worker:2 is not in its cluster"),
+])
+def test_bad_tf_config_is_named(environ, message):
+    with pytest.raises(distribute.ConfigError, match=message):
+        distribute.read_cluster(environ)
+
+
+def test_only_the_chief_writes_into_model_dir(tmp_path):
+    chief = distribute.Cluster(2, "worker", 0)
+    other = distribute.Cluster(2, "worker", 1)
+    assert distribute.writable_dir(str(tmp_path), chief) == str(tmp_path)
+    assert not distribute.writable_dir(str(tmp_path), other).startswith(str(tmp_path))
+
+
+def test_unknown_strategy_is_named():
+    with pytest.raises(distribute.ConfigError, match="'horovod'"):
+        distribute.make_strategy("horovod", distribute.Cluster())
+
+
+def test_xla_defaults_off_on_a_cpu_and_obeys_when_told():
+    assert distribute.jit_default("auto") is False
+    assert distribute.jit_default("true") is True and distribute.jit_default("false") is False

@@ -15,7 +15,7 @@ COPY constraints.txt setup.py MANIFEST.in README.md ./
 COPY pipeline pipeline
 COPY beam_jobs beam_jobs
 COPY trainer trainer
-RUN pip install -c constraints.txt ".[gcp]" \
+RUN pip install -c constraints.txt ".[trainer]" \
  && if [ "$VARIANT" = "gpu" ]; then \
       pip install -c constraints.txt "tensorflow[and-cuda]==$(grep -i '^tensorflow==' constraints.txt | cut -d= -f3)"; \
     fi

@@ -1,8 +1,13 @@
-"""Installs the project and its exact pins: locally, on Dataflow workers (--setup_file) and in images.
+"""Installs the project with exact pins: locally, on Dataflow workers (--setup_file), in the training image.
 
-constraints.txt is the one list of versions: every dependency named here is
-pinned to the version it gives, and `pip install -c constraints.txt` pins the
-rest of the tree the same way.
+Two environments, one lock file each:
+- constraints.txt: the Beam job run locally, the trainer and the tests
+  (TensorFlow 2.16 and tensorflow-io 0.37 need protobuf < 5 and numpy < 2);
+- constraints-dataflow.txt: launching the Beam job on Dataflow, and its workers:
+  apache-beam[gcp], whose Google Cloud libraries need protobuf >= 5, and no TensorFlow.
+The packages both environments share have the same versions in both files (a test checks).
+
+The base install is what the Beam job needs; the trainer adds TensorFlow (extra "trainer").
 """
 
 import pathlib
@@ -12,23 +17,22 @@ import setuptools
 HERE = pathlib.Path(__file__).parent
 
 
-def _pins() -> dict[str, str]:
+def _pins(name: str) -> dict[str, str]:
     pins = {}
-    for line in (HERE / "constraints.txt").read_text().splitlines():
+    for line in (HERE / name).read_text().splitlines():
         line = line.split("#")[0].strip()
         if line:
-            name, version = line.split("==")
-            pins[name.lower()] = version
+            package, version = line.split("==")
+            pins[package.lower()] = version
     return pins
 
 
-PINS = _pins()
+PINS = _pins("constraints.txt")
 
 
-def pinned(requirement: str) -> str:
-    """'apache-beam[tfrecord]' -> 'apache-beam[tfrecord]==2.77.0', from constraints.txt."""
-    name = requirement.split("[")[0].lower()
-    return f"{requirement}=={PINS[name]}"
+def pinned(*requirements: str) -> list[str]:
+    """'apache-beam[gcp]' -> 'apache-beam[gcp]==2.77.0', with the version from constraints.txt."""
+    return [f"{r}=={PINS[r.split('[')[0].lower()]}" for r in requirements]
 
 
 setuptools.setup(
@@ -36,14 +40,12 @@ setuptools.setup(
     version="0.1.0",
     description="Colourize grayscale photos: Beam preprocessing, tf.data, a Keras colourizer.",
     python_requires=">=3.11,<3.12",
-    packages=setuptools.find_packages(include=["pipeline", "pipeline.*", "beam_jobs", "beam_jobs.*",
-                                               "trainer", "trainer.*"]),
-    include_package_data=True,
-    install_requires=[pinned(r) for r in (
-        "tensorflow", "tensorflow-io", "keras", "numpy", "protobuf", "opencv-python-headless",
-        "apache-beam", "google-crc32c", "absl-py")],
+    packages=setuptools.find_packages(include=["pipeline", "beam_jobs", "trainer", "trainer.*"]),
+    package_data={"trainer.default_model": ["model.keras", "MODEL_CARD.md"]},
+    install_requires=pinned("apache-beam", "google-crc32c", "numpy", "opencv-python-headless"),
     extras_require={
-        "gcp": [pinned("apache-beam[gcp]")],
-        "test": [pinned(r) for r in ("pytest", "scikit-image", "pillow")],
+        "trainer": pinned("tensorflow", "tensorflow-io", "keras", "protobuf", "absl-py"),
+        "test": pinned("pytest", "scikit-image", "pillow"),
+        "gcp": pinned("apache-beam[gcp]"),
     },
 )

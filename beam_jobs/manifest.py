@@ -83,7 +83,7 @@ def build(facts: list[tuple[tuple, int]], spec: transforms.ExampleSpec, compress
 
 def _write(facts, output: str, spec: transforms.ExampleSpec, compression: str, args: dict) -> str:
     manifest = build(facts, spec, compression, args)
-    path = FileSystems.join(output, schema.MANIFEST)
+    path = transforms.join(output, schema.MANIFEST)
     with FileSystems.create(path) as handle:
         handle.write(json.dumps(manifest, indent=2).encode())
     staging = transforms.staging_dir(output)

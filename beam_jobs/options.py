@@ -77,7 +77,7 @@ def unknown_flags(options: PipelineOptions) -> list[str]:
 
 
 def with_local_defaults(argv: list[str]) -> list[str]:
-    """Locally, run on the FnApiRunner with every core unless told otherwise.
+    """Locally, run on the FnApiRunner with every core, workers logging warnings only, unless told otherwise.
 
     The FnApiRunner is what Beam's DirectRunner runs batch pipelines on; asked
     for by name, it runs the same whether or not the machine can download the
@@ -86,9 +86,7 @@ def with_local_defaults(argv: list[str]) -> list[str]:
     runner = PipelineOptions(argv).view_as(StandardOptions).runner
     if runner not in (None, "DirectRunner", "direct", "FnApiRunner"):
         return argv
-    defaults = ["--runner=FnApiRunner"] if runner != "FnApiRunner" else []
-    if not any(arg.startswith("--direct_num_workers") for arg in argv):
-        defaults.append("--direct_num_workers=0")
-    if not any(arg.startswith("--direct_running_mode") for arg in argv):
-        defaults.append("--direct_running_mode=multi_processing")
-    return argv + defaults
+    defaults = {"--runner": "FnApiRunner", "--direct_num_workers": "0",
+                "--direct_running_mode": "multi_processing", "--default_sdk_harness_log_level": "WARNING"}
+    given = {arg.split("=")[0] for arg in argv}
+    return argv + [f"{flag}={value}" for flag, value in defaults.items() if flag not in given]

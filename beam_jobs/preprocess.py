@@ -37,14 +37,17 @@ def _spec(opts: job_options.PreprocessOptions) -> transforms.ExampleSpec:
 
 
 def _matches(pattern: str) -> bool:
-    return bool(FileSystems.match([pattern], limits=[1])[0].metadata_list)
+    try:
+        return bool(FileSystems.match([pattern], limits=[1])[0].metadata_list)
+    except ValueError as error:  # no file system for the scheme, e.g. gs:// without the cloud libraries
+        raise UsageError(f"{pattern}: {error}; for gs:// paths run `bash scripts/setup.sh gcp`") from None
 
 
 def _pattern(location: str) -> str:
     """A folder means every file below it; a file or a glob means itself."""
     if any(char in location for char in "*?["):
         return location
-    below = FileSystems.join(location.rstrip("/"), "**")
+    below = transforms.join(location.rstrip("/"), "**")
     return below if _matches(below) else location
 
 
@@ -79,7 +82,7 @@ def prepare_output(output: str | None, overwrite: bool) -> None:
     """Refuse a non-empty output directory unless --overwrite, which empties it first."""
     if not output:
         raise UsageError("--output is required: the directory to write records into")
-    existing = _matches(FileSystems.join(output, "**"))
+    existing = _matches(transforms.join(output, "**"))
     if existing and not overwrite:
         raise UsageError(f"--output {output} is not empty; pass --overwrite to replace what it holds")
     if existing:
@@ -98,7 +101,7 @@ def build_pipeline(pipeline: beam.Pipeline, inputs, output: str, spec, compressi
         rejects
         | "All rejects" >> beam.Flatten()
         | "To JSON" >> beam.Map(transforms.Reject.to_json)
-        | "Write rejects" >> beam.io.WriteToText(FileSystems.join(output, "rejected"), file_name_suffix=".jsonl")
+        | "Write rejects" >> beam.io.WriteToText(transforms.join(output, "rejected"), file_name_suffix=".jsonl")
     )
     facts = (
         refs | "Input facts" >> beam.Map(lambda _: ("inputs",)),
@@ -133,7 +136,7 @@ def run(argv: list[str]) -> tuple[dict, dict[str, int]]:
     result.wait_until_finish()
     counters = {c.key.metric.name: c.committed
                 for c in result.metrics().query(MetricsFilter().with_namespace(transforms.NAMESPACE))["counters"]}
-    with FileSystems.open(FileSystems.join(opts.output, schema.MANIFEST)) as handle:
+    with FileSystems.open(transforms.join(opts.output, schema.MANIFEST)) as handle:
         return json.load(handle), counters
 
 

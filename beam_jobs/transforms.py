@@ -236,5 +236,10 @@ class WriteRecords(beam.PTransform):
         return written | beam.Map(lambda result: posixpath.basename(result.file_name))
 
 
+def join(folder: str, name: str) -> str:
+    """folder/name for local and gs:// paths alike (FileSystems.join needs the cloud libraries to build a graph)."""
+    return f"{folder.rstrip('/')}/{name}"
+
+
 def staging_dir(output: str) -> str:
-    return FileSystems.join(output, ".staging")
+    return join(output, ".staging")

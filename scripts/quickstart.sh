@@ -1,11 +1,18 @@
 #!/usr/bin/env bash
-# Set up .venv and turn folders of photos into training records.
-# Usage: scripts/quickstart.sh [PHOTO_FOLDER ...]    (default: ../shared/data/flowers ../shared/data/extra_plants)
-# Writes runs/records/ (TFRecords + manifest.json). Re-running replaces it.
+# Set up .venv, turn folders of photos into records, train a colourizer, evaluate it on the test photos.
+# Usage: scripts/quickstart.sh [PHOTO_FOLDER ...]   (default: ../shared/data/flowers ../shared/data/extra_plants)
+# Environment: MINUTES (training wall-clock budget, default 15), RUNS (output folder, default runs).
+# Writes $RUNS/records, $RUNS/train (tensorboard --logdir $RUNS/train) and $RUNS/evaluation.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 if [ "$#" -eq 0 ]; then set -- ../shared/data/flowers ../shared/data/extra_plants; fi
+runs="${RUNS:-runs}"
 bash scripts/setup.sh
 inputs=()
 for folder in "$@"; do inputs+=("--input=$folder"); done
-.venv/bin/python -m beam_jobs.preprocess "${inputs[@]}" --output=runs/records --overwrite
+.venv/bin/python -m beam_jobs.preprocess "${inputs[@]}" --output="$runs/records" --overwrite
+.venv/bin/python -m trainer.task --data_dir="$runs/records" --model_dir="$runs/train" --overwrite \
+    --epochs=100 --time_budget_minutes="${MINUTES:-15}"
+.venv/bin/python -m trainer.evaluate --model="$runs/train" --data_dir="$runs/records" --split=test \
+    --output="$runs/evaluation"
+echo "Test photos, model beside gray baseline: $runs/evaluation/metrics.md and contact_sheet.png"

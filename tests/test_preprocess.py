@@ -211,3 +211,23 @@ def test_cloud_settings_that_cannot_work_are_named_before_starting(photo_dirs, c
     root, _ = photo_dirs
     assert preprocess.main([f"--input={root / 'own'}", *flags]) == 2
     assert message in capsys.readouterr().err
+
+
+def test_dataflow_options_are_accepted_and_the_graph_builds_without_submitting():
+    import apache_beam as beam
+    from apache_beam.options.pipeline_options import PipelineOptions
+
+    from beam_jobs import options as job_options, transforms
+
+    flags = ["--runner=DataflowRunner", "--project=my-project-123", "--region=europe-west4",
+             "--temp_location=gs://my-bucket/tmp", "--setup_file=./setup.py", "--machine_type=n1-standard-4",
+             "--max_num_workers=20", "--input=flowers=gs://my-bucket/photos/flowers",
+             "--output=gs://my-bucket/records"]
+    options = PipelineOptions(flags)
+    assert job_options.unknown_flags(options) == []
+    pipeline = beam.Pipeline(options=options)
+    preprocess.build_pipeline(pipeline, [("flowers", "gs://my-bucket/photos/flowers/**")], "gs://my-bucket/records",
+                              transforms.ExampleSpec(), "gzip", {})
+    graph = pipeline.to_runner_api()
+    names = {t.unique_name for t in graph.components.transforms.values()}
+    assert {"Match photos", "Drop duplicates", "To examples", "Write records", "Manifest"} <= names

@@ -218,7 +218,7 @@ def run(study: str, study_dir: str) -> tuple[str, bool]:
                      f"{first['data']['image_size'][1]}, {first['data']['train_examples']} training examples, "
                      f"validation: {first['data']['validation']} ({first['data']['val_examples']} examples)",
              "model": first["model"], "trials finished": f"{len(results)} of {len(names_and_overrides)}"}
-    summary = [best_line(rows, FLAGS.rank_by)] + ([cv_line(rows)] if study == "cv" else [])
+    summary = [cv_line(rows) if study == "cv" else best_line(rows, FLAGS.rank_by)]
     summary += [f"Failed: {', '.join(failed)}"] if failed else []
     tf.io.gfile.makedirs(study_dir)
     with tf.io.gfile.GFile(f"{study_dir}/results.md", "w") as handle:

@@ -204,21 +204,8 @@ def _summary(result: dict, net: keras.Model) -> str:
     return "\n".join(lines)
 
 
-def run(config: dict) -> str:
-    """Train, evaluate and export as `config` (the trainer's flag values) says; return a summary."""
-    layout = Layout(config["model_dir"])
-    cluster = distribute.read_cluster()
-    strategy = distribute.make_strategy(config["strategy"], cluster)
-    replicas = strategy.num_replicas_in_sync
-    global_batch = config["batch_size"]
-    if global_batch % replicas:
-        raise distribute.ConfigError(f"--batch_size={global_batch} is not divisible by the {replicas} replicas")
-    data = Data(config, global_batch)
-    if _check_run_dir(layout, config, cluster.is_chief):
-        return f"{layout.root} holds a finished run (metrics.json); nothing to do"
-    jit = distribute.jit_default(config["jit_compile"])
-    write_dir = distribute.writable_dir(layout.root, cluster)
-    keras.utils.set_random_seed(config["seed"])
+def _build(strategy, config: dict, data: Data, jit: bool):
+    """The model to train and the gray baseline, every variable created in the strategy's scope."""
     loss_fn = losses.build(config["loss"], data.train, data.train_folds, config["rebalancing"])
     with strategy.scope():
         model = colorizer.Colorizer(_network(config, data.size), loss_fn, jit)
@@ -227,24 +214,46 @@ def run(config: dict) -> str:
         gray = colorizer.Colorizer(models.gray(data.size), loss_fn, jit)
         gray.compile(jit_compile=False)
         gray.build_all(data.size)
+    return model, gray
+
+
+def _evaluate(model, gray, data: Data, global_batch: int) -> dict:
+    """Validation and test metrics of the model and of the gray baseline, on the same photos."""
+    result = {"gray_baseline": {}}
+    for name, (records, folds) in {"val": (data.val, data.val_folds), "test": (data.test, None)}.items():
+        evaluation = dataset.make_dataset(records, global_batch, training=False, folds=folds)
+        result[name] = model.evaluate(evaluation, return_dict=True, verbose=0)
+        result["gray_baseline"][name] = gray.evaluate(evaluation, return_dict=True, verbose=0)
+    return result
+
+
+def run(config: dict) -> str:
+    """Train, evaluate and export as `config` (the trainer's flag values) says; return a summary."""
+    layout = Layout(config["model_dir"])
+    cluster = distribute.read_cluster()
+    strategy = distribute.make_strategy(config["strategy"], cluster)
+    global_batch = config["batch_size"]
+    if global_batch % strategy.num_replicas_in_sync:
+        raise distribute.ConfigError(f"--batch_size={global_batch} is not divisible by the "
+                                     f"{strategy.num_replicas_in_sync} replicas")
+    data = Data(config, global_batch)
+    if _check_run_dir(layout, config, cluster.is_chief):
+        return f"{layout.root} holds a finished run (metrics.json); nothing to do"
+    jit = distribute.jit_default(config["jit_compile"])
+    keras.utils.set_random_seed(config["seed"])
+    model, gray = _build(strategy, config, data, jit)
 
     first_epoch = trainer_callbacks.initial_epoch(layout.backup)
-    steps = config["steps_per_epoch"] or data.train_examples // global_batch
     model.fit(_training_data(strategy, data, config, global_batch, first_epoch), epochs=config["epochs"],
-              steps_per_epoch=steps,
+              steps_per_epoch=config["steps_per_epoch"] or data.train_examples // global_batch,
               validation_data=dataset.make_dataset(data.val, global_batch, training=False, folds=data.val_folds),
-              callbacks=_callbacks(config, layout, data, cluster, global_batch, write_dir),
+              callbacks=_callbacks(config, layout, data, cluster, global_batch,
+                                   distribute.writable_dir(layout.root, cluster)),
               shuffle=False, verbose=1 if sys.stdout.isatty() else 2)
     distribute.barrier(strategy)  # every worker waits for the chief's last checkpoint
     if tf.io.gfile.exists(layout.best_weights):
         model.load_weights(layout.best_weights)
-
-    splits = {"val": (data.val, data.val_folds), "test": (data.test, None)}
-    result = {"gray_baseline": {}}
-    for name, (records, folds) in splits.items():
-        evaluation = dataset.make_dataset(records, global_batch, training=False, folds=folds)
-        result[name] = model.evaluate(evaluation, return_dict=True, verbose=0)
-        result["gray_baseline"][name] = gray.evaluate(evaluation, return_dict=True, verbose=0)
+    result = _evaluate(model, gray, data, global_batch)
     if cluster.is_chief:
         _write_outputs(model.net, layout, config, data, strategy, cluster, jit, result)
     distribute.barrier(strategy)  # workers leave together: one that exits early looks like a crash

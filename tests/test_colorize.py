@@ -97,3 +97,12 @@ def test_saved_model_and_keras_model_give_the_same_colours(model_paths, photo_di
 def test_missing_model_is_a_usage_error(photo_dir, tmp_path):
     with pytest.raises(photos.UsageError, match="--model: no model at"):
         colorize.run([str(photo_dir)], str(tmp_path), str(tmp_path / "nothing"), False, 4, 8)
+
+
+def test_the_shipped_model_works_without_a_model_flag(photo_dir, tmp_path):
+    written, failures = colorize.run([str(photo_dir / "odd" / "tall.png")], str(tmp_path), None, compare=False,
+                                     batch_size=1, min_side=8)
+    assert written == 1 and not failures
+    result = cv2.imread(str(tmp_path / "tall.png"))
+    assert result.shape == (517, 333, 3)
+    assert np.abs(result.astype(int) - result.mean(axis=-1, keepdims=True)).mean() > 1  # it added colour

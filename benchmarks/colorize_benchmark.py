@@ -3,7 +3,7 @@
     .venv/bin/python benchmarks/colorize_benchmark.py [--model PATH] [--photos ../shared/data]
 
 Makes folders of real flower photos resized to 200x200 and to 1024x768, then,
-each in a fresh process: `trainer.colorize`'s own loop (`colorize.run`) at
+each in a fresh process: `trainer.colorize`'s own loop (`inference.run`) at
 batch 1 and batch 32 (images/s after a warm-up), its peak memory on 250 and
 1,000 photos (streaming: flat), and the notebook's way on the same 1,000
 photos (every photo loaded into one array in RAM, `model.predict` on it, a
@@ -25,11 +25,11 @@ from benchmarks import measure  # noqa: E402
 
 SPEED = """
 import sys, time
-from trainer import colorize
+from trainer import inference
 folder, output, model, batch = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4])
-colorize.run([folder + "/warmup"], output + "/warmup", model, False, batch, 8)
+inference.run([folder + "/warmup"], output + "/warmup", model, False, batch, 8)
 start = time.perf_counter()
-written, _ = colorize.run([folder + "/timed"], output + "/timed", model, False, batch, 8)
+written, _ = inference.run([folder + "/timed"], output + "/timed", model, False, batch, 8)
 print(written / (time.perf_counter() - start))
 """
 
@@ -83,10 +83,10 @@ def main():
             _photo_set(sources, folder, (320, 240), count)
             run = measure.python("-m", "trainer.colorize", str(folder), f"--output={work / f'out{count}'}",
                                  f"--model={model}", "--batch_size=32", env=env)
-            memory_rows.append([f"trainer.colorize (streaming, photo's own size out)", count,
+            memory_rows.append(["trainer.colorize (streaming, photo's own size out)", count,
                                 f"{run.peak_mb:.0f}", f"{count / run.seconds:.1f} (start-up included)"])
             notebook = measure.python("-c", NOTEBOOK, str(folder), model, env=env)
-            memory_rows.append([f"notebook way (array in RAM, 200x200 out)", count, f"{notebook.peak_mb:.0f}",
+            memory_rows.append(["notebook way (array in RAM, 200x200 out)", count, f"{notebook.peak_mb:.0f}",
                                 f"{float(notebook.output.split()[-1]):.1f} (start-up excluded)"])
     finally:
         shutil.rmtree(work, ignore_errors=True)

@@ -5,7 +5,7 @@ import keras
 import numpy as np
 import pytest
 
-from trainer import colorize, models, photos, serving
+from trainer import inference, models, photos, serving
 
 from tests.conftest import colourful_photos, run_module, write_image
 
@@ -39,7 +39,7 @@ def _lightness(bgr: np.ndarray) -> np.ndarray:
 
 
 def test_every_photo_keeps_its_size_name_and_lightness(model_paths, photo_dir, tmp_path):
-    written, failures = colorize.run([str(photo_dir)], str(tmp_path), str(model_paths[0]), compare=False,
+    written, failures = inference.run([str(photo_dir)], str(tmp_path), str(model_paths[0]), compare=False,
                                      batch_size=3, min_side=8)
     assert written == 3
     for name in ("odd/tall.png", "big.jpg", "odd/gray.png"):
@@ -53,7 +53,7 @@ def test_every_photo_keeps_its_size_name_and_lightness(model_paths, photo_dir, t
 
 
 def test_failures_are_reported_with_reasons_and_the_rest_written(model_paths, photo_dir, tmp_path):
-    written, failures = colorize.run([str(photo_dir)], str(tmp_path), str(model_paths[0]), compare=False,
+    written, failures = inference.run([str(photo_dir)], str(tmp_path), str(model_paths[0]), compare=False,
                                      batch_size=16, min_side=8)
     reasons = {f.path.rsplit("/", 1)[-1]: f.reason for f in failures}
     assert reasons == {"dot.png": "too_small", "broken.jpg": "truncated"}
@@ -73,12 +73,12 @@ def test_command_exit_code_says_whether_anything_failed(model_paths, photo_dir, 
 def test_inputs_are_never_overwritten(model_paths, photo_dir):
     before = {p: p.read_bytes() for p in photo_dir.rglob("*") if p.is_file()}
     with pytest.raises(photos.UsageError, match="would overwrite input photos"):
-        colorize.run([str(photo_dir)], str(photo_dir), str(model_paths[0]), False, 4, 8)
+        inference.run([str(photo_dir)], str(photo_dir), str(model_paths[0]), False, 4, 8)
     assert {p: p.read_bytes() for p in photo_dir.rglob("*") if p.is_file()} == before
 
 
 def test_compare_sheets_show_the_original_only_for_colour_photos(model_paths, photo_dir, tmp_path):
-    colorize.run([str(photo_dir / "odd")], str(tmp_path), str(model_paths[0]), compare=True, batch_size=4,
+    inference.run([str(photo_dir / "odd")], str(tmp_path), str(model_paths[0]), compare=True, batch_size=4,
                  min_side=8)
     assert cv2.imread(str(tmp_path / "compare" / "tall.jpg")).shape == (517, 3 * 333, 3)
     assert cv2.imread(str(tmp_path / "compare" / "gray.jpg")).shape == (90, 2 * 150, 3)
@@ -86,8 +86,8 @@ def test_compare_sheets_show_the_original_only_for_colour_photos(model_paths, ph
 
 def test_saved_model_and_keras_model_give_the_same_colours(model_paths, photo_dir, tmp_path):
     keras_path, saved_model = model_paths
-    colorize.run([str(photo_dir / "odd")], str(tmp_path / "k"), str(keras_path), False, 4, 8)
-    colorize.run([str(photo_dir / "odd")], str(tmp_path / "s"), str(saved_model), False, 4, 8)
+    inference.run([str(photo_dir / "odd")], str(tmp_path / "k"), str(keras_path), False, 4, 8)
+    inference.run([str(photo_dir / "odd")], str(tmp_path / "s"), str(saved_model), False, 4, 8)
     for name in ("tall.png", "gray.png"):
         a = cv2.imread(str(tmp_path / "k" / name)).astype(int)
         b = cv2.imread(str(tmp_path / "s" / name)).astype(int)
@@ -96,11 +96,11 @@ def test_saved_model_and_keras_model_give_the_same_colours(model_paths, photo_di
 
 def test_missing_model_is_a_usage_error(photo_dir, tmp_path):
     with pytest.raises(photos.UsageError, match="--model: no model at"):
-        colorize.run([str(photo_dir)], str(tmp_path), str(tmp_path / "nothing"), False, 4, 8)
+        inference.run([str(photo_dir)], str(tmp_path), str(tmp_path / "nothing"), False, 4, 8)
 
 
 def test_the_shipped_model_works_without_a_model_flag(photo_dir, tmp_path):
-    written, failures = colorize.run([str(photo_dir / "odd" / "tall.png")], str(tmp_path), None, compare=False,
+    written, failures = inference.run([str(photo_dir / "odd" / "tall.png")], str(tmp_path), None, compare=False,
                                      batch_size=1, min_side=8)
     assert written == 1 and not failures
     result = cv2.imread(str(tmp_path / "tall.png"))

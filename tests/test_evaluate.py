@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from skimage.metrics import peak_signal_noise_ratio, structural_similarity
 
-from trainer import evaluate, models
+from trainer import evaluation, models
 
 from tests.conftest import colourful_photos, run_module
 
@@ -64,7 +64,7 @@ def _reference(path, net):
 @pytest.fixture(scope="module")
 def report(model_path, photo_dir, tmp_path_factory):
     output = tmp_path_factory.mktemp("report")
-    summary = evaluate.run(str(model_path), None, "test", [str(photo_dir)], "stretch", str(output), 4, 2)
+    summary = evaluation.run(str(model_path), None, "test", [str(photo_dir)], "stretch", str(output), 4, 2)
     return output, summary
 
 

@@ -1,0 +1,165 @@
+"""Scoring a colourizer beside the gray baseline, overall and per class, on records or photos.
+
+The library behind `python -m trainer.evaluate`.
+"""
+
+import dataclasses
+import heapq
+import itertools
+import json
+import os
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import cv2  # noqa: E402
+import keras  # noqa: E402
+import numpy as np  # noqa: E402
+import tensorflow as tf  # noqa: E402
+
+from pipeline import color, color_tf, dataset, images  # noqa: E402
+from trainer import metrics, models, photos  # noqa: E402
+
+COLUMNS = (("rgb_psnr", "RGB PSNR (dB)"), ("rgb_ssim", "RGB SSIM"), ("ab_psnr", "ab PSNR, seed scale"),
+           ("ab_ssim", "ab SSIM, seed scale"), ("colourfulness", "colourfulness"))
+
+
+@dataclasses.dataclass
+class Scores:
+    """Per-photo metric values for the model and the gray baseline, and each photo's class."""
+
+    model: dict[str, list[float]] = dataclasses.field(default_factory=lambda: {n: [] for n in metrics.NAMES})
+    gray: dict[str, list[float]] = dataclasses.field(default_factory=lambda: {n: [] for n in metrics.NAMES})
+    labels: list[str] = dataclasses.field(default_factory=list)
+
+    def add(self, model_values, gray_values, labels) -> None:
+        for name in metrics.NAMES:
+            self.model[name] += model_values[name].numpy().tolist()
+            self.gray[name] += gray_values[name].numpy().tolist()
+        self.labels += labels
+
+
+def record_batches(data_dir: str, split: str, batch_size: int):
+    records = dataset.Records.open(data_dir, split)
+    for lightness, ab, labels in dataset.make_dataset(records, batch_size, training=False, with_labels=True):
+        yield lightness, ab, [label.decode() for label in labels.numpy()]
+
+
+def photo_batches(arguments: list[str], size: int, resize: str, batch_size: int, failures: list):
+    """Photos as the Beam job prepares them (decode, resize, Lab8), in model tensors."""
+    found = photos.find(arguments)
+    for start in range(0, len(found), batch_size):
+        lab8, labels = [], []
+        for photo in found[start:start + batch_size]:
+            rgb = photos.read_rgb(photo, min_side=1)
+            if isinstance(rgb, photos.Failure):
+                failures.append(rgb)
+                continue
+            lab8.append(color.rgb_to_lab8(images.resize(rgb, size, resize)))
+            labels.append(photo.label)
+        if lab8:
+            lab8 = np.stack(lab8)
+            yield color_tf.l8_to_input(lab8[..., :1]), color_tf.ab8_to_target(lab8[..., 1:]), labels
+
+
+class _Extremes:
+    """The k photos with the lowest and the highest RGB PSNR seen so far (memory stays flat)."""
+
+    def __init__(self, k: int):
+        self.k, self.best, self.worst, self._order = k, [], [], itertools.count()
+
+    def offer(self, psnr, lightness, ab_true, ab_pred):
+        for value, l, t, p in zip(psnr, lightness, ab_true, ab_pred):
+            item = (float(value), next(self._order), (l, t, p))
+            heapq.heappush(self.best, item)
+            heapq.heappush(self.worst, (-item[0], item[1], item[2]))
+            if len(self.best) > self.k:
+                heapq.heappop(self.best)
+            if len(self.worst) > self.k:
+                heapq.heappop(self.worst)
+
+
+def _row(lightness, ab_true, ab_pred, caption: str) -> np.ndarray:
+    panels = [np.repeat(lightness, 3, axis=-1),
+              color_tf.to_rgb(lightness[None], ab_pred[None])[0].numpy(),
+              color_tf.to_rgb(lightness[None], ab_true[None])[0].numpy()]
+    row = np.round(np.concatenate(panels, axis=1) * 255).astype(np.uint8)[..., ::-1].copy()
+    cv2.putText(row, caption, (4, 14), cv2.FONT_HERSHEY_SIMPLEX, 0.4, (255, 255, 255), 1, cv2.LINE_AA)
+    return row
+
+
+def contact_sheet(extremes: _Extremes) -> np.ndarray:
+    """Best photos first, then the worst: gray | predicted | truth, with their RGB PSNR. BGR."""
+    best = sorted(extremes.best, reverse=True)
+    worst = sorted((-value, order, item) for value, order, item in extremes.worst)
+    rows = [_row(*item, f"best, RGB PSNR {value:.1f} dB") for value, _, item in best]
+    rows += [_row(*item, f"worst, RGB PSNR {value:.1f} dB") for value, _, item in worst]
+    return np.concatenate(rows, axis=0)
+
+
+def score(net: keras.Model, batches, sheet_photos: int) -> tuple[Scores, _Extremes]:
+    compute = tf.function(metrics.per_image)
+    scores, extremes = Scores(), _Extremes(sheet_photos)
+    for lightness, ab, labels in batches:
+        predicted = net(lightness, training=False)
+        values = compute(lightness, ab, predicted)
+        scores.add(values, compute(lightness, ab, tf.zeros_like(ab)), labels)
+        extremes.offer(values["rgb_psnr"].numpy(), np.asarray(lightness), np.asarray(ab), predicted.numpy())
+    return scores, extremes
+
+
+def _means(values: dict[str, list[float]], keep) -> dict[str, float]:
+    return {name: float(np.mean([v for v, k in zip(series, keep) if k])) for name, series in values.items()}
+
+
+def summarize(scores: Scores) -> dict:
+    everything = [True] * len(scores.labels)
+    result = {"count": len(scores.labels), "overall": {"model": _means(scores.model, everything),
+                                                       "gray": _means(scores.gray, everything)}, "per_class": {}}
+    for label in sorted(set(scores.labels)):
+        keep = [lab == label for lab in scores.labels]
+        result["per_class"][label] = {"count": sum(keep), "model": _means(scores.model, keep),
+                                      "gray": _means(scores.gray, keep)}
+    return result
+
+
+def markdown(summary: dict) -> str:
+    """One row per class and one overall: each metric as model / gray baseline (colourfulness: model / truth)."""
+    header = ["class", "photos"] + [title for _, title in COLUMNS]
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    groups = [*summary["per_class"].items(), ("all", {"count": summary["count"], **summary["overall"]})]
+    for label, group in groups:
+        cells = [label, str(group["count"])]
+        for name, _ in COLUMNS:
+            other = group["model"]["colourfulness_true"] if name == "colourfulness" else group["gray"][name]
+            cells.append(f"{group['model'][name]:.4f} / {other:.4f}")
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n\nEach cell: model / gray baseline (colourfulness: model / ground truth).\n"
+
+
+def run(model_path, data_dir, split, image_arguments, resize, output, batch_size, sheet_photos) -> dict:
+    if bool(data_dir) == bool(image_arguments):
+        raise photos.UsageError("give either --data_dir (with --split) or --images")
+    try:
+        path = models.resolve(model_path)
+    except FileNotFoundError as error:
+        raise photos.UsageError(f"--model: {error}") from None
+    net = keras.models.load_model(path, compile=False)
+    failures = []
+    if data_dir:
+        batches, source = record_batches(data_dir, split, batch_size), f"{data_dir} ({split} split)"
+    else:
+        batches = photo_batches(image_arguments, net.input_shape[1], resize, batch_size, failures)
+        source = " ".join(image_arguments)
+    scores, extremes = score(net, batches, sheet_photos)
+    if not scores.labels:
+        raise photos.UsageError(f"no usable photos in {source}")
+    summary = {"model": path, "source": source, **summarize(scores),
+               "failures": [dataclasses.asdict(f) for f in failures]}
+    tf.io.gfile.makedirs(output)
+    with tf.io.gfile.GFile(f"{output}/metrics.json", "w") as handle:
+        json.dump(summary, handle, indent=2)
+    with tf.io.gfile.GFile(f"{output}/metrics.md", "w") as handle:
+        handle.write(markdown(summary))
+    with tf.io.gfile.GFile(f"{output}/contact_sheet.png", "wb") as handle:
+        handle.write(cv2.imencode(".png", contact_sheet(extremes))[1].tobytes())
+    return summary

@@ -72,6 +72,7 @@ def test_cross_validation_folds_partition_the_training_split(shared_data, tmp_pa
     (["--study=ablation"], "flag --study=ablation: value should be one of"),
     (["--study=hparams", "--trials=0"], "flag --trials=0: 0 is not a positive integer"),
     (["--study=cv", "--folds=9"], "--folds=9, but the records were split into 5 folds"),
+    (["--study=losses", "--rank_by=loss"], "--rank_by=loss cannot rank trials trained with different losses"),
 ])
 def test_bad_requests_are_named(tiny_records, tmp_path, flags, message):
     done = run_module("trainer.study", *flags, f"--data_dir={tiny_records}", f"--study_dir={tmp_path}")

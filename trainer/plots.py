@@ -6,7 +6,7 @@ import tensorflow as tf
 
 _SIZE = (360, 480)  # height, width of one panel
 _MARGIN = 48
-_COLOURS = [(200, 90, 30), (40, 130, 240), (60, 170, 60), (150, 60, 180)]  # BGR
+_COLOURS = [(200, 90, 30), (40, 130, 240), (60, 170, 60), (150, 60, 180), (40, 40, 200), (140, 140, 140)]  # BGR
 
 
 def _axis_label(value: float) -> str:
@@ -56,14 +56,16 @@ def bars(title: str, names: list[str], values: list[float]) -> np.ndarray:
     cv2.putText(image, title, (16, _MARGIN - 16), font, 0.55, (0, 0, 0), 1, cv2.LINE_AA)
     low, high = min(values), max(values)
     floor = low - 0.25 * (high - low or abs(high) or 1.0)
-    top, bottom, step = _MARGIN, height - _MARGIN, (width - 32) / max(len(values), 1)
+    top, bottom, step = _MARGIN + 16, height - _MARGIN, (width - 32) / max(len(values), 1)
     for i, (name, value) in enumerate(zip(names, values)):
         left = int(16 + i * step + step * 0.15)
         right = int(16 + (i + 1) * step - step * 0.15)
         y = int(bottom - (value - floor) / ((high - floor) or 1.0) * (bottom - top))
         cv2.rectangle(image, (left, y), (right, bottom), _COLOURS[i % len(_COLOURS)], -1)
         cv2.putText(image, f"{value:.3f}", (left, y - 6), font, 0.4, (0, 0, 0), 1, cv2.LINE_AA)
-        cv2.putText(image, name[:14], (left, height - 18), font, 0.35, (0, 0, 0), 1, cv2.LINE_AA)
+        name_width = cv2.getTextSize(name, font, 0.4, 1)[0][0]
+        scale = 0.4 * min(1.0, 0.95 * step / name_width)
+        cv2.putText(image, name, (int(16 + i * step), height - 18), font, scale, (0, 0, 0), 1, cv2.LINE_AA)
     return image
 
 

@@ -124,7 +124,11 @@ def _write_hparams(study_dir: str, names_and_overrides, results: dict) -> None:
 
 
 def table_rows(names_and_overrides, results: dict) -> list[dict]:
-    """One row per finished trial, then the gray baseline's (averaged over trials: CV folds differ)."""
+    """One row per finished trial, then the gray baseline's (averaged over trials: CV folds differ).
+
+    The gray baseline has no loss value when the trials train with different losses: there is no one loss to
+    measure it by.
+    """
     rows = []
     for name, overrides in names_and_overrides:
         if name in results:
@@ -134,7 +138,10 @@ def table_rows(names_and_overrides, results: dict) -> list[dict]:
                          **{c: metrics["val"][c] for c in COLUMNS}, "test_rgb_psnr": metrics["test"]["rgb_psnr"]})
     if rows:
         grays = [results[r["trial"]]["gray_baseline"] for r in rows]
-        rows.append({"trial": "gray baseline", **{c: float(np.mean([g["val"][c] for g in grays])) for c in COLUMNS},
+        gray = {c: float(np.mean([g["val"][c] for g in grays])) for c in COLUMNS}
+        if any("loss" in overrides for _, overrides in names_and_overrides):
+            gray["loss"] = None
+        rows.append({"trial": "gray baseline", **gray,
                      "test_rgb_psnr": float(np.mean([g["test"]["rgb_psnr"] for g in grays]))})
     return rows
 
@@ -161,9 +168,11 @@ def cv_line(rows: list[dict]) -> str:
 
 def markdown(study: str, rows: list[dict], setup: dict, summary: list[str]) -> str:
     columns = list(dict.fromkeys(key for row in rows for key in row))
-    lines = [f"# Study: {study}", "", *[f"- {k}: {v}" for k, v in setup.items()], "",
-             "Validation metrics of each trial's best epoch (test RGB PSNR last); the gray baseline predicts "
-             "no colour.", "", "| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
+    note = "Validation metrics of each trial's best epoch (test RGB PSNR last); the gray baseline predicts no colour."
+    if study == "losses":
+        note += " Each trial's loss is measured by its own loss function, so that column does not compare trials."
+    lines = [f"# Study: {study}", "", *[f"- {k}: {v}" for k, v in setup.items()], "", note, "",
+             "| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
     lines += ["| " + " | ".join(_cell(row.get(c)) for c in columns) + " |" for row in rows]
     return "\n".join(lines + ["", *summary, ""])
 
@@ -180,7 +189,7 @@ def _plot(path: str, study: str, rows: list[dict]) -> None:
                 panels.append(plots.panel(f"validation {metric}", xs, {"trials": [r[metric] for r in order]},
                                           x_label=title, points_only=True))
     else:
-        names = [r["trial"] for r in trained]
+        names = [r["trial"] if study == "cv" else r["trial"].split("-", 1)[1] for r in trained]
         panels = [plots.bars(f"validation {metric} (gray: {gray[metric]:.3f})", names, [r[metric] for r in trained])
                   for metric in ("rgb_psnr", "rgb_ssim", "colourfulness")]
     plots.save_panels(path, panels)
@@ -188,6 +197,8 @@ def _plot(path: str, study: str, rows: list[dict]) -> None:
 
 def run(study: str, study_dir: str) -> tuple[str, bool]:
     """Run (or finish) every trial; write the results; return the summary and whether every trial finished."""
+    if study == "losses" and FLAGS.rank_by == "loss":
+        raise UsageError("--rank_by=loss cannot rank trials trained with different losses; rank by a metric")
     if study == "cv":
         folds = dataset.Records.open(FLAGS.data_dir, "train").manifest["split_rule"]["folds"]
         if FLAGS.folds and FLAGS.folds > folds:

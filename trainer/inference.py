@@ -14,24 +14,40 @@ import keras  # noqa: E402
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
-from pipeline import color  # noqa: E402
+from pipeline import color, images  # noqa: E402
 from trainer import models, photos, serving  # noqa: E402
 
 _WRITABLE = (".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff")
 
 
+def model_input(rgb: np.ndarray, size: int) -> np.ndarray:
+    """uint8 RGB at any size -> the network's L in [0, 1] at size x size, exactly as the Beam job makes it."""
+    lightness, _ = color.planes(color.rgb_to_lab8(images.resize(rgb, size)))
+    return lightness[..., None].astype(np.float32) / 255.0
+
+
+def recombine(rgb: np.ndarray, ab: np.ndarray) -> np.ndarray:
+    """The photo's own L8 with the predicted ab (model scale) upsampled bilinearly to its size -> uint8 RGB."""
+    lightness, _ = color.planes(color.rgb_to_lab8(rgb))
+    height, width = lightness.shape
+    ab8 = np.clip(np.round(cv2.resize(ab, (width, height), interpolation=cv2.INTER_LINEAR) * 128.0 + 128.0), 0, 255)
+    return color.lab8_to_rgb(cv2.merge([lightness, *cv2.split(ab8.astype(np.uint8))]))
+
+
 class KerasColorizer:
-    """Batches photos of any sizes through one network call, then recombines each at its own size."""
+    """Batches photos of any sizes through one network call, then recombines each at its own size.
+
+    The colour conversions are OpenCV's, as in the Beam job: several times faster on a CPU than the
+    TensorFlow ones the SavedModel carries, and equal to them within a level or two of 8-bit RGB.
+    """
 
     def __init__(self, path: str):
         self.net = keras.models.load_model(path, compile=False)
         self.size = self.net.input_shape[1]
-        self._recombine = tf.function(serving.recombine, reduce_retracing=True)
 
     def __call__(self, rgbs: list[np.ndarray]) -> list[np.ndarray]:
-        small = tf.concat([serving.model_input(serving.as_rgb(rgb[None]), self.size) for rgb in rgbs], axis=0)
-        ab = self.net(small, training=False)
-        return [self._recombine(serving.as_rgb(rgb[None]), ab[i:i + 1])[0].numpy() for i, rgb in enumerate(rgbs)]
+        ab = self.net.predict_on_batch(np.stack([model_input(rgb, self.size) for rgb in rgbs]))
+        return [recombine(rgb, ab[i]) for i, rgb in enumerate(rgbs)]
 
 
 class SavedModelColorizer:

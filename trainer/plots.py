@@ -10,19 +10,25 @@ _COLOURS = [(200, 90, 30), (40, 130, 240), (60, 170, 60), (150, 60, 180), (40, 4
 
 
 def _axis_label(value: float) -> str:
-    return f"{value:.3g}"
+    return f"{value:.4g}"
+
+
+def _padded(low: float, high: float) -> tuple[float, float]:
+    """The range widened by 8% each side, so no point sits on the frame."""
+    if high - low < 1e-9:
+        return low - 0.5, high + 0.5
+    pad = 0.08 * (high - low)
+    return low - pad, high + pad
 
 
 def panel(title: str, xs: list, series: dict[str, list[float]], x_label: str = "epoch",
           points_only: bool = False) -> np.ndarray:
-    """One chart: a line (or just points) per named series over xs, with min/max ticks and a legend. BGR."""
+    """One chart: a line (or just points) per named series over xs, with axis extents and a legend. BGR."""
     height, width = _SIZE
     image = np.full((height, width, 3), 255, np.uint8)
     values = np.array([v for ys in series.values() for v in ys if np.isfinite(v)], np.float64)
-    low, high = (values.min(), values.max()) if values.size else (0.0, 1.0)
-    if high - low < 1e-9:
-        low, high = low - 0.5, high + 0.5
-    x_low, x_high = min(xs), max(xs) if len(xs) > 1 else min(xs) + 1
+    low, high = _padded(*((values.min(), values.max()) if values.size else (0.0, 1.0)))
+    x_low, x_high = _padded(min(xs), max(xs))
     left, right, top, bottom = _MARGIN + 16, width - 16, _MARGIN, height - _MARGIN
 
     def point(x, y):
@@ -35,8 +41,8 @@ def panel(title: str, xs: list, series: dict[str, list[float]], x_label: str = "
     cv2.putText(image, title, (left, top - 16), font, 0.6, (0, 0, 0), 1, cv2.LINE_AA)
     cv2.putText(image, _axis_label(high), (4, top + 4), font, 0.4, (0, 0, 0), 1, cv2.LINE_AA)
     cv2.putText(image, _axis_label(low), (4, bottom), font, 0.4, (0, 0, 0), 1, cv2.LINE_AA)
-    cv2.putText(image, f"{x_label} {_axis_label(x_low)}..{_axis_label(x_high)}", (left, height - 14),
-                font, 0.45, (0, 0, 0), 1, cv2.LINE_AA)
+    x_range = f"{x_label}: points from {_axis_label(min(xs))} to {_axis_label(max(xs))}"
+    cv2.putText(image, x_range, (left, height - 14), font, 0.45, (0, 0, 0), 1, cv2.LINE_AA)
     for i, (name, ys) in enumerate(series.items()):
         colour = _COLOURS[i % len(_COLOURS)]
         points = [point(x, y) for x, y in zip(xs, ys) if np.isfinite(y)]
@@ -44,7 +50,8 @@ def panel(title: str, xs: list, series: dict[str, list[float]], x_label: str = "
             cv2.line(image, a, b, colour, 2, cv2.LINE_AA)
         for p in points:
             cv2.circle(image, p, 3, colour, -1, cv2.LINE_AA)
-        cv2.putText(image, name, (right - 150, top + 18 + 16 * i), font, 0.45, colour, 1, cv2.LINE_AA)
+        if len(series) > 1:
+            cv2.putText(image, name, (right - 150, top + 18 + 16 * i), font, 0.45, colour, 1, cv2.LINE_AA)
     return image
 
 

@@ -1,5 +1,6 @@
 """The trainer's command, run as a user runs it: outputs, TensorBoard, export, resume, bad input."""
 
+import concurrent.futures
 import csv
 import json
 import os
@@ -138,9 +139,12 @@ def test_an_interrupted_run_resumes_after_its_last_epoch(finished_run, tiny_reco
 def test_mirrored_xla_on_two_devices_matches_one_device(tiny_records, tmp_path):
     common = [f"--data_dir={tiny_records}", "--epochs=1", "--steps_per_epoch=4", "--batch_size=8",
               "--jit_compile=true", "--log_images_every=0", "--seed=3"]
-    one = run_module("trainer.task", *common, f"--model_dir={tmp_path / 'one'}", "--strategy=one_device")
-    two = run_module("trainer.task", *common, f"--model_dir={tmp_path / 'two'}", "--strategy=mirrored",
-                     "--logical_cpus=2")
+    with concurrent.futures.ThreadPoolExecutor() as pool:  # both at once: XLA compiles mostly on one core
+        one = pool.submit(run_module, "trainer.task", *common, f"--model_dir={tmp_path / 'one'}",
+                          "--strategy=one_device")
+        two = pool.submit(run_module, "trainer.task", *common, f"--model_dir={tmp_path / 'two'}",
+                          "--strategy=mirrored", "--logical_cpus=2")
+    one, two = one.result(), two.result()
     assert one.returncode == 0 and two.returncode == 0, (one.stderr + two.stderr)[-3000:]
     metrics = json.loads((tmp_path / "two" / "metrics.json").read_text())
     assert metrics["strategy"] == {"name": "mirrored", "replicas": 2, "workers": 1, "jit_compile": True}

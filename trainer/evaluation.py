@@ -7,17 +7,14 @@ import dataclasses
 import heapq
 import itertools
 import json
-import os
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+import cv2
+import keras
+import numpy as np
+import tensorflow as tf
 
-import cv2  # noqa: E402
-import keras  # noqa: E402
-import numpy as np  # noqa: E402
-import tensorflow as tf  # noqa: E402
-
-from pipeline import color, color_tf, dataset, images  # noqa: E402
-from trainer import metrics, models, photos  # noqa: E402
+from pipeline import color, color_tf, dataset, images
+from trainer import metrics, models, photos
 
 COLUMNS = (("rgb_psnr", "RGB PSNR (dB)"), ("rgb_ssim", "RGB SSIM"), ("ab_psnr", "ab PSNR, seed scale"),
            ("ab_ssim", "ab SSIM, seed scale"), ("colourfulness", "colourfulness"))

@@ -7,15 +7,13 @@ import os
 import posixpath
 import sys
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+import cv2
+import keras
+import numpy as np
+import tensorflow as tf
 
-import cv2  # noqa: E402
-import keras  # noqa: E402
-import numpy as np  # noqa: E402
-import tensorflow as tf  # noqa: E402
-
-from pipeline import color, images  # noqa: E402
-from trainer import models, photos, serving  # noqa: E402
+from pipeline import color, images
+from trainer import models, photos, serving
 
 _WRITABLE = (".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff")
 
@@ -72,7 +70,7 @@ def load(path: str | None):
 
 def output_name(relative: str) -> str:
     """Same relative path and name; photos in formats OpenCV cannot write become .png."""
-    stem, extension = posixpath.splitext(relative)
+    extension = posixpath.splitext(relative)[1]
     return relative if extension.lower() in _WRITABLE else f"{relative}.png"
 
 

@@ -95,12 +95,8 @@ def _read_json(path: str) -> dict | None:
 
 
 def run_trial(name: str, overrides: dict, common: dict, study_dir: str) -> dict | None:
-    """Train one trial (resuming it if interrupted) unless it finished before; return its metrics."""
+    """Train one trial (resuming it if it was interrupted); return its metrics, or None if it failed."""
     run_dir = f"{study_dir}/{name}"
-    finished = _read_json(f"{run_dir}/metrics.json")
-    if finished:
-        print(f"[{name}] finished earlier: skipped", flush=True)
-        return finished
     print(f"[{name}] training with {' '.join(_as_flags(overrides))}", flush=True)
     command = [sys.executable, "-m", "trainer.task", *_as_flags({**common, **overrides}),
                f"--data_dir={FLAGS.data_dir}", f"--model_dir={run_dir}"]
@@ -210,12 +206,14 @@ def run(study: str, study_dir: str) -> tuple[str, bool]:
     common = passed_through()
     start, results, failed = time.monotonic(), {}, []
     for name, overrides in names_and_overrides:
-        finished_earlier = _read_json(f"{study_dir}/{name}/metrics.json")
-        if not finished_earlier and FLAGS.study_minutes is not None and \
-                time.monotonic() - start > FLAGS.study_minutes * 60:
+        metrics = _read_json(f"{study_dir}/{name}/metrics.json")
+        if metrics:
+            print(f"[{name}] finished earlier: skipped", flush=True)
+        elif FLAGS.study_minutes is not None and time.monotonic() - start > FLAGS.study_minutes * 60:
             print(f"[{name}] not started: the study's {FLAGS.study_minutes} minutes are used", flush=True)
             continue
-        metrics = run_trial(name, overrides, common, study_dir)
+        else:
+            metrics = run_trial(name, overrides, common, study_dir)
         if metrics:
             results[name] = metrics
         else:

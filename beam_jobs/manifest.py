@@ -13,11 +13,11 @@ import platform
 import apache_beam as beam
 from apache_beam.io.filesystems import FileSystems
 
-from pipeline import color, schema, splits
+from pipeline import ab_bins, color, schema, splits
 
 from beam_jobs import transforms
 
-FORMAT = "lab8-pairs/1"
+FORMAT = "lab8-pairs/2"
 _VERSIONED = ("apache-beam", "numpy", "opencv-python-headless", "tensorflow", "tensorflow-io")
 
 
@@ -36,7 +36,8 @@ def build(facts: list[tuple[tuple, int]], spec: transforms.ExampleSpec, compress
           args: dict) -> dict:
     """The manifest from counted facts: ('shard', split, file), ('example', split, source, label, fold), ..."""
     per_split = {s: {"examples": 0, "shards": [], "by_source": collections.Counter(),
-                     "by_label": collections.Counter(), "by_fold": collections.Counter()}
+                     "by_label": collections.Counter(), "by_fold": collections.Counter(),
+                     transforms.HISTOGRAM: [0] * ab_bins.COUNT}
                  for s in splits.SPLITS}
     rejected, totals, rejected_files = collections.Counter(), collections.Counter(), []
     for fact, count in facts:
@@ -52,6 +53,8 @@ def build(facts: list[tuple[tuple, int]], spec: transforms.ExampleSpec, compress
             entry["by_source"][source] += count
             entry["by_label"][label] += count
             entry["by_fold"][str(fold)] += count
+        elif kind == transforms.HISTOGRAM:
+            per_split[fact[1]][transforms.HISTOGRAM] = list(fact[2])
         elif kind == transforms.REJECTED:
             rejected[fact[1]] += count
         else:
@@ -69,6 +72,8 @@ def build(facts: list[tuple[tuple, int]], spec: transforms.ExampleSpec, compress
         "color": color.CONVENTION,
         "compression": schema.COMPRESSIONS[compression][0],
         "features": {"bytes": list(schema.BYTES_FEATURES), "int64": list(schema.INT_FEATURES)},
+        "ab_bins": {"step": ab_bins.STEP, "axis_centres": ab_bins.AXIS.tolist(),
+                    "index": "a_index * len(axis_centres) + b_index, nearest centre"},
         "split_rule": {"by": "sha256 of the file's bytes", "percentages": list(spec.rule.percentages),
                        "folds": spec.rule.folds, "num_shards": spec.rule.num_shards},
         "counts": {"inputs": totals["inputs"], "written": written,

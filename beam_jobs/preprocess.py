@@ -111,6 +111,9 @@ def build_pipeline(pipeline: beam.Pipeline, inputs, output: str, spec, compressi
         | "Reject facts" >> beam.Map(lambda reject: (transforms.REJECTED, reject.reason)),
         examples[transforms.WRITTEN] | "Example facts" >> beam.Map(lambda written: ("example", *written)),
         shards | "Shard facts" >> beam.Map(lambda name: ("shard", name)),
+        examples[transforms.HISTOGRAM]
+        | "Sum histograms" >> beam.CombinePerKey(sum)
+        | "Histogram facts" >> beam.MapTuple(lambda split, counts: (transforms.HISTOGRAM, split, tuple(counts.tolist()))),
         rejected_files | "Rejected file facts" >> beam.Map(
             lambda path: ("rejected_file", path.rsplit("/", 1)[-1])),
     )

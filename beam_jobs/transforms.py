@@ -19,12 +19,13 @@ from apache_beam.io.filesystems import FileSystems
 from apache_beam.io.tfrecordio import _TFRecordUtil
 from apache_beam.options.value_provider import StaticValueProvider
 
-from pipeline import color, images, schema, splits
+from pipeline import ab_bins, color, images, schema, splits
 
 NAMESPACE = "preprocess"
 REJECTED = "rejected"
 WRITTEN = "written"
 DUPLICATE = "duplicate"
+HISTOGRAM = "ab_histogram"
 
 
 class FileRef(typing.NamedTuple):
@@ -172,10 +173,11 @@ class _PhotoToExample(beam.DoFn):
         _count(f"{WRITTEN}_{split}")
         yield shard_name(split, spec.rule.shard_of(digest, split)), record
         yield beam.pvalue.TaggedOutput(WRITTEN, (split, ref.source, ref.label, fold))
+        yield beam.pvalue.TaggedOutput(HISTOGRAM, (split, ab_bins.histogram(ab)))
 
 
 class PhotosToExamples(beam.PTransform):
-    """(sha256, FileRef) -> (shard name, serialized Example); outputs `rejected`, `written`."""
+    """(sha256, FileRef) -> (shard name, serialized Example); outputs `rejected`, `written`, `ab_histogram`."""
 
     def __init__(self, spec: ExampleSpec):
         super().__init__()
@@ -183,7 +185,7 @@ class PhotosToExamples(beam.PTransform):
 
     def expand(self, unique):
         return unique | beam.ParDo(_PhotoToExample(self._spec)).with_outputs(
-            REJECTED, WRITTEN, main="records")
+            REJECTED, WRITTEN, HISTOGRAM, main="records")
 
 
 class _TFRecordSink(fileio.FileSink):

@@ -13,9 +13,10 @@ import json
 
 import tensorflow as tf
 
-from pipeline import color_tf, schema, splits
+from pipeline import schema, splits
 
 AUTOTUNE = tf.data.AUTOTUNE
+MIN_CROP = 0.7  # augmentation zooms in on at most this share of each side
 
 
 class DataError(ValueError):
@@ -58,6 +59,14 @@ class Records:
     def files(self) -> list[str]:
         return [f"{self.data_dir}/{name}" for name in self.manifest["splits"][self.split]["shards"]]
 
+    def ab_histogram(self) -> list[int]:
+        """Pixel counts of this split over the ab grid of `pipeline.ab_bins`, as the Beam job counted them."""
+        entry = self.manifest["splits"][self.split]
+        if "ab_histogram" not in entry:
+            raise DataError(f"{self.data_dir}/{schema.MANIFEST} has no ab histogram: the records predate it; "
+                            "run `python -m beam_jobs.preprocess` again")
+        return entry["ab_histogram"]
+
     def num_examples(self, folds=None) -> int:
         entry = self.manifest["splits"][self.split]
         if folds is None:
@@ -66,7 +75,7 @@ class Records:
 
 
 def _batch_parser(height: int, width: int, with_labels: bool):
-    """Serialized batch -> (L, ab[, label]). Parsing whole batches is 30% faster than one by one."""
+    """Serialized batch -> (L8, ab8[, label]), uint8. Parsing whole batches is 30% faster than one by one."""
     names = ("l", "ab", "label") if with_labels else ("l", "ab")
     spec = {name: tf.io.FixedLenFeature([], tf.string) for name in names}
 
@@ -75,8 +84,7 @@ def _batch_parser(height: int, width: int, with_labels: bool):
         batch = serialized.shape[0] or -1  # static when the remainder is dropped
         l8 = tf.reshape(tf.io.decode_raw(features["l"], tf.uint8), (batch, height, width, 1))
         ab8 = tf.reshape(tf.io.decode_raw(features["ab"], tf.uint8), (batch, height, width, 2))
-        parsed = color_tf.l8_to_input(l8), color_tf.ab8_to_target(ab8)
-        return (*parsed, features["label"]) if with_labels else parsed
+        return (l8, ab8, features["label"]) if with_labels else (l8, ab8)
 
     return parse
 
@@ -91,10 +99,38 @@ def _in_folds(folds):
     return keep
 
 
+def augment(seed: int):
+    """Random scale-and-crop back to the same size and random horizontal flips, on uint8 (L8, ab8) batches.
+
+    One crop (from `MIN_CROP` of each side to all of it) per batch, resized back bilinearly; a
+    flip per photo. Stateless, keyed on (seed, batch number): a resumed run sees the same.
+    """
+
+    def apply(number, batch_planes):
+        l8, ab8 = batch_planes
+        height, width = l8.shape[1], l8.shape[2]
+        seeds = tf.random.experimental.stateless_split(tf.stack([tf.cast(seed, tf.int64), number]), 4)
+        scale = tf.random.stateless_uniform([], seeds[0], MIN_CROP, 1.0)
+        crop_h = tf.cast(tf.round(scale * height), tf.int32)
+        crop_w = tf.cast(tf.round(scale * width), tf.int32)
+        top = tf.random.stateless_uniform([], seeds[1], 0, height - crop_h + 1, tf.int32)
+        left = tf.random.stateless_uniform([], seeds[2], 0, width - crop_w + 1, tf.int32)
+        planes = tf.concat([l8, ab8], axis=-1)[:, top:top + crop_h, left:left + crop_w]
+        planes = tf.cast(tf.round(tf.image.resize(planes, (height, width))), tf.uint8)
+        flip = tf.random.stateless_uniform([tf.shape(l8)[0]], seeds[3]) < 0.5
+        planes = tf.where(flip[:, None, None, None], tf.reverse(planes, axis=[2]), planes)
+        return planes[..., :1], planes[..., 1:]
+
+    return apply
+
+
 def make_dataset(records: Records, batch_size: int, *, training: bool, folds=None,
                  input_context: tf.distribute.InputContext | None = None, seed: int | None = None,
-                 shuffle_buffer: int = 1024, with_labels: bool = False) -> tf.data.Dataset:
-    """Batches of (L (b, h, w, 1) in [0, 1], ab (b, h, w, 2) in [-1, 1]) float32.
+                 shuffle_buffer: int = 1024, with_labels: bool = False, augmentation: bool = False) -> tf.data.Dataset:
+    """Batches of (L8 (b, h, w, 1), ab8 (b, h, w, 2)) uint8, as stored; `pipeline.color_tf` scales them.
+
+    uint8 is a quarter of float32's bytes to move to an accelerator; the
+    training step scales on the device.
 
     Args:
       batch_size: per input pipeline (per replica under a strategy).
@@ -103,6 +139,7 @@ def make_dataset(records: Records, batch_size: int, *, training: bool, folds=Non
       input_context: under multi-worker training, read only this pipeline's
         share of the files (or of the records, when there are fewer files).
       with_labels: also give each photo's label (its folder name), as bytes.
+      augmentation: random flips and scale-and-crop (training only), see `augment`.
     """
     files = records.files
     if records.num_examples(folds) == 0:
@@ -127,7 +164,10 @@ def make_dataset(records: Records, batch_size: int, *, training: bool, folds=Non
         dataset = dataset.shuffle(shuffle_buffer, seed=seed, reshuffle_each_iteration=True)
     dataset = dataset.batch(batch_size, drop_remainder=training)
     parse = _batch_parser(*records.image_size, with_labels)
-    dataset = dataset.map(parse, num_parallel_calls=AUTOTUNE).prefetch(AUTOTUNE)
+    dataset = dataset.map(parse, num_parallel_calls=AUTOTUNE)
+    if training and augmentation:
+        dataset = dataset.enumerate().map(augment(0 if seed is None else seed), num_parallel_calls=AUTOTUNE)
+    dataset = dataset.prefetch(AUTOTUNE)
     if not training:
         # Distributed evaluation may have more workers than files: each worker keeps every n-th batch.
         options = tf.data.Options()

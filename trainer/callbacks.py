@@ -63,13 +63,14 @@ class TimeBudget(keras.callbacks.Callback):
 class PhotoLogger(keras.callbacks.Callback):
     """Every N epochs, a TensorBoard image of fixed validation photos: gray | predicted | truth."""
 
-    def __init__(self, log_dir: str, lightness: np.ndarray, ab: np.ndarray, every: int):
+    def __init__(self, log_dir: str, l8: np.ndarray, ab8: np.ndarray, every: int):
         super().__init__()
         self._writer = tf.summary.create_file_writer(log_dir)
-        self._lightness, self._ab, self._every = lightness, ab, every
+        self._lightness, self._ab = color_tf.l8_to_input(l8), color_tf.ab8_to_target(ab8)
+        self._every = every
 
     def sheet(self) -> tf.Tensor:
-        predicted = self.model.net(self._lightness, training=False)
+        predicted = self.model.automatic(self._lightness)
         gray = tf.repeat(self._lightness, 3, axis=-1)
         rows = tf.concat([gray, color_tf.to_rgb(self._lightness, predicted),
                           color_tf.to_rgb(self._lightness, self._ab)], axis=2)

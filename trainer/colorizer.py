@@ -8,21 +8,36 @@ with `tf.function(jit_compile=True)` and let Keras run it inside
 `strategy.run`, with the gradient all-reduce and optimizer update outside XLA.
 That is what `Colorizer` does, so `fit`, `evaluate` and every Keras callback
 work unchanged on one device, many GPUs or many hosts.
+
+
+The data arrive as stored, uint8 L8 and ab8 (a quarter of float32's bytes to
+move to a device), and are scaled inside the step. A hint-aware network gets
+hints simulated from the truth (`trainer.hints`): a random number per photo
+in training, `eval_hints` per photo in evaluation (0: automatic colourization).
+A loss that names an `output_layer` (the colour classifier's logits) is
+computed on that layer's output; metrics always use the network's ab.
 """
 
 import keras
 import tensorflow as tf
 
-from trainer import metrics
+from pipeline import color_tf
+from trainer import hints, metrics
 
 
 class Colorizer(keras.Model):
-    """Trains `net` (L -> ab) with a per-image loss; evaluates every metric of `trainer.metrics`."""
+    """Trains `net` (L [+ hints] -> ab) with a per-image loss; evaluates every metric of `trainer.metrics`."""
 
-    def __init__(self, net: keras.Model, loss_fn, jit_compile: bool, **kwargs):
+    def __init__(self, net: keras.Model, loss_fn, jit_compile: bool, seed: int = 0, eval_hints: int = 0,
+                 **kwargs):
         super().__init__(**kwargs)
         self.net = net
         self.loss_fn = loss_fn
+        self.seed, self.eval_hints = seed, eval_hints
+        self.hint_aware = hints.is_hint_aware(net)
+        layer = getattr(loss_fn, "output_layer", None)
+        loss_output = net.get_layer(layer).output if layer else net.outputs[0]
+        self._both = keras.Model(net.inputs, [loss_output, net.outputs[0]])
         self.loss_tracker = keras.metrics.Mean("loss")
         self.quality = [keras.metrics.Mean(name) for name in metrics.NAMES]
         self._train_replica = tf.function(self._loss_and_gradients, jit_compile=jit_compile)
@@ -32,7 +47,7 @@ class Colorizer(keras.Model):
 
     def build_all(self, image_size: int) -> None:
         """Create every variable now, in the strategy's scope, rather than lazily inside `fit`."""
-        self(tf.zeros((1, image_size, image_size, 1)))
+        self(tf.zeros((1, image_size, image_size, self.net.input_shape[-1])))
         if self.optimizer is not None:
             self.optimizer.build(self.net.trainable_variables)
 
@@ -43,39 +58,57 @@ class Colorizer(keras.Model):
         if not self.built or (self.optimizer is not None and not self.optimizer.built):
             super()._maybe_symbolic_build(iterator, data_batch)
 
-    def call(self, lightness, training=False):
-        return self.net(lightness, training=training)
+    def call(self, inputs, training=False):
+        return self.net(inputs, training=training)
+
+    def automatic(self, lightness):
+        """ab for L (b, h, w, 1) with no hints."""
+        return self.net(hints.network_input(lightness) if self.hint_aware else lightness, training=False)
 
     @property
     def metrics(self):
         return [self.loss_tracker, *self.quality]
 
-    def _loss_and_gradients(self, lightness, ab):
+    def _network_input(self, lightness, ab, counts, seed):
+        if not self.hint_aware:
+            return lightness
+        return hints.network_input(lightness, hints.reveal(ab, counts, seed))
+
+    def _loss_and_gradients(self, l8, ab8, step):
         # The global mean: sum over this replica's images over the global batch, then all-reduced.
-        replicas = tf.distribute.get_replica_context().num_replicas_in_sync
+        context = tf.distribute.get_replica_context()
+        lightness, ab = color_tf.l8_to_input(l8), color_tf.ab8_to_target(ab8)
+        seed = tf.stack([tf.cast(self.seed * 1009 + context.replica_id_in_sync_group, tf.int64), step])
+        counts = hints.random_counts(tf.shape(l8)[0], seed)
+        inputs = self._network_input(lightness, ab, counts, tf.reverse(seed, [0]))
         with tf.GradientTape() as tape:
-            per_image = self.loss_fn(ab, self.net(lightness, training=True))
-            global_batch = tf.cast(tf.shape(per_image)[0] * replicas, per_image.dtype)
+            per_image = self.loss_fn(ab, self._both(inputs, training=True)[0])
+            global_batch = tf.cast(tf.shape(per_image)[0] * context.num_replicas_in_sync, per_image.dtype)
             loss = tf.reduce_sum(per_image) / global_batch
         return per_image, tape.gradient(loss, self.net.trainable_variables)
 
     def train_step(self, data):
-        lightness, ab = data
-        per_image, gradients = self._train_replica(lightness, ab)
+        l8, ab8 = data
+        per_image, gradients = self._train_replica(l8, ab8, tf.cast(self.optimizer.iterations, tf.int64))
         self.optimizer.apply_gradients(zip(gradients, self.net.trainable_variables))
         self.loss_tracker.update_state(per_image)
         return self._global_results([self.loss_tracker])
 
-    def _loss_and_metrics(self, lightness, ab):
-        predicted = self.net(lightness, training=False)
-        return self.loss_fn(ab, predicted), metrics.per_image(lightness, ab, predicted)
+    def _loss_and_metrics(self, l8, ab8):
+        lightness, ab = color_tf.l8_to_input(l8), color_tf.ab8_to_target(ab8)
+        # The same photos in the same batches get the same hints, whatever else is evaluated.
+        seed = tf.stack([tf.cast(self.seed, tf.int64), tf.reduce_sum(tf.cast(l8, tf.int64))])
+        counts = tf.fill([tf.shape(l8)[0]], self.eval_hints)
+        loss_output, predicted = self._both(self._network_input(lightness, ab, counts, seed), training=False)
+        return self.loss_fn(ab, loss_output), metrics.per_image(lightness, ab, predicted)
 
     def test_step(self, data):
-        lightness, ab = data
-        per_image, quality = self._eval_replica(lightness, ab)
+        l8, ab8 = data[:2]
+        per_image, quality = self._eval_replica(l8, ab8)
         self.loss_tracker.update_state(per_image)
         for tracker in self.quality:
-            tracker.update_state(quality[tracker.name])
+            weight = metrics.WEIGHTS.get(tracker.name)
+            tracker.update_state(quality[tracker.name], sample_weight=quality[weight] if weight else None)
         return self._global_results(self.metrics)
 
     @staticmethod

@@ -10,13 +10,23 @@ OPTIMIZERS = ("adam", "rmsprop", "sgd")
 flags.DEFINE_string("data_dir", None, "Output directory of `python -m beam_jobs.preprocess` (local or gs://).")
 flags.DEFINE_string("model_dir", None, "Where checkpoints, TensorBoard logs, metrics and models go "
                     "(local or gs://). Re-running with the same model_dir resumes the run.")
-flags.DEFINE_enum("model", "lowres_unet", sorted(models.MODELS), "Network to train.")
+flags.DEFINE_enum("model", "context_unet", sorted(models.MODELS), "Network to train (context_unet: hint-aware, "
+                  "global context; seed_autoencoder: the original project's).")
 flags.DEFINE_string("init_model", None, "Start from the weights of this .keras model (fine-tuning).")
 flags.DEFINE_enum("optimizer", "adam", OPTIMIZERS, "Optimizer (sgd uses Nesterov momentum).")
-flags.DEFINE_enum("loss", "mae", sorted(losses.NAMES), "Training loss on ab (rebalanced_mae: MAE weighted "
-                  "towards rare, saturated colours, for vivid results).")
-flags.DEFINE_float("rebalancing", 0.5, "--loss=rebalanced_mae: how strongly rare colours weigh more, from 0 "
-                   "(plain MAE) to 1 (inverse frequency).", lower_bound=0.0, upper_bound=1.0)
+flags.DEFINE_enum("loss", "classification", sorted(losses.NAMES), "Training loss. classification: a distribution "
+                  "over ab bins with class rebalancing, decoded by the annealed mean (vivid; context_unet only); "
+                  "rebalanced_mae: MAE weighted towards rare colours; the others regress ab.")
+flags.DEFINE_float("rebalancing", 0.5, "Class rebalancing lambda for --loss=classification|rebalanced_mae: "
+                   "w ~ 1/((1-lambda) p + lambda/Q); 1: none, 0: inverse frequency.", lower_bound=0.0,
+                   upper_bound=1.0)
+flags.DEFINE_float("temperature", 0.38, "--loss=classification: annealed-mean temperature the model decodes "
+                   "with (1: the mean, towards 0: the mode); `trainer.colorize --temperature` changes it later.",
+                   lower_bound=0.01)
+flags.DEFINE_float("vividness", 1.0, "--loss=classification: 1 decodes the rebalanced distribution (most vivid), "
+                   "0 divides the rebalancing back out (duller, fewer tinted neutrals).", lower_bound=0.0,
+                   upper_bound=1.0)
+flags.DEFINE_bool("augment", True, "Random flips and scale-and-crop of the training photos.")
 flags.DEFINE_float("learning_rate", 1e-3, "Initial learning rate.", lower_bound=0.0)
 flags.DEFINE_float("momentum", 0.9, "Momentum for --optimizer=sgd.", lower_bound=0.0, upper_bound=1.0)
 flags.DEFINE_integer("batch_size", 16, "Global batch size, split evenly across all replicas.", lower_bound=1)

@@ -8,7 +8,16 @@ Two scales:
   the true L and the predicted ab, as 0-255 integers; PSNR capped at
   `PSNR_CAP_DB` (an exact match would be infinite); SSIM with an 11x11
   Gaussian window, sigma 1.5; colourfulness of Hasler and Suesstrunk (2003),
-  and its gap to the truth's (positive: duller than the truth).
+  and its gap to the truth's (positive: duller than the truth);
+- colour error, as Zhang, Isola and Efros (2016) report it: the AuC of the
+  cumulative curve of per-pixel ab error (Euclidean, Lab units) over
+  thresholds 0-150, in [0, 1];
+- neutral false colour: the mean predicted chroma (Lab units) over pixels
+  whose true chroma is under `NEUTRAL_CHROMA`: tinted whites and grays,
+  blotches on white backgrounds. Pixel-weighted over a set (`WEIGHTS`).
+
+Over a set, two more (`set_metrics`): colourfulness as a ratio to the truth's,
+and delta-CF, |mean CF of predictions - mean CF of truths| (as DDColor reports it).
 
 Every function takes model-scale tensors: L (b, h, w, 1) in [0, 1] and ab
 (b, h, w, 2) in [-1, 1], and returns one value per image.
@@ -20,8 +29,12 @@ import tensorflow as tf
 from pipeline import color_tf
 
 PSNR_CAP_DB = 50.0
+NEUTRAL_CHROMA = 5.0  # Lab units: a true colour this close to gray is neutral
+AUC_THRESHOLDS = np.arange(0, 151, dtype=np.float32)  # Lab units
 NAMES = ("ab_psnr", "ab_ssim", "rgb_psnr", "rgb_ssim", "colourfulness", "colourfulness_true",
-         "colourfulness_gap")
+         "colourfulness_gap", "ab_error_auc", "neutral_false_colour", "neutral_share")
+WEIGHTS = {"neutral_false_colour": "neutral_share"}  # averaged over images weighted by this
+SET_NAMES = ("colourfulness_ratio", "delta_cf")
 
 
 def _seed_scale(ab: tf.Tensor) -> tf.Tensor:
@@ -97,4 +110,37 @@ def per_image(lightness: tf.Tensor, ab_true: tf.Tensor, ab_pred: tf.Tensor) -> d
         "colourfulness": colour_pred,
         "colourfulness_true": colour_true,
         "colourfulness_gap": colour_true - colour_pred,
+        **colour_errors(ab_true, ab_pred),
     }
+
+
+def colour_errors(ab_true: tf.Tensor, ab_pred: tf.Tensor) -> dict[str, tf.Tensor]:
+    """ab_error_auc, neutral_false_colour and neutral_share per image (see the module docstring)."""
+    lab_units = color_tf.AB_SCALE
+    error = tf.norm((ab_true - ab_pred) * lab_units, axis=-1)
+    within = tf.cast(error[..., None] <= tf.constant(AUC_THRESHOLDS), tf.float32)
+    neutral = tf.cast(tf.norm(ab_true * lab_units, axis=-1) < NEUTRAL_CHROMA, tf.float32)
+    pixels = tf.reduce_sum(neutral, axis=[1, 2])
+    chroma = tf.norm(ab_pred * lab_units, axis=-1)
+    return {
+        "ab_error_auc": tf.reduce_mean(within, axis=[1, 2, 3]),
+        "neutral_false_colour": tf.reduce_sum(chroma * neutral, axis=[1, 2]) / tf.maximum(pixels, 1.0),
+        "neutral_share": pixels / tf.cast(tf.shape(neutral)[1] * tf.shape(neutral)[2], tf.float32),
+    }
+
+
+def mean(values: dict[str, list[float]]) -> dict[str, float]:
+    """Per-image values of `NAMES` -> their means over the set (weighted as `WEIGHTS` says), plus `set_metrics`."""
+    result = {}
+    for name in NAMES:
+        weights = values[WEIGHTS[name]] if name in WEIGHTS else None
+        result[name] = float(np.average(values[name], weights=weights)) if np.sum(
+            weights if weights is not None else [1]) > 0 else float("nan")
+    return set_metrics(result)
+
+
+def set_metrics(result: dict[str, float]) -> dict[str, float]:
+    """Add the set-level metrics to means over a set."""
+    truth = result["colourfulness_true"]
+    return {**result, "colourfulness_ratio": result["colourfulness"] / truth if truth else float("nan"),
+            "delta_cf": abs(result["colourfulness"] - truth)}

@@ -1,4 +1,4 @@
-"""Colourization networks: L (h, w, 1) in [0, 1] -> ab (h, w, 2) in about [-1, 1].
+"""Colourization networks: L (h, w, 1) in [0, 1], or L and hint planes (h, w, 4), -> ab (h, w, 2) in [-1, 1].
 
 Only built-in Keras layers, so a saved `.keras` file loads without this project.
 """
@@ -6,6 +6,8 @@ Only built-in Keras layers, so a saved `.keras` file loads without this project.
 import keras
 import tensorflow as tf
 from keras import layers
+
+from trainer import colour_classes, hints
 
 
 def seed_autoencoder(size: int = 200) -> keras.Model:
@@ -58,13 +60,51 @@ def lowres_unet(size: int = 200, width: int = 32) -> keras.Model:
     return keras.Model(inputs, outputs, name="lowres_unet")
 
 
-def gray(size: int) -> keras.Model:
+def context_unet(size: int = 200, width: int = 32, bins: "colour_classes.ColourBins | None" = None,
+                 rebalancing: float = 0.5, temperature: float = 0.38, vividness: float = 1.0) -> keras.Model:
+    """A hint-aware U-Net with global context that predicts colour at a quarter of the resolution.
+
+    Input: L and hint planes (`trainer.hints`). The body is `lowres_unet`'s
+    (strided, then dilated 3x3 convolutions; colour is low-frequency) plus a
+    global branch (Iizuka, Simo-Serra and Ishikawa 2016): features averaged
+    over the whole photo and fused back at every position, so one flower
+    keeps one colour and a sky is one blue. With `bins`, the head classifies
+    each position's colour over them and decodes by the annealed mean
+    (`trainer.colour_classes`); without, it regresses ab.
+    """
+    if size % 8:
+        raise ValueError(f"context_unet needs an image size divisible by 8, got {size}")
+    inputs = keras.Input((size, size, hints.CHANNELS), name="lightness_and_hints")
+    half = _conv(inputs, width // 2, strides=2)
+    quarter = _conv(_conv(half, width, strides=2), width)
+    x = _conv(_conv(quarter, width * 2, strides=2), width * 2)
+    for dilation in (1, 2, 4, 8):
+        x = _conv(x, width * 3, dilation=dilation)
+    context = layers.GlobalAveragePooling2D(keepdims=True)(x)
+    context = layers.Conv2D(width * 3, 1, activation="relu")(context)
+    context = layers.UpSampling2D(size // 8)(layers.Conv2D(width * 3, 1, activation="relu")(context))
+    x = layers.Conv2D(width * 2, 1, activation="relu")(layers.Concatenate()([x, context]))
+    x = layers.UpSampling2D(2, interpolation="bilinear")(x)
+    x = _conv(_conv(layers.Concatenate()([x, quarter]), width * 2), width * 2)
+    if bins is None:
+        ab = layers.Conv2D(2, 3, padding="same")(x)
+        return keras.Model(inputs, layers.UpSampling2D(4, interpolation="bilinear", name="ab")(ab),
+                           name="context_unet")
+    logits = layers.Conv2D(bins.size, 1, name=colour_classes.LOGITS_LAYER)(x)
+    ab, fixed = colour_classes.decoding_head(logits, bins, rebalancing, temperature, vividness)
+    net = keras.Model(inputs, layers.UpSampling2D(4, interpolation="bilinear", name="ab")(ab),
+                      name="context_unet_classifier")
+    for name, weights in fixed.items():
+        net.get_layer(name).set_weights(weights)
+    return net
+
+
+def gray(size: int, channels: int = 1) -> keras.Model:
     """The gray baseline: predicts no colour (ab = 0) whatever it sees."""
-    inputs = keras.Input((size, size, 1), name="lightness")
-    outputs = layers.Lambda(lambda x: keras.ops.zeros_like(keras.ops.repeat(x, 2, axis=-1)), name="ab")(inputs)
+    inputs = keras.Input((size, size, channels), name="lightness")
+    outputs = layers.Lambda(lambda x: keras.ops.zeros_like(keras.ops.repeat(x[..., :1], 2, axis=-1)),
+                            name="ab")(inputs)
     return keras.Model(inputs, outputs, name="gray_baseline")
-
-
 def detached(net: keras.Model) -> keras.Model:
     """A copy of `net` with plain variables, outside any distribution strategy (for saving)."""
     copy = keras.models.clone_model(net)
@@ -72,7 +112,7 @@ def detached(net: keras.Model) -> keras.Model:
     return copy
 
 
-MODELS = {"seed_autoencoder": seed_autoencoder, "lowres_unet": lowres_unet}
+MODELS = {"seed_autoencoder": seed_autoencoder, "lowres_unet": lowres_unet, "context_unet": context_unet}
 
 
 def resolve(path: str | None) -> str:
@@ -87,7 +127,10 @@ def resolve(path: str | None) -> str:
     return path
 
 
-def build(name: str, size: int) -> keras.Model:
+def build(name: str, size: int, **head) -> keras.Model:
+    """The network by name; `head` (bins, rebalancing, temperature, vividness) makes context_unet a classifier."""
     if name not in MODELS:
         raise ValueError(f"--model must be one of {sorted(MODELS)}, got {name!r}")
-    return MODELS[name](size)
+    if head and name != "context_unet":
+        raise ValueError(f"--loss=classification needs --model=context_unet, not {name}")
+    return MODELS[name](size, **head)

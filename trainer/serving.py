@@ -15,6 +15,7 @@ import keras
 import tensorflow as tf
 
 from pipeline import color_tf
+from trainer import hints
 
 SIGNATURE = "serving_default"
 
@@ -42,7 +43,9 @@ def recombine(rgb: tf.Tensor, ab: tf.Tensor) -> tf.Tensor:
 def colorize(net: keras.Model, images: tf.Tensor) -> tf.Tensor:
     """uint8 photos (b, h, w, c), gray or colour (colour is discarded) -> uint8 RGB (b, h, w, 3)."""
     rgb = as_rgb(images)
-    return recombine(rgb, net(model_input(rgb, net.input_shape[1]), training=False))
+    lightness = model_input(rgb, net.input_shape[1])
+    inputs = hints.network_input(lightness) if hints.is_hint_aware(net) else lightness
+    return recombine(rgb, net(inputs, training=False))
 
 
 class _Serving(tf.Module):

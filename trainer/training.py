@@ -29,7 +29,7 @@ import tensorflow as tf
 
 from pipeline import dataset
 from trainer import callbacks as trainer_callbacks
-from trainer import colorizer, distribute, losses, models, plots, serving
+from trainer import colorizer, colour_classes, distribute, losses, metrics, models, plots, serving
 
 _SAME_RUN = ("model", "data_dir")
 
@@ -98,6 +98,7 @@ class Data:
             self.train_folds = set(range(folds)) - {fold}
             self.val, self.val_folds = self.train, {fold}
         self.test = dataset.Records.open(data_dir, "test")
+        self.bins = colour_classes.ColourBins.from_histogram(self.train.ab_histogram())
         self.train_examples = self.train.num_examples(self.train_folds)
         if self.train_examples < global_batch:
             raise dataset.DataError(f"the training data has {self.train_examples} examples, fewer than one "
@@ -117,10 +118,14 @@ def _optimizer(config: dict) -> keras.optimizers.Optimizer:
     return {"adam": keras.optimizers.Adam, "rmsprop": keras.optimizers.RMSprop}[config["optimizer"]](rate)
 
 
-def _network(config: dict, size: int) -> keras.Model:
+def _network(config: dict, data: Data) -> keras.Model:
+    size = data.size
     if not config["init_model"]:
+        head = {} if config["loss"] != "classification" else {
+            "bins": data.bins, "rebalancing": config["rebalancing"], "temperature": config["temperature"],
+            "vividness": config["vividness"]}
         try:
-            return models.build(config["model"], size)
+            return models.build(config["model"], size, **head)
         except ValueError as error:
             raise distribute.ConfigError(str(error)) from None
     net = keras.models.load_model(config["init_model"], compile=False)
@@ -139,7 +144,7 @@ def _training_data(strategy, data: Data, config: dict, global_batch: int, first_
             return dataset.make_dataset(
                 data.train, context.get_per_replica_batch_size(global_batch), training=True,
                 folds=data.train_folds, input_context=context, seed=config["seed"] + number,
-                shuffle_buffer=config["shuffle_buffer"])
+                shuffle_buffer=config["shuffle_buffer"], augmentation=config["augment"])
 
         return tf.data.Dataset.range(first_epoch, sys.maxsize).flat_map(epoch).prefetch(tf.data.AUTOTUNE)
 
@@ -167,10 +172,10 @@ def _callbacks(config, layout, data, cluster, global_batch, write_dir):
                                          "agree on when to stop; use --epochs")
         keras_callbacks.append(trainer_callbacks.TimeBudget(config["time_budget_minutes"]))
     if config["log_images_every"] and cluster.is_chief:
-        lightness, ab = next(iter(dataset.make_dataset(data.val, config["num_log_images"], training=False,
-                                                       folds=data.val_folds)))
-        keras_callbacks.append(trainer_callbacks.PhotoLogger(f"{write_dir}/logs/images", lightness.numpy(),
-                                                             ab.numpy(), config["log_images_every"]))
+        l8, ab8 = next(iter(dataset.make_dataset(data.val, config["num_log_images"], training=False,
+                                                 folds=data.val_folds)))
+        keras_callbacks.append(trainer_callbacks.PhotoLogger(f"{write_dir}/logs/images", l8.numpy(),
+                                                             ab8.numpy(), config["log_images_every"]))
     keras_callbacks.append(trainer_callbacks.ResumableBackup(layout.backup, keras_callbacks, cluster.is_chief))
     return keras_callbacks
 
@@ -206,12 +211,14 @@ def _summary(result: dict, net: keras.Model) -> str:
 
 def _build(strategy, config: dict, data: Data, jit: bool):
     """The model to train and the gray baseline, every variable created in the strategy's scope."""
-    loss_fn = losses.build(config["loss"], data.train, data.train_folds, config["rebalancing"])
+    loss_fn = losses.build(config["loss"], data.bins, config["rebalancing"])
     with strategy.scope():
-        model = colorizer.Colorizer(_network(config, data.size), loss_fn, jit)
+        net = _network(config, data)
+        model = colorizer.Colorizer(net, loss_fn, jit, seed=config["seed"])
         model.compile(optimizer=_optimizer(config), jit_compile=False)
         model.build_all(data.size)
-        gray = colorizer.Colorizer(models.gray(data.size), loss_fn, jit)
+        gray_loss = loss_fn if not colour_classes.is_classifier(net) else losses.mae
+        gray = colorizer.Colorizer(models.gray(data.size, net.input_shape[-1]), gray_loss, jit)
         gray.compile(jit_compile=False)
         gray.build_all(data.size)
     return model, gray
@@ -222,8 +229,8 @@ def _evaluate(model, gray, data: Data, global_batch: int) -> dict:
     result = {"gray_baseline": {}}
     for name, (records, folds) in {"val": (data.val, data.val_folds), "test": (data.test, None)}.items():
         evaluation = dataset.make_dataset(records, global_batch, training=False, folds=folds)
-        result[name] = model.evaluate(evaluation, return_dict=True, verbose=0)
-        result["gray_baseline"][name] = gray.evaluate(evaluation, return_dict=True, verbose=0)
+        result[name] = metrics.set_metrics(model.evaluate(evaluation, return_dict=True, verbose=0))
+        result["gray_baseline"][name] = metrics.set_metrics(gray.evaluate(evaluation, return_dict=True, verbose=0))
     return result
 
 

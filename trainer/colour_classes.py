@@ -1,0 +1,150 @@
+"""Colourization as classification over quantized ab colours (Zhang, Isola and Efros 2016).
+
+A regression loss is minimized by the average of a region's plausible colours,
+and the average of red, yellow and pink is brownish gray. Predicting a
+distribution over ab bins instead keeps every plausible colour, and class
+rebalancing stops the common dull colours from drowning the rare vivid ones:
+
+- bins: the 10-Lab-unit grid of `pipeline.ab_bins`, keeping those that occur
+  in the training split (counted by the Beam job, read from the manifest);
+- targets: each true ab soft-encoded over its `NEIGHBOURS` nearest bins with a
+  Gaussian of `SOFT_SIGMA` Lab units;
+- loss: per-pixel cross-entropy weighted by w ~ 1 / ((1 - lambda) p~ + lambda / Q),
+  p~ the prior smoothed with `PRIOR_SIGMA`, normalized to average 1 over the
+  training pixels (lambda = 1: no rebalancing; 0: inverse frequency);
+- decoding: the annealed mean, softmax(log p / T) then the expectation of the
+  bin centres (T = 1: the mean; T -> 0: the mode). `vividness` below 1 divides
+  the rebalancing weights back out of p first (0: the plain posterior), which
+  moves the output from vivid towards faithful neutrals.
+
+The decoding is made of built-in Keras layers inside the network (see
+`trainer.models`), so a saved model colours photos with Keras alone.
+"""
+
+import dataclasses
+
+import cv2
+import numpy as np
+import tensorflow as tf
+from keras import layers
+
+from pipeline import ab_bins, color_tf
+
+NEIGHBOURS = 5
+SOFT_SIGMA = 5.0  # Lab units
+PRIOR_SIGMA = 5.0  # Lab units
+LOGITS_LAYER = "colour_logits"
+REBALANCED_LAYER = "rebalanced_logits"  # logits - log w: fixed
+RAW_SCALE_LAYER = "annealing_raw"  # vividness / T
+REBALANCED_SCALE_LAYER = "annealing_rebalanced"  # (1 - vividness) / T
+CENTRES_LAYER = "bin_centres"
+
+
+@dataclasses.dataclass(frozen=True)
+class ColourBins:
+    """The in-gamut bins of a training split and how often each occurs there."""
+
+    indices: np.ndarray  # flat grid indices (Q,)
+    frequency: np.ndarray  # fraction of training pixels in each bin (Q,), sums to 1
+    prior: np.ndarray  # the frequency smoothed over the grid by PRIOR_SIGMA (Q,), sums to 1
+
+    @classmethod
+    def from_histogram(cls, counts) -> "ColourBins":
+        """From the manifest's pixel counts over the whole grid (ab_bins.COUNT,)."""
+        counts = np.asarray(counts, np.float64)
+        if counts.shape != (ab_bins.COUNT,) or counts.sum() <= 0:
+            raise ValueError(f"an ab histogram needs {ab_bins.COUNT} counts with some pixels")
+        grid = (counts / counts.sum()).reshape(ab_bins.SIDE, ab_bins.SIDE)
+        smoothed = cv2.GaussianBlur(grid, (0, 0), PRIOR_SIGMA / ab_bins.STEP, borderType=cv2.BORDER_CONSTANT)
+        indices = np.flatnonzero(counts > 0)
+        prior = smoothed.ravel()[indices]
+        return cls(indices, grid.ravel()[indices], prior / prior.sum())
+
+    @property
+    def size(self) -> int:
+        return self.indices.size
+
+    @property
+    def centres(self) -> np.ndarray:
+        """Bin centres in model-scale ab (Q, 2)."""
+        return (ab_bins.centres(self.indices) / color_tf.AB_SCALE).astype(np.float32)
+
+    def weights(self, rebalancing: float) -> np.ndarray:
+        """Class-rebalancing weight per bin, averaging 1 over the training pixels."""
+        weights = 1.0 / ((1.0 - rebalancing) * self.prior + rebalancing / self.size)
+        return (weights / np.sum(self.frequency * weights)).astype(np.float32)
+
+
+def soft_encode(ab: tf.Tensor, centres: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
+    """Model-scale ab (..., 2) -> the NEIGHBOURS nearest bins (..., k) and their Gaussian weights, summing to 1."""
+    lab_units = color_tf.AB_SCALE
+    distance2 = tf.reduce_sum(tf.square((ab[..., None, :] - centres) * lab_units), axis=-1)
+    negative, nearest = tf.math.top_k(-distance2, k=NEIGHBOURS)
+    weights = tf.nn.softmax(negative / (2.0 * SOFT_SIGMA**2), axis=-1)
+    return nearest, weights
+
+
+def rebalanced_cross_entropy(bins: ColourBins, rebalancing: float):
+    """Loss on (true ab at full size, logits at the network's colour resolution), one value per image."""
+    centres = tf.constant(bins.centres)
+    pixel_weight = tf.constant(bins.weights(rebalancing))
+
+    def loss(ab_true, logits):
+        factor = ab_true.shape[1] // logits.shape[1]
+        ab_small = tf.nn.avg_pool2d(ab_true, factor, factor, "VALID") if factor > 1 else ab_true
+        nearest, soft = soft_encode(ab_small, centres)
+        log_p = tf.nn.log_softmax(logits, axis=-1)
+        cross_entropy = -tf.reduce_sum(soft * tf.gather(log_p, nearest, axis=-1, batch_dims=3), axis=-1)
+        return tf.reduce_mean(tf.gather(pixel_weight, nearest[..., 0]) * cross_entropy, axis=[1, 2])
+
+    loss.output_layer = LOGITS_LAYER
+    return loss
+
+
+def decoding_head(logits, bins: ColourBins, rebalancing: float, temperature: float, vividness: float):
+    """Logits -> ab at the logits' resolution, by the annealed mean; built-in layers only.
+
+    (v * logits + (1 - v) * (logits - log w)) / T, softmax, expectation of the bin centres: the
+    two scales hold T and v, so `set_decoding` changes both without touching the network.
+    """
+    q = bins.size
+    rebalanced = layers.DepthwiseConv2D(1, name=REBALANCED_LAYER, trainable=False)(logits)
+    raw_part = layers.DepthwiseConv2D(1, use_bias=False, name=RAW_SCALE_LAYER, trainable=False)(logits)
+    rebalanced_part = layers.DepthwiseConv2D(1, use_bias=False, name=REBALANCED_SCALE_LAYER,
+                                             trainable=False)(rebalanced)
+    probabilities = layers.Softmax(axis=-1)(layers.Add()([raw_part, rebalanced_part]))
+    ab = layers.Conv2D(2, 1, use_bias=False, name=CENTRES_LAYER, trainable=False)(probabilities)
+    return ab, {REBALANCED_LAYER: [np.ones((1, 1, q, 1), np.float32), -np.log(bins.weights(rebalancing))],
+                CENTRES_LAYER: [bins.centres.reshape(1, 1, q, 2)],
+                **_scales(q, temperature, vividness)}
+
+
+def _scales(q: int, temperature: float, vividness: float) -> dict[str, list[np.ndarray]]:
+    if temperature <= 0:
+        raise ValueError(f"the temperature must be positive, got {temperature}")
+    if not 0.0 <= vividness <= 1.0:
+        raise ValueError(f"the vividness must be between 0 and 1, got {vividness}")
+    return {RAW_SCALE_LAYER: [np.full((1, 1, q, 1), vividness / temperature, np.float32)],
+            REBALANCED_SCALE_LAYER: [np.full((1, 1, q, 1), (1.0 - vividness) / temperature, np.float32)]}
+
+
+def is_classifier(net) -> bool:
+    return any(layer.name == LOGITS_LAYER for layer in net.layers)
+
+
+def decoding(net) -> tuple[float, float]:
+    """(temperature, vividness) a classification network decodes with."""
+    raw = float(net.get_layer(RAW_SCALE_LAYER).get_weights()[0].flat[0])
+    rebalanced = float(net.get_layer(REBALANCED_SCALE_LAYER).get_weights()[0].flat[0])
+    temperature = 1.0 / (raw + rebalanced)
+    return temperature, raw * temperature
+
+
+def set_decoding(net, temperature: float | None = None, vividness: float | None = None) -> None:
+    """Change how a classification network decodes; None keeps the current value."""
+    current_temperature, current_vividness = decoding(net)
+    q = net.get_layer(LOGITS_LAYER).output.shape[-1]
+    scales = _scales(q, current_temperature if temperature is None else temperature,
+                     current_vividness if vividness is None else vividness)
+    for name, value in scales.items():
+        net.get_layer(name).set_weights(value)

@@ -60,7 +60,7 @@ def lowres_unet(size: int = 200, width: int = 32) -> keras.Model:
     return keras.Model(inputs, outputs, name="lowres_unet")
 
 
-def context_unet(size: int = 200, width: int = 32, bins: "colour_classes.ColourBins | None" = None,
+def context_unet(size: int = 200, width: int = 48, bins: "colour_classes.ColourBins | None" = None,
                  rebalancing: float = 0.5, temperature: float = 0.38, vividness: float = 1.0) -> keras.Model:
     """A hint-aware U-Net with global context that predicts colour at a quarter of the resolution.
 

@@ -42,10 +42,10 @@ setuptools.setup(
     python_requires=">=3.11,<3.12",
     packages=setuptools.find_packages(include=["pipeline", "beam_jobs", "trainer", "trainer.*"]),
     package_data={"trainer.default_model": ["model.keras", "MODEL_CARD.md"]},
-    install_requires=pinned("apache-beam", "google-crc32c", "numpy", "opencv-python-headless"),
+    install_requires=pinned("apache-beam", "google-crc32c", "numpy", "opencv-python-headless", "pillow"),
     extras_require={
         "trainer": pinned("tensorflow", "tensorflow-io", "keras", "protobuf", "absl-py"),
-        "test": pinned("pytest", "scikit-image", "pillow"),
+        "test": pinned("pytest", "scikit-image"),
         "gcp": pinned("apache-beam[gcp]"),
     },
 )

@@ -5,10 +5,20 @@ these functions, so a photo looks the same to the model wherever it comes from.
 No TensorFlow here: Beam workers import this module.
 """
 
+import io
+
 import cv2
 import numpy as np
+from PIL import Image
 
 RESIZE_MODES = ("stretch", "crop")
+
+# Photos above this many pixels are refused before decoding (too_large): a few kB of PNG can
+# declare 20000x20000 pixels, which would take gigabytes to decode.
+MAX_PIXELS = 50_000_000
+
+# Pillow only reads headers here, for the check above, which replaces its own fixed limit.
+Image.MAX_IMAGE_PIXELS = None
 
 # Formats that may carry an alpha channel, which IMREAD_COLOR would silently drop.
 _ALPHA_FORMATS = ("png", "webp", "tiff")
@@ -59,6 +69,23 @@ def _is_truncated(fmt: str, data: bytes) -> bool:
     return False
 
 
+def header_size(data: bytes) -> tuple[int, int] | None:
+    """(width, height) from the file header alone (Pillow's open reads no pixels), or None when Pillow cannot tell."""
+    try:
+        with Image.open(io.BytesIO(data)) as image:
+            return image.size
+    except Exception:  # noqa: BLE001  anything Pillow cannot parse is left to OpenCV to decode or refuse
+        return None
+
+
+def check_pixels(data: bytes, max_pixels: int) -> None:
+    """Refuse a photo whose header declares more than max_pixels pixels, before anything is decoded."""
+    size = header_size(data)
+    if size and size[0] * size[1] > max_pixels:
+        raise ImageError("too_large", f"{size[0]}x{size[1]} pixels, more than the limit of {max_pixels} "
+                         "(--max_pixels)")
+
+
 def _to_uint8(image: np.ndarray) -> np.ndarray:
     if image.dtype == np.uint8:
         return image
@@ -74,7 +101,7 @@ def _composite_on_white(bgra: np.ndarray) -> np.ndarray:
     return (bgr + 0.5).astype(np.uint8)
 
 
-def decode_rgb(data: bytes) -> np.ndarray:
+def decode_rgb(data: bytes, max_pixels: int = MAX_PIXELS) -> np.ndarray:
     """Decode any still image OpenCV reads to uint8 RGB (H, W, 3).
 
     Gray, 16-bit and CMYK sources become 8-bit RGB and EXIF orientation is
@@ -82,7 +109,7 @@ def decode_rgb(data: bytes) -> np.ndarray:
     white rather than on whatever colour they happen to store.
 
     Raises:
-      ImageError: with reason empty_file, not_an_image, truncated or corrupt.
+      ImageError: with reason empty_file, not_an_image, truncated, too_large or corrupt.
     """
     if not data:
         raise ImageError("empty_file", "the file has 0 bytes")
@@ -91,6 +118,7 @@ def decode_rgb(data: bytes) -> np.ndarray:
         raise ImageError("not_an_image", f"unrecognised file header {data[:8]!r}")
     if _is_truncated(fmt, data):
         raise ImageError("truncated", f"the {fmt} data ends early ({len(data)} bytes)")
+    check_pixels(data, max_pixels)
     buffer = np.frombuffer(data, np.uint8)
     bgr = cv2.imdecode(buffer, cv2.IMREAD_COLOR)
     if bgr is None:
@@ -128,8 +156,9 @@ def check_size(rgb: np.ndarray, min_side: int) -> None:
         raise ImageError("too_small", f"{width}x{height} pixels, the shorter side is below {min_side}")
 
 
-def load_rgb(data: bytes, size: int, mode: str = "stretch", min_side: int = 1) -> np.ndarray:
+def load_rgb(data: bytes, size: int, mode: str = "stretch", min_side: int = 1,
+             max_pixels: int = MAX_PIXELS) -> np.ndarray:
     """File bytes -> uint8 RGB (size, size, 3), as every part of the project prepares photos."""
-    rgb = decode_rgb(data)
+    rgb = decode_rgb(data, max_pixels)
     check_size(rgb, min_side)
     return resize(rgb, size, mode)

@@ -1,6 +1,9 @@
 """Decoding every common still-image format to 8-bit RGB, and naming what is wrong with the rest."""
 
 import io
+import struct
+import time
+import zlib
 
 import cv2
 import numpy as np
@@ -101,6 +104,39 @@ def test_too_small_is_refused():
     assert "1x1" in raised.value.detail
 
 
+def _png_header_only(width: int, height: int) -> bytes:
+    """A complete PNG file (signature, IHDR, a tiny IDAT, IEND) whose header declares width x height."""
+    def chunk(kind: bytes, body: bytes) -> bytes:
+        return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
+
+    header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(b"\x00" * 64))
+            + chunk(b"IEND", b""))
+
+
+def test_a_huge_declared_size_is_refused_from_the_header_before_decoding():
+    data = _png_header_only(20000, 20000)
+    assert len(data) < 200
+    start = time.perf_counter()
+    with pytest.raises(images.ImageError) as raised:
+        images.load_rgb(data, size=200)
+    # Decoding would fail as corrupt (its pixel data is 64 bytes) after allocating 1.2 GB: it never starts.
+    assert raised.value.reason == "too_large" and "20000x20000" in raised.value.detail
+    assert time.perf_counter() - start < 1.0
+
+
+def test_the_pixel_limit_can_be_raised_and_lowered(rgb):
+    data = _encode(rgb[..., ::-1], ".jpg")
+    with pytest.raises(images.ImageError) as raised:
+        images.decode_rgb(data, max_pixels=64 * 48 - 1)
+    assert raised.value.reason == "too_large" and "64x48" in raised.value.detail
+    assert images.decode_rgb(data, max_pixels=64 * 48).shape == (48, 64, 3)
+    huge = _png_header_only(20000, 20000)
+    with pytest.raises(images.ImageError) as raised:
+        images.decode_rgb(huge, max_pixels=20000 * 20000)
+    assert raised.value.reason == "corrupt"  # allowed through the limit, so OpenCV tried (and refused) it
+
+
 def test_stretch_keeps_the_whole_photo_and_crop_the_centre(rgb):
     stretched = images.resize(rgb, 24, "stretch")
     cropped = images.resize(rgb, 24, "crop")
@@ -113,3 +149,19 @@ def test_stretch_keeps_the_whole_photo_and_crop_the_centre(rgb):
 def test_unknown_resize_mode_is_named(rgb):
     with pytest.raises(ValueError, match="squash"):
         images.resize(rgb, 24, "squash")
+
+
+def test_colorize_reports_a_dangling_link_and_a_huge_photo_with_their_reasons(rgb, tmp_path):
+    from trainer import photos
+
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    (folder / "good.png").write_bytes(_encode(rgb[..., ::-1], ".png"))
+    (folder / "huge.png").write_bytes(_png_header_only(20000, 20000))
+    (folder / "gone.jpg").symlink_to(tmp_path / "deleted.jpg")
+    found = {p.relative: p for p in photos.find([str(folder)])}
+    assert sorted(found) == ["gone.jpg", "good.png", "huge.png"]
+    assert photos.read_rgb(found["good.png"], min_side=8).shape == (48, 64, 3)
+    assert photos.read_rgb(found["gone.jpg"], min_side=8).reason == "unreadable"
+    assert photos.read_rgb(found["huge.png"], min_side=8).reason == "too_large"
+    assert photos.read_rgb(found["good.png"], min_side=8, max_pixels=100).reason == "too_large"

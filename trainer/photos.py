@@ -63,15 +63,19 @@ def find(arguments: list[str]) -> list[Photo]:
     return found
 
 
-def read_rgb(photo: Photo, min_side: int):
-    """The photo as uint8 RGB at its own size, or the Failure saying why not."""
+def read_rgb(photo: Photo, min_side: int, max_pixels: int = images.MAX_PIXELS):
+    """The photo as uint8 RGB at its own size, or the Failure saying why not.
+
+    A symbolic link that points nowhere is `unreadable`, like any file that cannot be opened; a
+    photo whose header declares more than max_pixels pixels is `too_large`, before it is decoded.
+    """
     try:
         with tf.io.gfile.GFile(photo.path, "rb") as handle:
             data = handle.read()
     except (OSError, tf.errors.OpError) as error:
         return Failure(photo.path, "unreadable", str(error).splitlines()[0])
     try:
-        rgb = images.decode_rgb(data)
+        rgb = images.decode_rgb(data, max_pixels)
         images.check_size(rgb, min_side)
         return rgb
     except images.ImageError as error:

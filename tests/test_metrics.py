@@ -89,3 +89,31 @@ def test_rgb_metrics_rebuild_rgb_from_true_lightness_and_predicted_ab():
     np.testing.assert_allclose(values["colourfulness_gap"],
                                values["colourfulness_true"] - values["colourfulness"], atol=1e-4)
     assert np.all(values["colourfulness_gap"] > 0)  # half the chroma: duller than the truth
+
+
+def test_colour_errors_match_numpy():
+    lightness = _smooth((3, 24, 24, 1), 0.2, 0.9)
+    ab_true = _smooth((3, 24, 24, 2), -0.3, 0.3)
+    ab_true[0, :8] = 0.01  # a near-white band: neutral pixels
+    ab_pred = (ab_true + RNG.normal(0, 0.1, ab_true.shape)).astype(np.float32)
+    values = {name: value.numpy() for name, value in metrics.per_image(lightness, ab_true, ab_pred).items()}
+    error = np.hypot(*np.moveaxis((ab_true - ab_pred) * 128.0, -1, 0))
+    auc = [np.mean([(e <= t).mean() for t in range(151)]) for e in error]
+    np.testing.assert_allclose(values["ab_error_auc"], auc, rtol=1e-5)
+    neutral = np.hypot(*np.moveaxis(ab_true * 128.0, -1, 0)) < 5
+    chroma = np.hypot(*np.moveaxis(ab_pred * 128.0, -1, 0))
+    for i in range(3):
+        expected = chroma[i][neutral[i]].mean() if neutral[i].any() else 0.0
+        assert values["neutral_false_colour"][i] == pytest.approx(expected, rel=1e-4)
+        assert values["neutral_share"][i] == pytest.approx(neutral[i].mean(), rel=1e-6)
+    assert values["neutral_share"][0] >= 8 / 24
+
+
+def test_set_metrics_weight_neutral_pixels_and_compare_colourfulness_to_the_truth():
+    per_image = {name: [1.0, 3.0] for name in metrics.NAMES}
+    per_image.update(neutral_false_colour=[10.0, 40.0], neutral_share=[0.3, 0.1],
+                     colourfulness=[20.0, 40.0], colourfulness_true=[50.0, 70.0])
+    result = metrics.mean(per_image)
+    assert result["neutral_false_colour"] == pytest.approx((10 * 0.3 + 40 * 0.1) / 0.4)
+    assert result["colourfulness_ratio"] == pytest.approx(30.0 / 60.0)
+    assert result["delta_cf"] == pytest.approx(30.0)

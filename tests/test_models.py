@@ -40,6 +40,29 @@ def test_lowres_unet_refuses_sizes_it_cannot_halve_three_times():
         models.lowres_unet(100)
 
 
+@pytest.mark.parametrize("head", ["regression", "classification"])
+def test_context_unet_takes_lightness_and_hints_and_gives_ab(head):
+    from pipeline import ab_bins
+    from trainer import colour_classes
+
+    histogram = ab_bins.histogram(np.random.default_rng(0).integers(100, 160, (500, 2)).astype(np.uint8))
+    bins = colour_classes.ColourBins.from_histogram(histogram) if head == "classification" else None
+    net = models.context_unet(32, width=8, bins=bins)
+    ab = net(np.random.default_rng(0).random((2, 32, 32, 4), np.float32)).numpy()
+    assert ab.shape == (2, 32, 32, 2)
+    assert np.all(np.abs(ab) <= 1.0)
+    assert colour_classes.is_classifier(net) == (head == "classification")
+
+
+def test_global_context_reaches_every_position():
+    """A change in one corner of the photo changes the colour predicted in the opposite corner."""
+    net = models.context_unet(64, width=8)
+    photo = np.random.default_rng(1).random((1, 64, 64, 4), np.float32)
+    changed = photo.copy()
+    changed[0, :8, :8, 0] = 1.0 - changed[0, :8, :8, 0]
+    assert not np.allclose(net(photo)[0, -4:, -4:], net(changed)[0, -4:, -4:])
+
+
 def test_gray_baseline_predicts_no_colour():
     assert not np.any(models.gray(16)(np.ones((1, 16, 16, 1), np.float32)))
 

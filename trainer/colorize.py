@@ -1,10 +1,13 @@
 """Colourize photos of any size with a trained model.
 
     python -m trainer.colorize PHOTO_OR_FOLDER_OR_GLOB ... --output OUT_DIR [--model PATH] [--compare]
+    python -m trainer.colorize photo.jpg --output OUT_DIR --hint 120,45,#d02030 --hint 300,200,#2040c0
+    python -m trainer.colorize FOLDER --output OUT_DIR --hints hints.json
 
 Each photo keeps its size, name, relative path and lightness; only its colour
 comes from the model. Gray and colour photos both work (colour is discarded
-first). Photos stream through in batches, so memory does not grow with their
+first). Colour hints (`--hint`, `--hints`) pin a colour's chroma at points of
+a photo (`trainer.hint_input`). Photos stream through in batches, so memory does not grow with their
 number. Unreadable files are listed with their reason at the end; the exit
 code is 1 if there were any.
 """
@@ -24,13 +27,25 @@ flags.DEFINE_string("model", None, "A .keras model, a training run's model_dir o
 flags.DEFINE_bool("compare", False, "Also write compare/<name>.jpg: gray | colourized | original.")
 flags.DEFINE_integer("batch_size", 16, "Photos per network call.", lower_bound=1)
 flags.DEFINE_integer("min_side", 8, "Photos with a shorter side are refused as too_small.", lower_bound=1)
+flags.DEFINE_multi_string("hint", [], "X,Y,#RRGGBB: this colour at pixel (X, Y) of the one photo given (origin "
+                          "top-left); repeatable. Only its chroma is used: the photo keeps its lightness.")
+flags.DEFINE_string("hints", None, 'JSON file of hints for many photos: {"<path relative to its input folder, or '
+                    'file name>": [{"x": 120, "y": 45, "color": "#d02030"}, ...]}.')
+flags.DEFINE_float("temperature", None, "Annealed-mean temperature of a colour-classification model (default: "
+                   "the model's own): lower is more vivid, higher more cautious.", lower_bound=0.01)
+flags.DEFINE_bool("edge_aware", True, "Upsample the colour guided by the photo's own lightness, so it stops at "
+                  "edges (--noedge_aware: bilinear).")
 FLAGS = flags.FLAGS
 
 
 def main(argv):
+    from trainer import hint_input
+
     try:
+        single = [hint_input.parse_hint(text) for text in FLAGS.hint]
+        by_key = hint_input.read_hints_file(FLAGS.hints) if FLAGS.hints else {}
         written, failures = inference.run(argv[1:], FLAGS.output, FLAGS.model, FLAGS.compare, FLAGS.batch_size,
-                                FLAGS.min_side)
+                                          FLAGS.min_side, single, by_key, FLAGS.temperature, FLAGS.edge_aware)
     except photos.UsageError as error:
         print(f"error: {error}", file=sys.stderr)
         sys.exit(2)

@@ -72,7 +72,7 @@ class Colorizer(keras.Model):
     def _network_input(self, lightness, ab, counts, seed):
         if not self.hint_aware:
             return lightness
-        return hints.network_input(lightness, hints.reveal(ab, counts, seed))
+        return hints.revealed_input(lightness, ab, counts, seed)
 
     def _loss_and_gradients(self, l8, ab8, step):
         # The global mean: sum over this replica's images over the global batch, then all-reduced.
@@ -97,7 +97,7 @@ class Colorizer(keras.Model):
     def _loss_and_metrics(self, l8, ab8):
         lightness, ab = color_tf.l8_to_input(l8), color_tf.ab8_to_target(ab8)
         # The same photos in the same batches get the same hints, whatever else is evaluated.
-        seed = tf.stack([tf.cast(self.seed, tf.int64), tf.reduce_sum(tf.cast(l8, tf.int64))])
+        seed = hints.evaluation_seed(self.seed, l8)
         counts = tf.fill([tf.shape(l8)[0]], self.eval_hints)
         loss_output, predicted = self._both(self._network_input(lightness, ab, counts, seed), training=False)
         return self.loss_fn(ab, loss_output), metrics.per_image(lightness, ab, predicted)

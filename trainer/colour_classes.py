@@ -129,7 +129,7 @@ def _scales(q: int, temperature: float, vividness: float) -> dict[str, list[np.n
 
 
 def is_classifier(net) -> bool:
-    return any(layer.name == LOGITS_LAYER for layer in net.layers)
+    return any(layer.name == REBALANCED_LAYER for layer in net.layers)
 
 
 def decoding(net) -> tuple[float, float]:
@@ -143,7 +143,7 @@ def decoding(net) -> tuple[float, float]:
 def set_decoding(net, temperature: float | None = None, vividness: float | None = None) -> None:
     """Change how a classification network decodes; None keeps the current value."""
     current_temperature, current_vividness = decoding(net)
-    q = net.get_layer(LOGITS_LAYER).output.shape[-1]
+    q = net.get_layer(REBALANCED_LAYER).get_weights()[1].size
     scales = _scales(q, current_temperature if temperature is None else temperature,
                      current_vividness if vividness is None else vividness)
     for name, value in scales.items():

@@ -27,6 +27,10 @@ flags.DEFINE_enum("resize", "stretch", images.RESIZE_MODES, "How --images are re
 flags.DEFINE_string("output", None, "Folder for metrics.json, metrics.md and contact_sheet.png.")
 flags.DEFINE_integer("batch_size", 16, "Photos per batch.", lower_bound=1)
 flags.DEFINE_integer("sheet_photos", 4, "Best and worst photos shown on the contact sheet.", lower_bound=1)
+flags.DEFINE_integer("hints", 0, "Reveal this many points of the true colour per photo as hints (hint-aware "
+                     "models; fixed seed): how much a few hints help.", lower_bound=0)
+flags.DEFINE_float("temperature", None, "Decode a colour-classification model at this annealed-mean temperature "
+                   "(default: the model's own).", lower_bound=0.01)
 FLAGS = flags.FLAGS
 
 
@@ -35,7 +39,7 @@ def main(argv):
         raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
     try:
         summary = evaluation.run(FLAGS.model, FLAGS.data_dir, FLAGS.split, FLAGS.images, FLAGS.resize, FLAGS.output,
-                      FLAGS.batch_size, FLAGS.sheet_photos)
+                                     FLAGS.batch_size, FLAGS.sheet_photos, FLAGS.hints, FLAGS.temperature)
     except (photos.UsageError, dataset.DataError) as error:
         print(f"error: {error}", file=sys.stderr)
         sys.exit(2)

@@ -14,10 +14,13 @@ import numpy as np
 import tensorflow as tf
 
 from pipeline import color, color_tf, dataset, images
-from trainer import metrics, models, photos
+from trainer import colour_classes, hints, metrics, models, photos, sheets
 
 COLUMNS = (("rgb_psnr", "RGB PSNR (dB)"), ("rgb_ssim", "RGB SSIM"), ("ab_psnr", "ab PSNR, seed scale"),
-           ("ab_ssim", "ab SSIM, seed scale"), ("colourfulness", "colourfulness"))
+           ("ab_ssim", "ab SSIM, seed scale"), ("colourfulness", "colourfulness"),
+           ("colourfulness_ratio", "colourfulness / truth"), ("ab_error_auc", "ab error AuC"),
+           ("neutral_false_colour", "neutral false colour"))
+HINT_SEED = 1234
 
 
 @dataclasses.dataclass
@@ -37,8 +40,8 @@ class Scores:
 
 def record_batches(data_dir: str, split: str, batch_size: int):
     records = dataset.Records.open(data_dir, split)
-    for lightness, ab, labels in dataset.make_dataset(records, batch_size, training=False, with_labels=True):
-        yield lightness, ab, [label.decode() for label in labels.numpy()]
+    for l8, ab8, labels in dataset.make_dataset(records, batch_size, training=False, with_labels=True):
+        yield color_tf.l8_to_input(l8), color_tf.ab8_to_target(ab8), [label.decode() for label in labels.numpy()]
 
 
 def photo_batches(arguments: list[str], size: int, resize: str, batch_size: int, failures: list):
@@ -75,29 +78,36 @@ class _Extremes:
                 heapq.heappop(self.worst)
 
 
-def _row(lightness, ab_true, ab_pred, caption: str) -> np.ndarray:
-    panels = [np.repeat(lightness, 3, axis=-1),
-              color_tf.to_rgb(lightness[None], ab_pred[None])[0].numpy(),
-              color_tf.to_rgb(lightness[None], ab_true[None])[0].numpy()]
-    row = np.round(np.concatenate(panels, axis=1) * 255).astype(np.uint8)[..., ::-1].copy()
-    cv2.putText(row, caption, (4, 14), cv2.FONT_HERSHEY_SIMPLEX, 0.4, (255, 255, 255), 1, cv2.LINE_AA)
-    return row
+def _panels(lightness, ab_true, ab_pred) -> list[np.ndarray]:
+    as_rgb = [color_tf.to_rgb(lightness[None], ab[None])[0].numpy() for ab in (ab_pred, ab_true)]
+    return [np.round(np.repeat(lightness, 3, axis=-1) * 255).astype(np.uint8),
+            *[np.round(rgb * 255).astype(np.uint8) for rgb in as_rgb]]
 
 
 def contact_sheet(extremes: _Extremes) -> np.ndarray:
-    """Best photos first, then the worst: gray | predicted | truth, with their RGB PSNR. BGR."""
+    """Best photos first, then the worst: gray | predicted | truth, each with its RGB PSNR. RGB."""
     best = sorted(extremes.best, reverse=True)
     worst = sorted((-value, order, item) for value, order, item in extremes.worst)
-    rows = [_row(*item, f"best, RGB PSNR {value:.1f} dB") for value, _, item in best]
-    rows += [_row(*item, f"worst, RGB PSNR {value:.1f} dB") for value, _, item in worst]
-    return np.concatenate(rows, axis=0)
+    ranked = [(f"best, RGB PSNR {value:.1f} dB", item) for value, _, item in best]
+    ranked += [(f"worst, RGB PSNR {value:.1f} dB", item) for value, _, item in worst]
+    return sheets.grid([_panels(*item) for _, item in ranked], ["gray", "predicted", "truth"],
+                       [caption for caption, _ in ranked])
 
 
-def score(net: keras.Model, batches, sheet_photos: int) -> tuple[Scores, _Extremes]:
+def _predict(net: keras.Model, lightness, ab, num_hints: int):
+    """The network's ab with `num_hints` points of the truth revealed per photo (hint-aware networks)."""
+    if not hints.is_hint_aware(net):
+        return net(lightness, training=False)
+    counts = tf.fill([tf.shape(lightness)[0]], num_hints)
+    seed = hints.evaluation_seed(HINT_SEED, tf.round(lightness * 255.0))
+    return net(hints.revealed_input(lightness, ab, counts, seed), training=False)
+
+
+def score(net: keras.Model, batches, sheet_photos: int, num_hints: int = 0) -> tuple[Scores, _Extremes]:
     compute = tf.function(metrics.per_image)
     scores, extremes = Scores(), _Extremes(sheet_photos)
     for lightness, ab, labels in batches:
-        predicted = net(lightness, training=False)
+        predicted = _predict(net, lightness, ab, num_hints)
         values = compute(lightness, ab, predicted)
         scores.add(values, compute(lightness, ab, tf.zeros_like(ab)), labels)
         extremes.offer(values["rgb_psnr"].numpy(), np.asarray(lightness), np.asarray(ab), predicted.numpy())
@@ -105,7 +115,7 @@ def score(net: keras.Model, batches, sheet_photos: int) -> tuple[Scores, _Extrem
 
 
 def _means(values: dict[str, list[float]], keep) -> dict[str, float]:
-    return {name: float(np.mean([v for v, k in zip(series, keep) if k])) for name, series in values.items()}
+    return metrics.mean({name: [v for v, k in zip(series, keep) if k] for name, series in values.items()})
 
 
 def summarize(scores: Scores) -> dict:
@@ -128,12 +138,16 @@ def markdown(summary: dict) -> str:
         cells = [label, str(group["count"])]
         for name, _ in COLUMNS:
             other = group["model"]["colourfulness_true"] if name == "colourfulness" else group["gray"][name]
+            if name == "colourfulness_ratio":
+                cells.append(f"{group['model'][name]:.2f}")
+                continue
             cells.append(f"{group['model'][name]:.4f} / {other:.4f}")
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n\nEach cell: model / gray baseline (colourfulness: model / ground truth).\n"
 
 
-def run(model_path, data_dir, split, image_arguments, resize, output, batch_size, sheet_photos) -> dict:
+def run(model_path, data_dir, split, image_arguments, resize, output, batch_size, sheet_photos, num_hints=0,
+        temperature=None) -> dict:
     if bool(data_dir) == bool(image_arguments):
         raise photos.UsageError("give either --data_dir (with --split) or --images")
     try:
@@ -141,16 +155,25 @@ def run(model_path, data_dir, split, image_arguments, resize, output, batch_size
     except FileNotFoundError as error:
         raise photos.UsageError(f"--model: {error}") from None
     net = keras.models.load_model(path, compile=False)
+    if num_hints and not hints.is_hint_aware(net):
+        raise photos.UsageError(f"--hints {num_hints}: {path} takes no colour hints")
+    if temperature is not None:
+        if not colour_classes.is_classifier(net):
+            raise photos.UsageError(f"--temperature needs a colour-classification model; {path} regresses ab")
+        colour_classes.set_decoding(net, temperature=temperature)
     failures = []
     if data_dir:
         batches, source = record_batches(data_dir, split, batch_size), f"{data_dir} ({split} split)"
     else:
         batches = photo_batches(image_arguments, net.input_shape[1], resize, batch_size, failures)
         source = " ".join(image_arguments)
-    scores, extremes = score(net, batches, sheet_photos)
+    scores, extremes = score(net, batches, sheet_photos, num_hints)
     if not scores.labels:
         raise photos.UsageError(f"no usable photos in {source}")
-    summary = {"model": path, "source": source, **summarize(scores),
+    decoding = dict(zip(("temperature", "vividness"), colour_classes.decoding(net))) if (
+        colour_classes.is_classifier(net)) else None
+    summary = {"model": path, "source": source, "hints_per_photo": num_hints, "decoding": decoding,
+               **summarize(scores),
                "failures": [dataclasses.asdict(f) for f in failures]}
     tf.io.gfile.makedirs(output)
     with tf.io.gfile.GFile(f"{output}/metrics.json", "w") as handle:
@@ -158,5 +181,5 @@ def run(model_path, data_dir, split, image_arguments, resize, output, batch_size
     with tf.io.gfile.GFile(f"{output}/metrics.md", "w") as handle:
         handle.write(markdown(summary))
     with tf.io.gfile.GFile(f"{output}/contact_sheet.png", "wb") as handle:
-        handle.write(cv2.imencode(".png", contact_sheet(extremes))[1].tobytes())
+        handle.write(cv2.imencode(".png", contact_sheet(extremes)[..., ::-1])[1].tobytes())
     return summary

@@ -12,6 +12,8 @@ A person's hint becomes a `USER_HALF_SIZE` patch at the model's resolution.
 import numpy as np
 import tensorflow as tf
 
+from pipeline import color_tf
+
 CHANNELS = 4  # L, hint a, hint b, hint mask
 MAX_POINTS = 32
 NO_HINTS_SHARE = 0.25
@@ -81,8 +83,33 @@ def random_counts(batch, seed: tf.Tensor) -> tf.Tensor:
     return tf.where(none, 0, tf.minimum(1 + geometric, MAX_POINTS))
 
 
+def evaluation_seed(seed: int, l8: tf.Tensor) -> tf.Tensor:
+    """A stateless seed for evaluation hints from the batch's own pixels: the same photos get the same hints."""
+    return tf.stack([tf.cast(seed, tf.int64), tf.reduce_sum(tf.cast(l8, tf.int64))])
+
+
+def revealed_input(lightness: tf.Tensor, ab: tf.Tensor, counts, seed: tf.Tensor) -> tf.Tensor:
+    """The hint-aware network's input with `counts` (b,) patches of the true ab revealed."""
+    return network_input(lightness, reveal(ab, counts, seed))
+
+
 def network_input(lightness: tf.Tensor, hint_planes: tf.Tensor | None = None) -> tf.Tensor:
     """L (b, h, w, 1) and hint planes (b, h, w, 3), or none, -> the hint-aware network's input."""
     if hint_planes is None:
         hint_planes = tf.zeros(tf.concat([tf.shape(lightness)[:3], [3]], axis=0), lightness.dtype)
     return tf.concat([lightness, hint_planes], axis=-1)
+
+
+def user_planes(xy, rgb, photo_height, photo_width, size: int) -> tf.Tensor:
+    """A person's hints -> hint planes (b, size, size, 3) for photos stretched to size x size.
+
+    xy (b, k, 2): points (x, y) in the photo's own pixels, origin top-left; rgb (b, k, 3) uint8: their
+    colours, of which only the chroma (ab) is used: the photo keeps its own lightness.
+    """
+    xy = tf.cast(xy, tf.float32)
+    scale = tf.cast(size, tf.float32) / tf.cast(tf.stack([photo_width, photo_height]), tf.float32)
+    position = tf.clip_by_value(tf.cast(tf.floor(xy * scale), tf.int32), 0, size - 1)
+    _, ab = color_tf.to_lab(tf.cast(rgb, tf.float32)[:, :, None, :] / 255.0)
+    half = tf.fill(tf.shape(xy)[:2], USER_HALF_SIZE)
+    active = tf.ones(tf.shape(xy)[:2], tf.bool)
+    return paint(ab[:, :, 0, :], position[..., 1], position[..., 0], half, active, size, size)

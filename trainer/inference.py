@@ -3,6 +3,7 @@
 The library behind `python -m trainer.colorize`.
 """
 
+import dataclasses
 import os
 import posixpath
 import sys
@@ -12,10 +13,19 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from pipeline import color, images
-from trainer import models, photos, serving
+from pipeline import color, color_tf, images
+from trainer import colour_classes, hints, models, photos, serving, sheets, upsampling
 
 _WRITABLE = (".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff")
+
+
+@dataclasses.dataclass(frozen=True)
+class Hint:
+    """A person's colour hint: this colour's chroma at (x, y), in the photo's own pixels, origin top-left."""
+
+    x: float
+    y: float
+    rgb: tuple[int, int, int]
 
 
 def model_input(rgb: np.ndarray, size: int) -> np.ndarray:
@@ -24,12 +34,28 @@ def model_input(rgb: np.ndarray, size: int) -> np.ndarray:
     return lightness[..., None].astype(np.float32) / 255.0
 
 
-def recombine(rgb: np.ndarray, ab: np.ndarray) -> np.ndarray:
-    """The photo's own L8 with the predicted ab (model scale) upsampled bilinearly to its size -> uint8 RGB."""
+def hint_planes(rgb: np.ndarray, photo_hints: list[Hint], size: int) -> np.ndarray:
+    """A photo's hints as the hint-aware network's hint planes (size, size, 3)."""
+    if not photo_hints:
+        return np.zeros((size, size, 3), np.float32)
+    xy = np.array([[(h.x, h.y) for h in photo_hints]], np.float32)
+    colours = np.array([[h.rgb for h in photo_hints]], np.uint8)
+    return hints.user_planes(xy, colours, rgb.shape[0], rgb.shape[1], size)[0].numpy()
+
+
+def recombine(rgb: np.ndarray, ab: np.ndarray, edge_aware: bool = True) -> np.ndarray:
+    """The photo's own L8 with the predicted ab (model scale) brought to its size -> uint8 RGB.
+
+    Edge-aware: guided by the photo's own L (`trainer.upsampling`); else bilinear.
+    """
     lightness, _ = color.planes(color.rgb_to_lab8(rgb))
     height, width = lightness.shape
-    ab8 = np.clip(np.round(cv2.resize(ab, (width, height), interpolation=cv2.INTER_LINEAR) * 128.0 + 128.0), 0, 255)
-    return color.lab8_to_rgb(cv2.merge([lightness, *cv2.split(ab8.astype(np.uint8))]))
+    if edge_aware:
+        full = upsampling.guided_upsample(lightness.astype(np.float32) / 255.0, ab)
+    else:
+        full = cv2.resize(ab, (width, height), interpolation=cv2.INTER_LINEAR)
+    ab8 = np.clip(np.round(full * color_tf.AB_SCALE + color.AB_OFFSET), 0, 255).astype(np.uint8)
+    return color.lab8_to_rgb(cv2.merge([lightness, *cv2.split(ab8)]))
 
 
 class KerasColorizer:
@@ -39,31 +65,58 @@ class KerasColorizer:
     TensorFlow ones the SavedModel carries, and equal to them within a level or two of 8-bit RGB.
     """
 
-    def __init__(self, path: str):
+    def __init__(self, path: str, temperature: float | None = None, edge_aware: bool = True):
         self.net = keras.models.load_model(path, compile=False)
         self.size = self.net.input_shape[1]
+        self.edge_aware = edge_aware
+        self.hint_aware = hints.is_hint_aware(self.net)
+        if temperature is not None:
+            if not colour_classes.is_classifier(self.net):
+                raise photos.UsageError(f"--temperature needs a colour-classification model; {path} regresses ab")
+            colour_classes.set_decoding(self.net, temperature=temperature)
 
-    def __call__(self, rgbs: list[np.ndarray]) -> list[np.ndarray]:
-        ab = self.net.predict_on_batch(np.stack([model_input(rgb, self.size) for rgb in rgbs]))
-        return [recombine(rgb, ab[i]) for i, rgb in enumerate(rgbs)]
+    def __call__(self, rgbs: list[np.ndarray], photo_hints: list[list[Hint]] | None = None) -> list[np.ndarray]:
+        inputs = np.stack([model_input(rgb, self.size) for rgb in rgbs])
+        if self.hint_aware:
+            photo_hints = photo_hints or [[] for _ in rgbs]
+            planes = np.stack([hint_planes(rgb, h, self.size) for rgb, h in zip(rgbs, photo_hints)])
+            inputs = np.concatenate([inputs, planes], axis=-1)
+        elif photo_hints and any(photo_hints):
+            raise photos.UsageError("this model takes no colour hints (it was trained without them)")
+        ab = self.net.predict_on_batch(inputs)
+        return [recombine(rgb, ab[i], self.edge_aware) for i, rgb in enumerate(rgbs)]
 
 
 class SavedModelColorizer:
-    """The exported serving signature, one photo at a time (it takes a batch of one size)."""
+    """The exported serving signatures, one photo at a time (they take a batch of one size)."""
 
     def __init__(self, path: str):
-        self._signature = tf.saved_model.load(path).signatures[serving.SIGNATURE]
+        self._module = tf.saved_model.load(path)
 
-    def __call__(self, rgbs: list[np.ndarray]) -> list[np.ndarray]:
-        return [self._signature(images=tf.constant(rgb[None]))["colorized"][0].numpy() for rgb in rgbs]
+    def __call__(self, rgbs: list[np.ndarray], photo_hints: list[list[Hint]] | None = None) -> list[np.ndarray]:
+        photo_hints = photo_hints or [[] for _ in rgbs]
+        results = []
+        for rgb, given in zip(rgbs, photo_hints):
+            if not given:
+                output = self._module.signatures[serving.SIGNATURE](images=tf.constant(rgb[None]))
+            else:
+                output = self._module.signatures[serving.HINTS_SIGNATURE](
+                    images=tf.constant(rgb[None]),
+                    hint_xy=tf.constant([[(h.x, h.y) for h in given]], tf.float32),
+                    hint_rgb=tf.constant([[h.rgb for h in given]], tf.uint8))
+            results.append(output["colorized"][0].numpy())
+        return results
 
 
-def load(path: str | None):
+def load(path: str | None, temperature: float | None = None, edge_aware: bool = True):
     """A colourizer from a SavedModel folder, a .keras file, a run's model_dir, or the shipped default."""
     if path and tf.io.gfile.exists(f"{path.rstrip('/')}/saved_model.pb"):
+        if temperature is not None or not edge_aware:
+            raise photos.UsageError("--temperature and --noedge_aware need a .keras model; a SavedModel "
+                                    "decodes as it was exported")
         return SavedModelColorizer(path)
     try:
-        return KerasColorizer(models.resolve(path))
+        return KerasColorizer(models.resolve(path), temperature, edge_aware)
     except FileNotFoundError as error:
         raise photos.UsageError(f"--model: {error}") from None
 
@@ -84,12 +137,11 @@ def _write(path: str, rgb: np.ndarray) -> None:
 
 
 def compare_sheet(source: np.ndarray, colourized: np.ndarray) -> np.ndarray:
-    """gray | colourized | original (the original only when it had colour)."""
-    gray = np.repeat(cv2.cvtColor(source, cv2.COLOR_RGB2GRAY)[..., None], 3, axis=-1)
-    panels = [gray, colourized]
+    """gray | colourized | original (the original only when it had colour), with column titles. RGB."""
+    panels, titles = [sheets.gray(source), colourized], ["gray", "colourized"]
     if color.max_chroma(color.rgb_to_lab8(source)) > 2:
-        panels.append(source)
-    return np.concatenate(panels, axis=1)
+        panels, titles = [*panels, source], [*titles, "original"]
+    return sheets.grid([panels], titles)
 
 
 def plan(arguments: list[str], output: str) -> list[tuple[photos.Photo, str]]:
@@ -107,13 +159,21 @@ def plan(arguments: list[str], output: str) -> list[tuple[photos.Photo, str]]:
     return planned
 
 
-def run(arguments: list[str], output: str, model: str | None, compare: bool, batch_size: int,
-        min_side: int) -> tuple[int, list[photos.Failure]]:
-    """Colourize every photo; return how many were written and what failed."""
+def run(arguments: list[str], output: str, model: str | None, compare: bool, batch_size: int, min_side: int,
+        single_hints=(), hints_by_key=None, temperature: float | None = None,
+        edge_aware: bool = True) -> tuple[int, list[photos.Failure]]:
+    """Colourize every photo (with its hints, if any); return how many were written and what failed."""
+    from trainer import hint_input
+
     if not arguments:
         raise photos.UsageError("name at least one photo, folder or glob to colourize")
     planned = plan(arguments, output)
-    colourizer = load(model)
+    assigned = hint_input.assign([photo for photo, _ in planned], list(single_hints), hints_by_key or {})
+    for photo, _ in planned:  # every hint is checked before anything is written
+        rgb = photos.read_rgb(photo, min_side) if assigned.get(photo.path) else None
+        if rgb is not None and not isinstance(rgb, photos.Failure):
+            hint_input.check_inside(photo, assigned[photo.path], *rgb.shape[:2])
+    colourizer = load(model, temperature, edge_aware)
     progress = keras.utils.Progbar(len(planned), verbose=1 if sys.stdout.isatty() else 2, unit_name="photo")
     written, failures = 0, []
     for start in range(0, len(planned), batch_size):
@@ -122,9 +182,10 @@ def run(arguments: list[str], output: str, model: str | None, compare: bool, bat
             rgb = photos.read_rgb(photo, min_side)
             if isinstance(rgb, photos.Failure):
                 failures.append(rgb)
-            else:
-                batch.append((photo, target, rgb))
-        for (photo, target, rgb), result in zip(batch, colourizer([rgb for _, _, rgb in batch]) if batch else []):
+                continue
+            batch.append((photo, target, rgb))
+        results = colourizer([rgb for _, _, rgb in batch], [assigned.get(p.path, []) for p, _, _ in batch]) if batch else []
+        for (photo, target, rgb), result in zip(batch, results):
             _write(target, result)
             if compare:
                 _write(f"{output.rstrip('/')}/compare/{posixpath.splitext(photo.relative)[0]}.jpg",

@@ -1,5 +1,6 @@
 """Command-line options of the preprocessing job, the Beam way (a PipelineOptions subclass)."""
 
+import argparse
 import re
 
 from apache_beam.options.pipeline_options import PipelineOptions, StandardOptions
@@ -26,6 +27,9 @@ class PreprocessOptions(PipelineOptions):
             help="Delete what the output directory holds before writing.")
         parser.add_argument("--size", type=int, default=200, help="Side of the square images written.")
         parser.add_argument(
+            "--max_pixels", type=int, default=images.MAX_PIXELS,
+            help="Photos whose header declares more pixels are rejected as too_large, before decoding.")
+        parser.add_argument(
             "--resize", choices=images.RESIZE_MODES, default="stretch",
             help="stretch: squash the whole photo to a square (as the original project); "
             "crop: take the centre square first.")
@@ -48,6 +52,20 @@ class PreprocessOptions(PipelineOptions):
         parser.add_argument(
             "--gray_tolerance", type=int, default=2,
             help="A photo whose |a| and |b| never exceed this (8-bit Lab units) has no colour.")
+        parser.add_argument(
+            "--verbose", action="store_true",
+            help="Show Beam's own log (runner and worker harness) besides the job's progress and summary.")
+
+
+def help_text() -> str:
+    """The job's own flags for --help (Beam's parser would list none of them)."""
+    parser = argparse.ArgumentParser(
+        prog="python -m beam_jobs.preprocess", formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        description="Photos -> sharded (L, ab) TFRecords, rejected list and manifest.json.",
+        epilog="Beam's own flags also apply: --runner, --direct_num_workers, --direct_running_mode, and for "
+        "Dataflow --project, --region, --temp_location, --setup_file, ...")
+    PreprocessOptions._add_argparse_args(parser)
+    return parser.format_help()
 
 
 def parse_inputs(values: list[str]) -> list[tuple[str, str]]:
@@ -77,7 +95,7 @@ def unknown_flags(options: PipelineOptions) -> list[str]:
 
 
 def with_local_defaults(argv: list[str]) -> list[str]:
-    """Locally, run on the FnApiRunner with every core, workers logging warnings only, unless told otherwise.
+    """Locally, run on the FnApiRunner with every core, in worker processes, unless told otherwise.
 
     The FnApiRunner is what Beam's DirectRunner runs batch pipelines on; asked
     for by name, it runs the same whether or not the machine can download the
@@ -86,7 +104,6 @@ def with_local_defaults(argv: list[str]) -> list[str]:
     runner = PipelineOptions(argv).view_as(StandardOptions).runner
     if runner not in (None, "DirectRunner", "direct", "FnApiRunner"):
         return argv
-    defaults = {"--runner": "FnApiRunner", "--direct_num_workers": "0",
-                "--direct_running_mode": "multi_processing", "--default_sdk_harness_log_level": "WARNING"}
+    defaults = {"--runner": "FnApiRunner", "--direct_num_workers": "0", "--direct_running_mode": "multi_processing"}
     given = {arg.split("=")[0] for arg in argv}
     return argv + [f"{flag}={value}" for flag, value in defaults.items() if flag not in given]

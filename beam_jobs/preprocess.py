@@ -5,18 +5,25 @@
         --temp_location gs://BUCKET/tmp --setup_file ./setup.py
 """
 
+import contextlib
 import json
 import logging
+import os
 import sys
+import time
 
-import apache_beam as beam
-from apache_beam.io.filesystems import FileSystems
-from apache_beam.metrics.metric import MetricsFilter
-from apache_beam.options.pipeline_options import GoogleCloudOptions, PipelineOptions, StandardOptions
+if __name__ == "__main__":  # before Beam is imported: it logs a warning on import (apitools) that means nothing here
+    logging.basicConfig(level=logging.ERROR)
 
-from pipeline import schema, splits
+import apache_beam as beam  # noqa: E402
+from apache_beam.io.filesystems import FileSystems  # noqa: E402
+from apache_beam.metrics.metric import MetricsFilter  # noqa: E402
+from apache_beam.options.pipeline_options import (  # noqa: E402
+    DirectOptions, GoogleCloudOptions, PipelineOptions, StandardOptions)
 
-from beam_jobs import manifest, options as job_options, transforms
+from pipeline import schema, splits  # noqa: E402
+
+from beam_jobs import manifest, options as job_options, transforms  # noqa: E402
 
 
 class UsageError(ValueError):
@@ -28,11 +35,13 @@ def _spec(opts: job_options.PreprocessOptions) -> transforms.ExampleSpec:
         raise UsageError(f"--size must be at least 8, got {opts.size}")
     if opts.min_side < 1:
         raise UsageError(f"--min_side must be at least 1, got {opts.min_side}")
+    if opts.max_pixels < 1:
+        raise UsageError(f"--max_pixels must be at least 1, got {opts.max_pixels}")
     try:
         rule = splits.SplitRule.parse(opts.split, folds=opts.folds, num_shards=opts.num_shards)
     except ValueError as error:
         raise UsageError(f"--split/--folds/--num_shards: {error}") from None
-    return transforms.ExampleSpec(opts.size, opts.resize, opts.min_side, opts.keep_gray,
+    return transforms.ExampleSpec(opts.size, opts.resize, opts.min_side, opts.max_pixels, opts.keep_gray,
                                   opts.gray_tolerance, rule)
 
 
@@ -120,8 +129,49 @@ def build_pipeline(pipeline: beam.Pipeline, inputs, output: str, spec, compressi
     _ = facts | "All facts" >> beam.Flatten() | "Manifest" >> manifest.WriteManifest(output, spec, compression, args)
 
 
+def _say(line: str) -> None:
+    print(line, flush=True)
+
+
+@contextlib.contextmanager
+def _beam_log(shown: bool, local_processes: bool):
+    """Beam logs every step of its runner and of each worker's harness: hidden unless --verbose.
+
+    Local worker processes (--direct_running_mode=multi_processing) set up their
+    own logging and write straight to the stderr they inherit, so while they run
+    that points at /dev/null; what fails still ends the job with Beam's error.
+    """
+    root = logging.getLogger()
+    level = root.level
+    root.setLevel(logging.INFO if shown else logging.ERROR)
+    saved = None
+    if local_processes and not shown:
+        sys.stderr.flush()
+        saved = os.dup(2)
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, 2)
+        os.close(devnull)
+    try:
+        yield
+    finally:
+        root.setLevel(level)
+        if saved is not None:
+            sys.stderr.flush()
+            os.dup2(saved, 2)
+            os.close(saved)
+
+
+def _describe_runner(pipeline_options: PipelineOptions) -> str:
+    runner = pipeline_options.view_as(StandardOptions).runner
+    direct = pipeline_options.view_as(DirectOptions)
+    if runner != "FnApiRunner" or direct.direct_running_mode == "in_memory":
+        return runner
+    kind = "processes" if direct.direct_running_mode == "multi_processing" else "threads"
+    return f"{runner}, {direct.direct_num_workers or os.cpu_count()} worker {kind}"
+
+
 def run(argv: list[str]) -> tuple[dict, dict[str, int]]:
-    """Run the job to completion; return its manifest and its Beam counters."""
+    """Run the job to completion, saying what it does in a few lines; return its manifest and its Beam counters."""
     argv = job_options.with_local_defaults(argv)
     pipeline_options = PipelineOptions(argv)
     unknown = job_options.unknown_flags(pipeline_options)
@@ -135,8 +185,15 @@ def run(argv: list[str]) -> tuple[dict, dict[str, int]]:
     args = {"argv": argv, "inputs": dict(inputs)}
     pipeline = beam.Pipeline(options=pipeline_options)
     build_pipeline(pipeline, inputs, opts.output, spec, opts.compression, args)
-    result = pipeline.run()
-    result.wait_until_finish()
+    _say(f"reading {', '.join(f'{name}={pattern}' for name, pattern in inputs)}")
+    _say(f"writing {opts.size}x{opts.size} records to {opts.output} ({_describe_runner(pipeline_options)}"
+         f"{'' if opts.verbose else '; --verbose shows its log'})")
+    start = time.perf_counter()
+    local_processes = pipeline_options.view_as(DirectOptions).direct_running_mode == "multi_processing"
+    with _beam_log(opts.verbose, local_processes):
+        result = pipeline.run()
+        result.wait_until_finish()
+    _say(f"done in {time.perf_counter() - start:.0f} s")
     counters = {c.key.metric.name: c.committed
                 for c in result.metrics().query(MetricsFilter().with_namespace(transforms.NAMESPACE))["counters"]}
     with FileSystems.open(transforms.join(opts.output, schema.MANIFEST)) as handle:
@@ -154,9 +211,12 @@ def _summary(result: dict) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    logging.getLogger().setLevel(logging.WARNING)
+    argv = sys.argv[1:] if argv is None else argv
+    if {"-h", "--help"} & set(argv):
+        print(job_options.help_text())
+        return 0
     try:
-        result, _ = run(sys.argv[1:] if argv is None else argv)
+        result, _ = run(argv)
     except UsageError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2

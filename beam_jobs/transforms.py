@@ -9,12 +9,14 @@ however many photos it reads (benchmarks/preprocess_benchmark.py shows it).
 import dataclasses
 import gzip
 import json
+import os
 import posixpath
+import re
 import typing
 
 import apache_beam as beam
 from apache_beam.io import fileio
-from apache_beam.io.filesystem import CompressionTypes
+from apache_beam.io.filesystem import CompressionTypes, FileSystem
 from apache_beam.io.filesystems import FileSystems
 from apache_beam.io.tfrecordio import _TFRecordUtil
 from apache_beam.options.value_provider import StaticValueProvider
@@ -54,6 +56,7 @@ class ExampleSpec:
     size: int = 200
     resize: str = "stretch"
     min_side: int = 32
+    max_pixels: int = images.MAX_PIXELS
     keep_gray: bool = False
     gray_tolerance: int = 2
     rule: splits.SplitRule = splits.SplitRule()
@@ -80,8 +83,23 @@ def _read(path: str) -> bytes:
         return handle.read()
 
 
+def dangling_links(pattern: str) -> list[str]:
+    """Local symbolic links matching `pattern` (as Beam matches it) that point nowhere.
+
+    Beam's match leaves them out without a word; listed, they fail to read and are
+    accounted for as `unreadable` like any other input. Object stores have no links.
+    """
+    if "://" in pattern:
+        return []
+    prefix = re.match(r"[^*?\[]*", pattern).group(0)
+    root = prefix if os.path.isdir(prefix) else os.path.dirname(prefix)
+    matches = re.compile(FileSystem.translate_pattern(pattern)).match
+    return sorted(path for folder, _, names in os.walk(root) for path in (os.path.join(folder, n) for n in names)
+                  if os.path.islink(path) and not os.path.exists(path) and matches(path))
+
+
 class MatchPhotos(beam.PTransform):
-    """Every file under each (source name, folder or glob), spread across workers."""
+    """Every file under each (source name, folder or glob), dangling links included, spread across workers."""
 
     def __init__(self, inputs: list[tuple[str, str]]):
         super().__init__()
@@ -94,7 +112,11 @@ class MatchPhotos(beam.PTransform):
             | f"Ref {name}" >> beam.Map(lambda meta, name=name: FileRef(name, meta.path))
             for name, pattern in self._inputs
         ]
-        return matched | "All inputs" >> beam.Flatten() | beam.Reshuffle()
+        dangling = (pbegin
+                    | "Inputs" >> beam.Create(self._inputs)
+                    | "Dangling links" >> beam.FlatMapTuple(
+                        lambda name, pattern: [FileRef(name, path) for path in dangling_links(pattern)]))
+        return [*matched, dangling] | "All inputs" >> beam.Flatten() | beam.Reshuffle()
 
 
 class _HashFile(beam.DoFn):
@@ -148,7 +170,7 @@ class _PhotoToExample(beam.DoFn):
             yield _reject(ref, "changed", "the file changed while the job was reading it")
             return
         try:
-            lab8 = color.rgb_to_lab8(images.load_rgb(data, spec.size, spec.resize, spec.min_side))
+            lab8 = color.rgb_to_lab8(images.load_rgb(data, spec.size, spec.resize, spec.min_side, spec.max_pixels))
         except images.ImageError as error:
             yield _reject(ref, error.reason, error.detail)
             return

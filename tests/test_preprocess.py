@@ -12,9 +12,11 @@ from PIL import Image
 
 from beam_jobs import preprocess
 
-from tests.conftest import colourful_photos, psnr, read_examples, run_preprocess, write_image
+from tests.conftest import colourful_photos, psnr, read_examples, run_module, run_preprocess, write_image
+from tests.test_images import _png_header_only
 
-EXPECTED_REJECTS = {"empty_file": 1, "not_an_image": 1, "no_colour": 1, "too_small": 1, "truncated": 1}
+EXPECTED_REJECTS = {"empty_file": 1, "not_an_image": 1, "no_colour": 1, "too_small": 1, "truncated": 1,
+                    "too_large": 1, "unreadable": 1}
 
 
 @pytest.fixture(scope="module")
@@ -41,6 +43,8 @@ def photo_dirs(shared_data, tmp_path_factory):
     write_image(bad / "deep.png", photo.astype(np.uint16) * 257)
     write_image(bad / "gray.jpg", cv2.cvtColor(photo, cv2.COLOR_BGR2GRAY))
     write_image(bad / "one_pixel.png", photo[:1, :1])
+    (bad / "huge.png").write_bytes(_png_header_only(20000, 20000))
+    (bad / "moved_away.png").symlink_to(root / "no_such_photo.png")
     own = colourful_photos(shared_data / "extra_plants" / "pansy", 4)
     for path, ext in zip(own, (".webp", ".bmp", ".tiff")):
         write_image(root / "own" / "pansy" / (path.stem + ext), cv2.imread(str(path)))
@@ -66,7 +70,7 @@ def _all_examples(output):
 def test_every_input_is_accounted_for(job):
     _, manifest, _ = job
     counts = manifest["counts"]
-    assert counts == {"inputs": 32, "written": 26, "rejected": 5, "duplicates": 1}
+    assert counts == {"inputs": 34, "written": 26, "rejected": 7, "duplicates": 1}
     assert counts["inputs"] == counts["written"] + counts["rejected"] + counts["duplicates"]
     assert sum(manifest["splits"][s]["examples"] for s in ("train", "val", "test")) == 26
 
@@ -79,7 +83,8 @@ def test_every_reject_is_listed_with_its_reason(job):
     by_name = {line["path"].rsplit("/", 1)[-1]: line["reason"] for line in lines}
     assert by_name == {"truncated.jpg": "truncated", "zero_bytes.jpg": "empty_file",
                        "notes.jpg": "not_an_image", "gray.jpg": "no_colour",
-                       "one_pixel.png": "too_small", "same_as_a_daisy.jpg": "duplicate"}
+                       "one_pixel.png": "too_small", "same_as_a_daisy.jpg": "duplicate",
+                       "huge.png": "too_large", "moved_away.png": "unreadable"}
 
 
 def test_counters_match_the_manifest(job):
@@ -136,7 +141,8 @@ def test_rerun_gives_the_same_split_whatever_the_file_names(job, photo_dirs, tmp
                 for e in read_examples(directory, split)}
 
     first, second = placement(output), placement(tmp_path / "again")
-    assert second and all(first[digest] == place for digest, place in second.items() if digest in first)
+    assert len(second) == 20 and second.keys() <= first.keys()  # the 20 real photos, each written by both runs
+    assert {digest: first[digest] for digest in second} == second
 
 
 def test_duplicates_keep_the_first_copy_by_path(job, photo_dirs):
@@ -153,6 +159,30 @@ def test_keep_gray_writes_colourless_photos(photo_dirs, tmp_path):
     manifest, _ = run_preprocess(tmp_path / "out", f"--input={root / 'flowers' / 'tulip'}", "--keep_gray")
     assert manifest["counts"]["written"] == 3  # alpha.png, deep.png and now gray.jpg
     assert "no_colour" not in manifest["rejected"]
+
+
+def test_max_pixels_moves_the_limit(photo_dirs, tmp_path):
+    root, _ = photo_dirs
+    lowered, _ = run_preprocess(tmp_path / "lowered", f"--input={root / 'own'}", "--max_pixels=10000")
+    assert lowered["rejected"] == {"too_large": 4} and lowered["counts"]["written"] == 0
+    raised, _ = run_preprocess(tmp_path / "raised", f"--input={root / 'flowers' / 'tulip'}",
+                               f"--max_pixels={20000 * 20000}")
+    assert "too_large" not in raised["rejected"] and raised["rejected"]["corrupt"] == 1  # huge.png was decoded
+
+
+def test_the_command_prints_its_progress_and_summary_and_beams_log_only_when_verbose(photo_dirs, tmp_path):
+    root, _ = photo_dirs
+    flags = [f"--input={root / 'own'}", "--size=32", "--direct_num_workers=2"]
+    quiet = run_module("beam_jobs.preprocess", *flags, f"--output={tmp_path / 'quiet'}")
+    assert quiet.returncode == 0, quiet.stderr[-2000:]
+    assert quiet.stderr == ""
+    lines = quiet.stdout.splitlines()
+    assert lines[0].startswith("reading own=") and "2 worker processes" in lines[1]
+    assert lines[2].startswith("done in ") and lines[3] == "4 photos: 4 written, 0 rejected, 0 duplicates"
+    assert len(lines) == 7
+    verbose = run_module("beam_jobs.preprocess", *flags, f"--output={tmp_path / 'verbose'}", "--verbose")
+    assert verbose.returncode == 0 and verbose.stdout.splitlines()[3:] == lines[3:]
+    assert "INFO:" in verbose.stderr and "sdk_worker" in verbose.stderr
 
 
 def test_a_non_empty_output_is_refused_unless_overwrite(photo_dirs, tmp_path, capsys):

@@ -146,10 +146,8 @@ def markdown(summary: dict) -> str:
     return "\n".join(lines) + "\n\nEach cell: model / gray baseline (colourfulness: model / ground truth).\n"
 
 
-def run(model_path, data_dir, split, image_arguments, resize, output, batch_size, sheet_photos, num_hints=0,
-        temperature=None) -> dict:
-    if bool(data_dir) == bool(image_arguments):
-        raise photos.UsageError("give either --data_dir (with --split) or --images")
+def load(model_path: str | None, num_hints: int = 0, temperature: float | None = None) -> tuple[str, keras.Model]:
+    """The network to evaluate, decoding at `temperature` if given; refuses what it cannot do."""
     try:
         path = models.resolve(model_path)
     except FileNotFoundError as error:
@@ -161,6 +159,21 @@ def run(model_path, data_dir, split, image_arguments, resize, output, batch_size
         if not colour_classes.is_classifier(net):
             raise photos.UsageError(f"--temperature needs a colour-classification model; {path} regresses ab")
         colour_classes.set_decoding(net, temperature=temperature)
+    return path, net
+
+
+def overall(model_path, data_dir: str, split: str, batch_size: int, num_hints: int = 0, temperature=None) -> dict:
+    """The model's metrics over a split of records (no files written)."""
+    _, net = load(model_path, num_hints, temperature)
+    scores, _ = score(net, record_batches(data_dir, split, batch_size), 1, num_hints)
+    return summarize(scores)["overall"]["model"]
+
+
+def run(model_path, data_dir, split, image_arguments, resize, output, batch_size, sheet_photos, num_hints=0,
+        temperature=None) -> dict:
+    if bool(data_dir) == bool(image_arguments):
+        raise photos.UsageError("give either --data_dir (with --split) or --images")
+    path, net = load(model_path, num_hints, temperature)
     failures = []
     if data_dir:
         batches, source = record_batches(data_dir, split, batch_size), f"{data_dir} ({split} split)"

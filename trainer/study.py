@@ -1,7 +1,8 @@
-"""The original project's studies, each one command: optimizers, losses, a hyperparameter search, k-fold CV.
+"""The studies, each one command: optimizers, losses, colour heads, a hyperparameter search, k-fold CV.
 
     python -m trainer.study --study=optimizers --data_dir RECORDS --study_dir STUDY [trainer flags...]
     python -m trainer.study --study=losses ...
+    python -m trainer.study --study=heads ...      # regression (MAE) vs colour classification at several T
     python -m trainer.study --study=hparams --trials 8 ...
     python -m trainer.study --study=cv --folds 5 ...
     tensorboard --logdir STUDY            # the HParams dashboard shows every trial
@@ -10,7 +11,10 @@ Every trial is a normal `python -m trainer.task` run in STUDY/<trial>/, given
 the trainer flags this command was given (model, epochs, batch size,
 strategy, ...) plus the trial's own. Re-running the command skips finished
 trials and resumes an interrupted one. The study writes results.md,
-results.csv and results.png, and names the best trial by --rank_by.
+results.csv and results.png, and names the best trial by --rank_by. The
+heads study trains the same network with a regression head (MAE) and with
+the colour-classification head, then decodes the classifier at each
+temperature of `HEAD_TEMPERATURES` (decoding needs no retraining).
 """
 
 import csv
@@ -29,24 +33,27 @@ from absl import app, flags  # noqa: E402
 from tensorboard.plugins.hparams import api as hp  # noqa: E402
 
 from pipeline import dataset  # noqa: E402
-from trainer import losses, plots  # noqa: E402
+from trainer import evaluation, losses, metrics as quality, plots  # noqa: E402
 from trainer.flags import OPTIMIZERS  # noqa: E402  (also defines every trainer flag, passed through)
 
-STUDIES = ("optimizers", "losses", "hparams", "cv")
+STUDIES = ("optimizers", "losses", "heads", "hparams", "cv")
+HEAD_TEMPERATURES = (1.0, 0.6, 0.38, 0.2)
 flags.DEFINE_enum("study", None, STUDIES, "Which study to run.")
 flags.DEFINE_string("study_dir", None, "Folder for the trials and the results (local or gs://).")
 flags.DEFINE_integer("trials", 8, "hparams: how many random settings to try.", lower_bound=1)
 flags.DEFINE_integer("folds", None, "cv: how many folds (default: all the records have).", lower_bound=2)
 flags.DEFINE_integer("search_seed", 0, "hparams: seed of the random search (same seed, same trials).")
 flags.DEFINE_float("study_minutes", None, "Start no new trial after this many minutes.", lower_bound=0.0)
-flags.DEFINE_enum("rank_by", "rgb_psnr", ("rgb_psnr", "rgb_ssim", "ab_psnr", "ab_ssim", "colourfulness", "loss"),
+flags.DEFINE_enum("rank_by", "rgb_psnr", ("rgb_psnr", "rgb_ssim", "ab_psnr", "ab_ssim", "colourfulness",
+                                         "colourfulness_ratio", "ab_error_auc", "loss"),
                   "Validation metric that names the best trial (lowest for loss, else highest).")
 FLAGS = flags.FLAGS
 
 # hparams search space, as the original project's: learning rate, batch size, epochs.
 LEARNING_RATES = (1e-4, 3e-3)  # log-uniform
 BATCH_SIZES = (8, 16, 32)
-COLUMNS = ("loss", "ab_psnr", "ab_ssim", "rgb_psnr", "rgb_ssim", "colourfulness", "colourfulness_gap")
+COLUMNS = ("loss", "ab_psnr", "ab_ssim", "rgb_psnr", "rgb_ssim", "colourfulness", "colourfulness_gap",
+           "colourfulness_ratio", "delta_cf", "ab_error_auc", "neutral_false_colour")
 
 
 class UsageError(ValueError):
@@ -59,6 +66,8 @@ def trials(study: str, epochs: int, count: int, folds: int | None, seed: int) ->
         return [(f"optimizer-{name}", {"optimizer": name}) for name in OPTIMIZERS]
     if study == "losses":
         return [(f"loss-{name}", {"loss": name}) for name in losses.NAMES]
+    if study == "heads":
+        return [("head-regression", {"loss": "mae"}), ("head-classification", {"loss": "classification"})]
     if study == "cv":
         return [(f"fold-{fold}", {"cv_fold": fold}) for fold in range(folds)]
     rng = np.random.default_rng(seed)
@@ -85,6 +94,20 @@ def _as_flags(values: dict) -> list[str]:
         elif value is not None:
             out.append(f"--{name}={value}")
     return out
+
+
+def with_temperatures(results: dict, study_dir: str, batch_size: int) -> dict:
+    """The heads study's classifier decoded at each of HEAD_TEMPERATURES, as extra 'trials' (validation metrics)."""
+    trained = results.get("head-classification")
+    if not trained:
+        return results
+    decoded = {name: value for name, value in results.items() if name != "head-classification"}
+    model_path = f"{study_dir}/head-classification/model.keras"
+    for temperature in HEAD_TEMPERATURES:
+        print(f"[head-classification] decoding the validation photos at T = {temperature}", flush=True)
+        overall = evaluation.overall(model_path, FLAGS.data_dir, "val", batch_size, temperature=temperature)
+        decoded[f"head-classification-T{temperature}"] = {**trained, "val": overall}
+    return decoded
 
 
 def _read_json(path: str) -> dict | None:
@@ -116,7 +139,7 @@ def _write_hparams(study_dir: str, names_and_overrides, results: dict) -> None:
     for name, overrides in names_and_overrides:
         if name in results:
             with tf.summary.create_file_writer(f"{study_dir}/{name}/logs").as_default():
-                hp.hparams({key: overrides[key] for key in keys}, trial_id=name)
+                hp.hparams({key: overrides[key] for key in keys if key in overrides}, trial_id=name)
 
 
 def table_rows(names_and_overrides, results: dict) -> list[dict]:
@@ -131,10 +154,11 @@ def table_rows(names_and_overrides, results: dict) -> list[dict]:
             metrics = results[name]
             rows.append({"trial": name, **overrides, "epochs_run": metrics["epochs_run"],
                          "minutes": round(metrics["training_seconds"] / 60, 1),
-                         **{c: metrics["val"][c] for c in COLUMNS}, "test_rgb_psnr": metrics["test"]["rgb_psnr"]})
+                         **{c: metrics["val"].get(c) for c in COLUMNS},
+                         "test_rgb_psnr": metrics["test"]["rgb_psnr"] if "T" not in name.rsplit("-", 1)[-1] else None})
     if rows:
         grays = [results[r["trial"]]["gray_baseline"] for r in rows]
-        gray = {c: float(np.mean([g["val"][c] for g in grays])) for c in COLUMNS}
+        gray = {c: float(np.mean([quality.set_metrics(g["val"])[c] for g in grays])) for c in COLUMNS}
         if any("loss" in overrides for _, overrides in names_and_overrides):
             gray["loss"] = None
         rows.append({"trial": "gray baseline", **gray,
@@ -165,8 +189,11 @@ def cv_line(rows: list[dict]) -> str:
 def markdown(study: str, rows: list[dict], setup: dict, summary: list[str]) -> str:
     columns = list(dict.fromkeys(key for row in rows for key in row))
     note = "Validation metrics of each trial's best epoch (test RGB PSNR last); the gray baseline predicts no colour."
-    if study == "losses":
+    if study in ("losses", "heads"):
         note += " Each trial's loss is measured by its own loss function, so that column does not compare trials."
+    if study == "heads":
+        note += (" The classifier is trained once and decoded at each temperature T (annealed mean; its loss does"
+                 " not depend on T); decoded rows have no test column.")
     lines = [f"# Study: {study}", "", *[f"- {k}: {v}" for k, v in setup.items()], "", note, "",
              "| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
     lines += ["| " + " | ".join(_cell(row.get(c)) for c in columns) + " |" for row in rows]
@@ -186,14 +213,16 @@ def _plot(path: str, study: str, rows: list[dict]) -> None:
                                           x_label=title, points_only=True))
     else:
         names = [r["trial"] if study == "cv" else r["trial"].split("-", 1)[1] for r in trained]
+        shown = ("rgb_psnr", "colourfulness_ratio", "neutral_false_colour") if study == "heads" else (
+            "rgb_psnr", "rgb_ssim", "colourfulness")
         panels = [plots.bars(f"validation {metric} (gray: {gray[metric]:.3f})", names, [r[metric] for r in trained])
-                  for metric in ("rgb_psnr", "rgb_ssim", "colourfulness")]
+                  for metric in shown]
     plots.save_panels(path, panels)
 
 
 def run(study: str, study_dir: str) -> tuple[str, bool]:
     """Run (or finish) every trial; write the results; return the summary and whether every trial finished."""
-    if study == "losses" and FLAGS.rank_by == "loss":
+    if study in ("losses", "heads") and FLAGS.rank_by == "loss":
         raise UsageError("--rank_by=loss cannot rank trials trained with different losses; rank by a metric")
     if study == "cv":
         folds = dataset.Records.open(FLAGS.data_dir, "train").manifest["split_rule"]["folds"]
@@ -220,6 +249,10 @@ def run(study: str, study_dir: str) -> tuple[str, bool]:
             failed.append(name)
     if not results:
         raise UsageError("no trial finished")
+    if study == "heads":
+        results = with_temperatures(results, study_dir, FLAGS.batch_size)
+        names_and_overrides = [("head-regression", {"loss": "mae"})] + [
+            (f"head-classification-T{t}", {"loss": "classification", "temperature": t}) for t in HEAD_TEMPERATURES]
     rows = table_rows(names_and_overrides, results)
     first = next(iter(results.values()))
     setup = {"command": " ".join(["python -m trainer.study", *sys.argv[1:]]),

@@ -94,7 +94,7 @@ def contact_sheet(extremes: _Extremes) -> np.ndarray:
                        [caption for caption, _ in ranked])
 
 
-def _predict(net: keras.Model, lightness, ab, num_hints: int):
+def predict(net: keras.Model, lightness, ab, num_hints: int = 0):
     """The network's ab with `num_hints` points of the truth revealed per photo (hint-aware networks)."""
     if not hints.is_hint_aware(net):
         return net(lightness, training=False)
@@ -107,7 +107,7 @@ def score(net: keras.Model, batches, sheet_photos: int, num_hints: int = 0) -> t
     compute = tf.function(metrics.per_image)
     scores, extremes = Scores(), _Extremes(sheet_photos)
     for lightness, ab, labels in batches:
-        predicted = _predict(net, lightness, ab, num_hints)
+        predicted = predict(net, lightness, ab, num_hints)
         values = compute(lightness, ab, predicted)
         scores.add(values, compute(lightness, ab, tf.zeros_like(ab)), labels)
         extremes.offer(values["rgb_psnr"].numpy(), np.asarray(lightness), np.asarray(ab), predicted.numpy())

@@ -75,15 +75,19 @@ class KerasColorizer:
                 raise photos.UsageError(f"--temperature needs a colour-classification model; {path} regresses ab")
             colour_classes.set_decoding(self.net, temperature=temperature)
 
-    def __call__(self, rgbs: list[np.ndarray], photo_hints: list[list[Hint]] | None = None) -> list[np.ndarray]:
-        inputs = np.stack([model_input(rgb, self.size) for rgb in rgbs])
+    def inputs(self, rgbs: list[np.ndarray], photo_hints: list[list[Hint]] | None) -> np.ndarray:
+        """The network's input for these photos and their hints."""
+        lightness = np.stack([model_input(rgb, self.size) for rgb in rgbs])
         if self.hint_aware:
             photo_hints = photo_hints or [[] for _ in rgbs]
             planes = np.stack([hint_planes(rgb, h, self.size) for rgb, h in zip(rgbs, photo_hints)])
-            inputs = np.concatenate([inputs, planes], axis=-1)
-        elif photo_hints and any(photo_hints):
+            return np.concatenate([lightness, planes], axis=-1)
+        if photo_hints and any(photo_hints):
             raise photos.UsageError("this model takes no colour hints (it was trained without them)")
-        ab = self.net.predict_on_batch(inputs)
+        return lightness
+
+    def __call__(self, rgbs: list[np.ndarray], photo_hints: list[list[Hint]] | None = None) -> list[np.ndarray]:
+        ab = self.net.predict_on_batch(self.inputs(rgbs, photo_hints))
         return [recombine(rgb, ab[i], self.edge_aware) for i, rgb in enumerate(rgbs)]
 
 

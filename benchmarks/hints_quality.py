@@ -1,0 +1,46 @@
+"""How much a few colour hints help: test-split metrics with N points of the truth revealed per photo.
+
+    .venv/bin/python benchmarks/hints_quality.py --data_dir RECORDS [--model PATH] [--hints 0,1,2,5,10,20]
+
+Each hint reveals the mean true colour of a small patch (as in training),
+at positions fixed by a seed, through `trainer.evaluation` (the code behind
+`python -m trainer.evaluate --hints N`). Prints a Markdown table beside the
+gray baseline.
+"""
+
+import argparse
+import pathlib
+import sys
+
+REPO = pathlib.Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from benchmarks import measure  # noqa: E402
+from trainer import evaluation  # noqa: E402
+
+SHOWN = (("rgb_psnr", "RGB PSNR (dB)"), ("rgb_ssim", "RGB SSIM"), ("colourfulness_ratio", "colourfulness / truth"),
+         ("ab_error_auc", "ab error AuC"), ("neutral_false_colour", "neutral false colour"))
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--data_dir", required=True)
+    parser.add_argument("--model", default=None, help="A .keras model or run dir (default: the shipped model).")
+    parser.add_argument("--split", default="test")
+    parser.add_argument("--hints", default="0,1,2,5,10,20")
+    args = parser.parse_args()
+    rows, gray = [], None
+    for count in (int(n) for n in args.hints.split(",")):
+        path, net = evaluation.load(args.model, count)
+        scores, _ = evaluation.score(net, evaluation.record_batches(args.data_dir, args.split, 32), 1, count)
+        summary = evaluation.summarize(scores)["overall"]
+        gray = summary["gray"]
+        rows.append([count, *[f"{summary['model'][name]:.4f}" for name, _ in SHOWN]])
+        print(f"{count} hints per photo: RGB PSNR {summary['model']['rgb_psnr']:.2f} dB", file=sys.stderr, flush=True)
+    rows.append(["gray baseline", *[f"{gray[name]:.4f}" for name, _ in SHOWN]])
+    print(f"{path}, {args.split} split of {args.data_dir}, {scores and len(scores.labels)} photos\n")
+    print(measure.table(["hints per photo", *[title for _, title in SHOWN]], rows))
+
+
+if __name__ == "__main__":
+    main()

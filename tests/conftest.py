@@ -13,9 +13,16 @@ SHARED_DATA = pathlib.Path(os.environ.get("SHARED_DATA_DIR", REPO.parent / "shar
 
 @pytest.fixture(scope="session")
 def shared_data() -> pathlib.Path:
-    """../shared/data (or $SHARED_DATA_DIR): real photos, read in place."""
+    """../shared/data (or $SHARED_DATA_DIR): real photos, read in place.
+
+    Without them the tests that need them are skipped on a developer's machine, but
+    fail under CI=true: a CI run that skipped them would pass without testing much.
+    """
     if not (SHARED_DATA / "flowers").is_dir():
-        pytest.skip(f"reference photos not found at {SHARED_DATA} (set SHARED_DATA_DIR)")
+        missing = f"reference photos not found at {SHARED_DATA} (set SHARED_DATA_DIR)"
+        if os.environ.get("CI", "").lower() == "true":
+            pytest.fail(f"{missing}; CI=true requires them", pytrace=False)
+        pytest.skip(missing)
     return SHARED_DATA
 
 

@@ -3,6 +3,7 @@
 import json
 
 import pytest
+import tensorflow as tf
 
 from trainer import distribute
 
@@ -53,6 +54,20 @@ def test_unknown_strategy_is_named():
         distribute.make_strategy("horovod", distribute.Cluster())
 
 
-def test_xla_defaults_off_on_a_cpu_and_obeys_when_told():
-    assert distribute.jit_default("auto") is False
+def test_xla_default_follows_the_devices_present():
+    accelerators = tf.config.list_logical_devices("GPU") + tf.config.list_logical_devices("TPU")
+    assert distribute.jit_default("auto") is bool(accelerators)
+
+
+@pytest.mark.parametrize("devices,expected", [
+    ({"CPU": ["cpu:0"]}, False),
+    ({"CPU": ["cpu:0"], "GPU": ["gpu:0"]}, True),
+    ({"CPU": ["cpu:0"], "TPU": ["tpu:0"]}, True),
+])
+def test_xla_default_is_on_with_an_accelerator_and_off_without(monkeypatch, devices, expected):
+    monkeypatch.setattr(tf.config, "list_logical_devices", lambda kind=None: devices.get(kind, []))
+    assert distribute.jit_default("auto") is expected
+
+
+def test_xla_setting_is_obeyed_when_given():
     assert distribute.jit_default("true") is True and distribute.jit_default("false") is False

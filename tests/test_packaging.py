@@ -1,5 +1,7 @@
 """What Dataflow workers, the training image and Cloud Build rely on: setup.py, Dockerfile, cloudbuild.yaml."""
 
+import json
+import os
 import re
 import shlex
 import subprocess
@@ -24,7 +26,8 @@ def test_both_lock_files_agree_on_every_package_they_share_but_protobuf():
     local, dataflow = _pins(), _pins("constraints-dataflow.txt")
     differ = {name for name in local.keys() & dataflow.keys() if local[name] != dataflow[name]}
     assert differ == {"protobuf"}
-    assert {"apache-beam", "numpy", "opencv-python-headless", "google-crc32c"} <= local.keys() & dataflow.keys()
+    shared = local.keys() & dataflow.keys()
+    assert {"apache-beam", "numpy", "opencv-python-headless", "google-crc32c", "pillow"} <= shared
     assert "tensorflow" not in dataflow
 
 
@@ -94,7 +97,55 @@ def test_cloudbuild_holds_no_secrets():
         assert word not in text, word
 
 
-def test_dockerfile_installs_the_pins_and_runs_the_trainer():
-    text = (REPO / "Dockerfile").read_text()
-    assert "-c constraints.txt" in text and "ARG VARIANT=cpu" in text
-    assert 'ENTRYPOINT ["python", "-m", "trainer.task"]' in text
+def _dockerfile() -> list[tuple[str, str]]:
+    """(INSTRUCTION, arguments) of each Dockerfile instruction, continuation lines joined, comments left out."""
+    text = re.sub(r"\\\n", " ", (REPO / "Dockerfile").read_text())
+    return [(line.split(None, 1)[0].upper(), line.split(None, 1)[1].strip()) for line in text.splitlines()
+            if line.strip() and not line.lstrip().startswith("#")]
+
+
+def test_dockerfile_copies_files_that_exist_and_installs_extras_that_exist(tmp_path):
+    instructions = _dockerfile()
+    copied = [source for kind, args in instructions if kind == "COPY" for source in shlex.split(args)[:-1]]
+    assert copied, "the Dockerfile copies nothing"
+    for source in copied:
+        assert (REPO / source).exists(), f"COPY {source}: no such file in the repository"
+    runs = " ".join(args for kind, args in instructions if kind == "RUN")
+    installs = re.findall(r"pip install -c (\S+) \"?\.\[([\w,]+)\]", runs)
+    assert installs, runs
+    done = subprocess.run([sys.executable, "setup.py", "-q", "egg_info", f"--egg-base={tmp_path}"],
+                          cwd=REPO, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr[-2000:]
+    (requires,) = tmp_path.glob("*.egg-info/requires.txt")
+    extras = set(re.findall(r"^\[(\w+)\]$", requires.read_text(), re.MULTILINE))
+    for lock_file, names in installs:
+        assert lock_file in copied, f"pip install -c {lock_file}: the file is not copied first"
+        assert set(names.split(",")) <= extras, f"pip install .[{names}]: setup.py's extras are {extras}"
+
+
+def test_dockerfile_entry_point_is_a_module_that_runs():
+    (entry,) = [json.loads(args) for kind, args in _dockerfile() if kind == "ENTRYPOINT"]
+    assert entry[:2] == ["python", "-m"], entry
+    module = entry[2]
+    assert any(module.split(".")[0] == source.rstrip("/").split("/")[0]
+               for kind, args in _dockerfile() if kind == "COPY" for source in shlex.split(args)[:-1]), module
+    done = subprocess.run([sys.executable, "-m", module, "--help"], cwd=REPO, capture_output=True, text=True)
+    assert "Traceback" not in done.stderr and "--data_dir" in done.stdout, done.stderr[-2000:]
+
+
+NEEDS_PHOTOS = "def test_needs_the_photos(shared_data):\n    pass\n"
+
+
+def test_ci_fails_the_tests_that_need_missing_reference_photos_instead_of_skipping_them(tmp_path):
+    (tmp_path / "test_needs_photos.py").write_text(NEEDS_PHOTOS)
+
+    def pytest_run(ci: str):
+        env = {**os.environ, "CI": ci, "SHARED_DATA_DIR": str(tmp_path / "no_photos_here")}
+        return subprocess.run([sys.executable, "-m", "pytest", "-p", "tests.conftest", "-p", "no:cacheprovider",
+                               "-q", "--rootdir", str(tmp_path), str(tmp_path / "test_needs_photos.py")],
+                              cwd=REPO, capture_output=True, text=True, env=env)
+
+    on_ci, locally = pytest_run("true"), pytest_run("")
+    assert on_ci.returncode == 1 and "1 error" in on_ci.stdout, on_ci.stdout
+    assert "CI=true requires them" in on_ci.stdout
+    assert locally.returncode == 0 and "1 skipped" in locally.stdout, locally.stdout

@@ -41,11 +41,11 @@ setuptools.setup(
     description="Colourize grayscale photos: Beam preprocessing, tf.data, a Keras colourizer.",
     python_requires=">=3.11,<3.12",
     packages=setuptools.find_packages(include=["pipeline", "beam_jobs", "trainer", "trainer.*"]),
-    package_data={"trainer.default_model": ["model.keras", "MODEL_CARD.md"]},
+    package_data={"trainer.default_model": ["model.keras", "MODEL_CARD.md"], "trainer": ["app_page/*"]},
     install_requires=pinned("apache-beam", "google-crc32c", "numpy", "opencv-python-headless", "pillow"),
     extras_require={
         "trainer": pinned("tensorflow", "tensorflow-io", "keras", "protobuf", "absl-py"),
-        "test": pinned("pytest", "scikit-image"),
+        "test": pinned("pytest", "scikit-image", "selenium"),
         "gcp": pinned("apache-beam[gcp]"),
     },
 )

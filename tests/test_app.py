@@ -1,0 +1,352 @@
+"""The colour-hint web app, run as a person runs it: a real server process, real HTTP, a real headless Chromium."""
+
+import json
+import os
+import pathlib
+import re
+import subprocess
+import sys
+import tarfile
+import time
+import urllib.error
+import urllib.request
+
+import cv2
+import keras
+import numpy as np
+import pytest
+
+from tests.conftest import REPO, colourful_photos, run_module, write_image
+
+CHROMEDRIVER = pathlib.Path("/usr/bin/chromedriver")
+WAIT_SECONDS = 240  # the machine may be busy training: waits are on conditions, and generous
+PAGE_FILES = ("index.html", "app.js", "app.css", "favicon.svg")
+
+
+def hint_painter(path: pathlib.Path, size: int = 32, reach: int = 17) -> pathlib.Path:
+    """A hint-aware network that paints each hint's colour over a wide square around it, and nothing elsewhere.
+
+    An untrained net need not respond to hints, and a net that only copies its 5x5 hint patches is mostly
+    averaged away by the edge-aware upsampling: this one makes "the colour moved toward the hint" certain.
+    """
+    inputs = keras.Input((size, size, 4))  # L, hint a, hint b, hint mask
+    spread = keras.layers.Conv2D(2, reach, padding="same", use_bias=False, trainable=False)(inputs)
+    net = keras.Model(inputs, spread)
+    kernel = np.zeros((reach, reach, 4, 2), np.float32)
+    kernel[:, :, 1, 0] = kernel[:, :, 2, 1] = 1 / 25  # a hint patch is 5x5 cells
+    net.layers[-1].set_weights([kernel])
+    net.save(path)
+    return path
+
+
+def start_app(folder: pathlib.Path, *flags: str) -> tuple[subprocess.Popen, str]:
+    """`python -m trainer.app --port=0 flags...` in its own process; returns it and the address it printed."""
+    folder.mkdir(parents=True, exist_ok=True)
+    stdout, stderr = folder / "stdout.txt", folder / "stderr.txt"
+    with open(stdout, "w") as out, open(stderr, "w") as err:
+        process = subprocess.Popen([sys.executable, "-m", "trainer.app", "--port=0", *flags], cwd=REPO,
+                                   stdout=out, stderr=err)
+    deadline = time.monotonic() + WAIT_SECONDS
+    while time.monotonic() < deadline and process.poll() is None:
+        words = stdout.read_text().split()
+        if any(word.startswith("http://") for word in words):
+            return process, next(word for word in words if word.startswith("http://"))
+        time.sleep(0.2)
+    stop(process)
+    raise AssertionError(f"the app did not print its address:\n{stderr.read_text()[-3000:]}")
+
+
+def stop(process: subprocess.Popen) -> None:
+    process.terminate()
+    try:
+        process.wait(30)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+
+
+def http(url: str, data: bytes | None = None, content_type: str = "application/octet-stream"):
+    """(status, headers, body) of a GET, or of a POST when there is data; refusals are answers too."""
+    request = urllib.request.Request(url, data=data, headers={"Content-Type": content_type} if data else {})
+    try:
+        with urllib.request.urlopen(request, timeout=WAIT_SECONDS) as response:
+            return response.status, response.headers, response.read()
+    except urllib.error.HTTPError as error:
+        return error.code, error.headers, error.read()
+
+
+def upload(url: str, data: bytes) -> dict:
+    status, _, body = http(f"{url}api/photos", data)
+    assert status == 201, body
+    return json.loads(body)
+
+
+def colourize(url: str, photo_id: str, hints: list[dict]):
+    return http(f"{url}api/photos/{photo_id}/colourize", json.dumps({"hints": hints}).encode(), "application/json")
+
+
+def decode(png: bytes) -> np.ndarray:
+    return cv2.imdecode(np.frombuffer(png, np.uint8), cv2.IMREAD_UNCHANGED)
+
+
+def mean_ab(bgr: np.ndarray, x: float, y: float, radius: int = 12) -> np.ndarray:
+    """Mean Lab ab (signed) of the window around (x, y)."""
+    x, y = int(x), int(y)
+    window = bgr[y - radius:y + radius + 1, x - radius:x + radius + 1]
+    return cv2.cvtColor(window, cv2.COLOR_BGR2LAB)[..., 1:].reshape(-1, 2).mean(axis=0) - 128.0
+
+
+def hex_ab(colour: str) -> np.ndarray:
+    rgb = np.array([[[int(colour[i:i + 2], 16) for i in (1, 3, 5)]]], np.uint8)
+    return cv2.cvtColor(rgb, cv2.COLOR_RGB2LAB)[0, 0, 1:].astype(np.float64) - 128.0
+
+
+@pytest.fixture(scope="module")
+def photo(shared_data, tmp_path_factory) -> pathlib.Path:
+    """A real flower photo at 1024x768."""
+    source = cv2.imread(str(colourful_photos(shared_data / "flowers" / "tulip", 1)[0]))
+    path = tmp_path_factory.mktemp("photo") / "tulip.jpg"
+    return write_image(path, cv2.resize(source, (1024, 768), interpolation=cv2.INTER_CUBIC),
+                       cv2.IMWRITE_JPEG_QUALITY, 92)
+
+
+@pytest.fixture(scope="module")
+def app_url(tmp_path_factory):
+    """The app on the hint painter, with limits low enough to test cheaply: 1 MB, 1 megapixel."""
+    folder = tmp_path_factory.mktemp("app")
+    model = hint_painter(folder / "painter.keras")
+    process, url = start_app(folder, f"--model={model}", "--max_upload_mb=1", "--max_pixels=1000000")
+    yield url
+    stop(process)
+
+
+def test_the_page_is_served_from_the_package_and_fetches_nothing_from_elsewhere(app_url):
+    status, headers, body = http(app_url)
+    assert status == 200 and headers["Content-Type"].startswith("text/html")
+    assert "default-src 'self'" in headers["Content-Security-Policy"]
+    assert app_url.startswith("http://127.0.0.1:")
+    for name in PAGE_FILES:
+        status, _, body = http(f"{app_url}{name}")
+        assert status == 200, name
+        addresses = set(re.findall(rb"https?://[^\s\"')]+", body)) - {b"http://www.w3.org/2000/svg"}  # a namespace
+        assert not addresses, name
+
+
+@pytest.mark.parametrize("data,status,message", [
+    (b"hello, I am not a photo", 400, "This file is not an image"),
+    (os.urandom(1_200_000), 413, "is 1.2 MB, more than the limit of 1 MB (--max_upload_mb)"),
+    (cv2.imencode(".png", np.zeros((1000, 1200), np.uint8))[1].tobytes(), 413,
+     "This photo has too many pixels: 1200x1000 pixels, more than the limit of 1000000"),
+    (b"", 400, "This file is empty"),
+])
+def test_uploads_it_cannot_use_are_refused_with_a_message(app_url, data, status, message):
+    answer, headers, body = http(f"{app_url}api/photos", data)
+    assert answer == status and headers["Content-Type"] == "application/json"
+    assert message in json.loads(body)["error"]
+
+
+def test_gray_and_colour_photos_come_back_colourized_at_their_own_size(app_url, photo, tmp_path):
+    gray = write_image(tmp_path / "gray.png", cv2.cvtColor(cv2.imread(str(photo)), cv2.COLOR_BGR2GRAY)[:517, :333])
+    for path, hints in ((gray, []), (photo, [{"x": 500.5, "y": 300, "color": "#2060e8"}])):
+        source = cv2.imread(str(path))
+        added = upload(app_url, path.read_bytes())
+        assert (added["height"], added["width"]) == source.shape[:2]
+        status, headers, body = colourize(app_url, added["id"], hints)
+        assert status == 200 and headers["Content-Type"] == "image/png", body[:300]
+        assert "colourize;dur=" in headers["Server-Timing"]
+        assert decode(body).shape == source.shape
+        status, _, body = http(f"{app_url}api/photos/{added['id']}/gray.png")
+        assert status == 200 and decode(body).shape == source.shape[:2]
+
+
+@pytest.mark.parametrize("hints,status,message", [
+    ([{"x": 2000, "y": 10, "color": "#2060e8"}], 400, "is outside the 1024x768 photo"),
+    ([{"x": 10, "y": 10, "color": "blue"}], 400, "not of the form #RRGGBB"),
+    ([{"x": 10, "y": 10}], 400, "Each hint needs x, y and color"),
+])
+def test_bad_hints_are_refused_with_a_message(app_url, photo, hints, status, message):
+    added = upload(app_url, photo.read_bytes())
+    answer, _, body = colourize(app_url, added["id"], hints)
+    assert answer == status and message in json.loads(body)["error"]
+
+
+def test_a_photo_the_app_does_not_hold_is_named_as_such(app_url):
+    status, _, body = colourize(app_url, "no-such-photo", [])
+    assert status == 404 and "open it again" in json.loads(body)["error"]
+
+
+@pytest.mark.parametrize("flags,message", [
+    (["--model=/nonexistent/model.keras"], "error: --model: no model at /nonexistent/model.keras"),
+    (["stray.jpg"], "error: unexpected arguments stray.jpg"),
+    (["--port=PORT"], "error: cannot listen on 127.0.0.1:PORT"),
+])
+def test_mistakes_are_one_line_and_exit_2(app_url, flags, message):
+    port = app_url.rstrip("/").rsplit(":", 1)[1]
+    flags, message = [f.replace("PORT", port) for f in flags], message.replace("PORT", port)
+    done = run_module("trainer.app", *flags)
+    assert done.returncode == 2 and "Traceback" not in done.stderr
+    errors = [line for line in done.stderr.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1 and errors[0].startswith(message), done.stderr[-2000:]
+
+
+def test_help_lists_the_flags():
+    done = run_module("trainer.app", "--help")  # absl's --help exits 1, as every command's here
+    for flag in ("--model", "--host", "--port", "--max_upload_mb", "--max_pixels"):
+        assert flag in done.stdout, flag
+
+
+def test_a_trained_context_unet_takes_hints_through_the_app(tiny_records, photo, tmp_path):
+    """The project's own hint-aware network, trained for an epoch by the trainer, served as it comes."""
+    done = run_module("trainer.task", f"--data_dir={tiny_records}", f"--model_dir={tmp_path / 'run'}",
+                      "--epochs=1", "--batch_size=8", "--log_images_every=0")
+    assert done.returncode == 0, done.stderr[-3000:]
+    process, url = start_app(tmp_path / "app", f"--model={tmp_path / 'run'}")
+    try:
+        assert json.loads(http(f"{url}api/info")[2])["hint_aware"] is True
+        added = upload(url, photo.read_bytes())
+        status, _, body = colourize(url, added["id"], [{"x": 100, "y": 600, "color": "#e02424"},
+                                                       {"x": 900, "y": 80, "color": "#2ca02c"}])
+        assert status == 200 and decode(body).shape == (768, 1024, 3)
+    finally:
+        stop(process)
+
+
+def test_the_package_ships_the_page(tmp_path):
+    """An sdist carries the page (MANIFEST.in) and an install copies it into the package (package_data)."""
+    done = subprocess.run([sys.executable, "setup.py", "-q", "sdist", f"--dist-dir={tmp_path}", "build_py",
+                           f"--build-lib={tmp_path / 'lib'}"], cwd=REPO, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr[-2000:]
+    (archive,) = tmp_path.glob("*.tar.gz")
+    names = {name.split("/", 1)[1] for name in tarfile.open(archive).getnames() if "/" in name}
+    for name in PAGE_FILES:
+        assert f"trainer/app_page/{name}" in names
+        assert (tmp_path / "lib" / "trainer" / "app_page" / name).is_file()
+
+
+# --- In a real browser -------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def browser(tmp_path_factory):
+    """Headless Chromium driven by Selenium, downloading into a folder of its own."""
+    if not CHROMEDRIVER.exists():
+        pytest.skip(f"no browser: {CHROMEDRIVER} is missing (apt-get install chromium chromium-driver; .ci/run does)")
+    from selenium import webdriver
+    from selenium.webdriver.chrome.options import Options
+    from selenium.webdriver.chrome.service import Service
+
+    downloads = tmp_path_factory.mktemp("downloads")
+    options = Options()
+    for argument in ("--headless=new", "--no-sandbox", "--window-size=1400,1000"):
+        options.add_argument(argument)
+    options.add_experimental_option("prefs", {"download.default_directory": str(downloads),
+                                              "download.prompt_for_download": False})
+    driver = webdriver.Chrome(options=options, service=Service(str(CHROMEDRIVER)))
+    driver.downloads = downloads
+    yield driver
+    driver.quit()
+
+
+def wait(driver, condition, what: str):
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    return WebDriverWait(driver, WAIT_SECONDS, poll_frequency=0.2).until(condition, f"waiting for {what}")
+
+
+def shown(driver, hints: int) -> bool:
+    """The page is idle and shows the result of exactly `hints` hints."""
+    return driver.execute_script("return document.getElementById('status').dataset.state === 'ready' && "
+                                 "document.getElementById('result').dataset.hints === arguments[0]", str(hints))
+
+
+def open_photo(driver, url: str, path: pathlib.Path) -> None:
+    from selenium.webdriver.common.by import By
+
+    driver.get(url)
+    wait(driver, lambda d: d.find_element(By.ID, "limits").text, "the page to load the app's limits")
+    driver.find_element(By.ID, "file").send_keys(str(path))
+
+
+def click_photo(driver, dx: int, dy: int) -> tuple[float, float]:
+    """Click the gray photo at (dx, dy) CSS pixels from its centre; returns that point in the photo's pixels."""
+    from selenium.webdriver.common.action_chains import ActionChains
+    from selenium.webdriver.common.by import By
+
+    image = driver.find_element(By.ID, "gray")
+    ActionChains(driver).move_to_element_with_offset(image, dx, dy).click().perform()
+    box, natural = image.rect, driver.execute_script("return [arguments[0].naturalWidth, arguments[0].naturalHeight]",
+                                                     image)
+    return ((box["width"] / 2 + dx) / box["width"] * natural[0], (box["height"] / 2 + dy) / box["height"] * natural[1])
+
+
+def centre(driver, element) -> tuple[float, float]:
+    """An element's centre in CSS pixels, as drawn (Selenium's rect gives the untransformed size)."""
+    box = driver.execute_script("return arguments[0].getBoundingClientRect()", element)
+    return box["x"] + box["width"] / 2, box["y"] + box["height"] / 2
+
+
+def downloaded(folder: pathlib.Path, name: str) -> pathlib.Path | None:
+    path = folder / name
+    return path if path.is_file() and not list(folder.glob("*.crdownload")) else None
+
+
+def test_a_hint_placed_by_clicking_moves_the_colour_there_and_downloads_at_full_size(app_url, browser, photo):
+    from selenium.webdriver.common.by import By
+
+    open_photo(browser, app_url, photo)
+    wait(browser, lambda d: shown(d, 0), "the colourization without hints")
+    blue = browser.find_element(By.CSS_SELECTOR, '.swatch[aria-label="blue"]')
+    blue.click()
+    x, y = click_photo(browser, -120, -60)
+    wait(browser, lambda d: shown(d, 1), "the colourization with the hint")
+
+    dots = browser.find_elements(By.CSS_SELECTOR, "#gray-stage .dot")
+    assert len(dots) == 1 and len(browser.find_elements(By.CSS_SELECTOR, "#result-stage .dot")) == 1
+    image_x, image_y = centre(browser, browser.find_element(By.ID, "gray"))
+    dot_x, dot_y = centre(browser, dots[0])
+    assert abs(dot_x - (image_x - 120)) < 2 and abs(dot_y - (image_y - 60)) < 2
+
+    browser.find_element(By.ID, "download").click()
+    path = wait(browser, lambda d: downloaded(d.downloads, "tulip-colourized.png"), "the download")
+    result = cv2.imread(str(path))
+    assert result.shape == (768, 1024, 3)
+
+    before = decode(colourize(app_url, upload(app_url, photo.read_bytes())["id"], [])[2])
+    target = hex_ab(blue.get_attribute("data-colour"))
+    distance_before = np.linalg.norm(mean_ab(before, x, y) - target)
+    distance_after = np.linalg.norm(mean_ab(result, x, y) - target)
+    assert distance_after < 0.6 * distance_before, (distance_before, distance_after)
+
+
+def test_a_dot_clicked_is_removed_and_clear_removes_them_all(app_url, browser, photo):
+    from selenium.webdriver.common.by import By
+
+    open_photo(browser, app_url, photo)
+    wait(browser, lambda d: shown(d, 0), "the colourization without hints")
+    browser.find_element(By.CSS_SELECTOR, '.swatch[aria-label="red"]').click()
+    click_photo(browser, -100, 0)
+    click_photo(browser, 100, 50)
+    wait(browser, lambda d: shown(d, 2), "two hints")
+    browser.find_elements(By.CSS_SELECTOR, "#result-stage .dot")[0].click()
+    wait(browser, lambda d: shown(d, 1), "one hint left")
+    assert len(browser.find_elements(By.CSS_SELECTOR, "#gray-stage .dot")) == 1
+    click_photo(browser, 0, 80)
+    wait(browser, lambda d: shown(d, 2), "two hints again")
+    browser.find_element(By.ID, "clear").click()
+    wait(browser, lambda d: shown(d, 0), "no hints after clear all")
+    assert not browser.find_elements(By.CSS_SELECTOR, ".dot")
+
+
+@pytest.mark.parametrize("name,content,message", [
+    ("notes.txt", b"not a photo", "This file is not an image"),
+    ("huge.png", None, "more than the limit of 1 MB"),  # refused by the page itself, before uploading
+    ("wide.png", cv2.imencode(".png", np.zeros((1000, 1200), np.uint8))[1].tobytes(), "too many pixels"),
+])
+def test_refusals_are_shown_on_the_page(app_url, browser, tmp_path, name, content, message):
+    from selenium.webdriver.common.by import By
+
+    path = tmp_path / name
+    path.write_bytes(content if content is not None else os.urandom(1_200_000))
+    open_photo(browser, app_url, path)
+    shown_message = browser.find_element(By.ID, "message")
+    wait(browser, lambda d: shown_message.is_displayed() and message in shown_message.text, f"the message {message!r}")

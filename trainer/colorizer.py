@@ -29,11 +29,11 @@ class Colorizer(keras.Model):
     """Trains `net` (L [+ hints] -> ab) with a per-image loss; evaluates every metric of `trainer.metrics`."""
 
     def __init__(self, net: keras.Model, loss_fn, jit_compile: bool, seed: int = 0, eval_hints: int = 0,
-                 **kwargs):
+                 train_hints: bool = True, **kwargs):
         super().__init__(**kwargs)
         self.net = net
         self.loss_fn = loss_fn
-        self.seed, self.eval_hints = seed, eval_hints
+        self.seed, self.eval_hints, self.train_hints = seed, eval_hints, train_hints
         self.hint_aware = hints.is_hint_aware(net)
         layer = getattr(loss_fn, "output_layer", None)
         loss_output = net.get_layer(layer).output if layer else net.outputs[0]
@@ -79,7 +79,8 @@ class Colorizer(keras.Model):
         context = tf.distribute.get_replica_context()
         lightness, ab = color_tf.l8_to_input(l8), color_tf.ab8_to_target(ab8)
         seed = tf.stack([tf.cast(self.seed * 1009 + context.replica_id_in_sync_group, tf.int64), step])
-        counts = hints.random_counts(tf.shape(l8)[0], seed)
+        counts = hints.random_counts(tf.shape(l8)[0], seed) if self.train_hints else tf.zeros_like(l8[:, 0, 0, 0],
+                                                                                                   tf.int32)
         inputs = self._network_input(lightness, ab, counts, tf.reverse(seed, [0]))
         with tf.GradientTape() as tape:
             per_image = self.loss_fn(ab, self._both(inputs, training=True)[0])

@@ -27,6 +27,8 @@ flags.DEFINE_float("vividness", 1.0, "--loss=classification: 1 decodes the rebal
                    "0 divides the rebalancing back out (duller, fewer tinted neutrals).", lower_bound=0.0,
                    upper_bound=1.0)
 flags.DEFINE_bool("augment", True, "Random flips and scale-and-crop of the training photos.")
+flags.DEFINE_bool("train_hints", True, "Hint-aware networks: show simulated colour hints in training (--notrain_hints: "
+                  "never, an automatic colourizer with the same network).")
 flags.DEFINE_float("learning_rate", 1e-3, "Initial learning rate.", lower_bound=0.0)
 flags.DEFINE_float("momentum", 0.9, "Momentum for --optimizer=sgd.", lower_bound=0.0, upper_bound=1.0)
 flags.DEFINE_integer("batch_size", 16, "Global batch size, split evenly across all replicas.", lower_bound=1)

@@ -3,6 +3,7 @@
     python -m trainer.study --study=optimizers --data_dir RECORDS --study_dir STUDY [trainer flags...]
     python -m trainer.study --study=losses ...
     python -m trainer.study --study=heads ...      # regression (MAE) vs colour classification at several T
+    python -m trainer.study --study=hints ...      # the same network trained with and without simulated hints
     python -m trainer.study --study=hparams --trials 8 ...
     python -m trainer.study --study=cv --folds 5 ...
     tensorboard --logdir STUDY            # the HParams dashboard shows every trial
@@ -36,7 +37,7 @@ from pipeline import dataset  # noqa: E402
 from trainer import evaluation, losses, metrics as quality, plots  # noqa: E402
 from trainer.flags import OPTIMIZERS  # noqa: E402  (also defines every trainer flag, passed through)
 
-STUDIES = ("optimizers", "losses", "heads", "hparams", "cv")
+STUDIES = ("optimizers", "losses", "heads", "hints", "hparams", "cv")
 HEAD_TEMPERATURES = (1.0, 0.6, 0.38, 0.2)
 flags.DEFINE_enum("study", None, STUDIES, "Which study to run.")
 flags.DEFINE_string("study_dir", None, "Folder for the trials and the results (local or gs://).")
@@ -68,6 +69,8 @@ def trials(study: str, epochs: int, count: int, folds: int | None, seed: int) ->
         return [(f"loss-{name}", {"loss": name}) for name in losses.NAMES]
     if study == "heads":
         return [("head-regression", {"loss": "mae"}), ("head-classification", {"loss": "classification"})]
+    if study == "hints":
+        return [("hints-never", {"train_hints": False}), ("hints-simulated", {"train_hints": True})]
     if study == "cv":
         return [(f"fold-{fold}", {"cv_fold": fold}) for fold in range(folds)]
     rng = np.random.default_rng(seed)

@@ -59,9 +59,8 @@ def _read_json(path: str) -> dict:
 
 
 def _write_json(path: str, value: dict) -> None:
-    tf.io.gfile.makedirs(path.rsplit("/", 1)[0])
-    with tf.io.gfile.GFile(path, "w") as handle:
-        json.dump(value, handle, indent=2, default=float)
+    """Whole or not at all: a run killed while writing metrics.json must not pass for finished."""
+    trainer_callbacks.write_text_atomically(path, json.dumps(value, indent=2, default=float))
 
 
 def _check_run_dir(layout: Layout, config: dict, is_chief: bool) -> bool:
@@ -156,10 +155,10 @@ def _callbacks(config, layout, data, cluster, global_batch, write_dir):
     keras_callbacks = [
         trainer_callbacks.Throughput(global_batch),
         keras.callbacks.TerminateOnNaN(),
-        keras.callbacks.ModelCheckpoint(f"{write_dir}/checkpoints/best.weights.h5", monitor=monitor,
-                                        save_best_only=True, save_weights_only=True),
-        keras.callbacks.CSVLogger(f"{write_dir}/history.csv", append=True),
+        trainer_callbacks.BestWeights(f"{write_dir}/checkpoints/best.weights.h5", monitor),
+        trainer_callbacks.History(f"{write_dir}/history.csv"),
         keras.callbacks.TensorBoard(f"{write_dir}/logs", write_graph=False, profile_batch=0),
+        trainer_callbacks.Progress(global_batch),
     ]
     if config["early_stopping_patience"]:
         keras_callbacks.append(keras.callbacks.EarlyStopping(monitor, patience=config["early_stopping_patience"]))
@@ -214,7 +213,7 @@ def _build(strategy, config: dict, data: Data, jit: bool):
     loss_fn = losses.build(config["loss"], data.bins, config["rebalancing"])
     with strategy.scope():
         net = _network(config, data)
-        model = colorizer.Colorizer(net, loss_fn, jit, seed=config["seed"])
+        model = colorizer.Colorizer(net, loss_fn, jit, seed=config["seed"], train_hints=config["train_hints"])
         model.compile(optimizer=_optimizer(config), jit_compile=False)
         model.build_all(data.size)
         gray_loss = loss_fn if not colour_classes.is_classifier(net) else losses.mae

@@ -1,11 +1,24 @@
-"""tf.data reader for the Beam job's output: (L, ab) batches of static shape.
+"""tf.data reader for the Beam job's output: uint8 (L8, ab8) batches of static shape.
 
 Follows the usual sharded-TFRecord recipe: list the split's files from the
-manifest, give each input pipeline its own files, shuffle files, interleave
-them in parallel, shuffle examples, batch (dropping the remainder when
-training, so XLA sees one shape), parse whole batches, prefetch. The order is
-a function of the seed alone, so a run can be repeated; evaluation reads in a
-fixed order.
+manifest, give each input pipeline its own files, shuffle files, read several
+of them in parallel, shuffle records, parse each record straight into its
+batch (tf.data fuses the map into the batching, dropping the remainder when
+training, so XLA sees one shape), prefetch. The order is a function of the
+seed alone, so a run can be repeated; evaluation reads in a fixed order.
+
+Where the time goes, uncompressed 200x200 records (perf, on this project's
+2-core machine while a training run shared it; `benchmarks/preprocess_benchmark.py`
+measures the throughput of each alternative of `Tuning`): the records'
+CRC32C checksums about 15% of the reader's CPU, copying bytes about 20% (each
+120 kB record is copied five times: page cache to read buffer, to record, to
+parsed bytes, to decoded planes, into the batch), page faults and handing
+elements between threads much of the rest. Batching serialized records and
+parsing whole batches cost 15-25% more CPU per record than parsing each
+record into its batch (in fresh processes, as a training run starts): the
+batches of serialized records are 7.7 MB of new memory each (at batch 64),
+and two to three times the page faults outweigh the per-record calls.
+Inflating GZIP records costs far more than all of that.
 """
 
 import dataclasses
@@ -74,36 +87,57 @@ class Records:
         return sum(entry["by_fold"].get(str(fold), 0) for fold in folds)
 
 
-def _batch_parser(height: int, width: int, with_labels: bool):
-    """Serialized batch -> (L8, ab8[, label]), uint8. Parsing whole batches is 30% faster than one by one."""
-    names = ("l", "ab", "label") if with_labels else ("l", "ab")
-    spec = {name: tf.io.FixedLenFeature([], tf.string) for name in names}
+# The features the reader uses, as `pipeline.schema` names them (`_spec` fails if the schema renames one).
+L8_FEATURE, AB8_FEATURE, FOLD_FEATURE, LABEL_FEATURE = "l", "ab", "fold", "label"
+
+
+def _spec(*names: str) -> dict:
+    """A parsing spec for these features, typed as `pipeline.schema` declares them."""
+    types = {**dict.fromkeys(schema.BYTES_FEATURES, tf.string), **dict.fromkeys(schema.INT_FEATURES, tf.int64)}
+    return {name: tf.io.FixedLenFeature([], types[name]) for name in names}
+
+
+def _parser(height: int, width: int, with_labels: bool, batched: bool):
+    """Serialized record -> (L8 (h, w, 1), ab8 (h, w, 2)[, label]), uint8 as stored; or a batch of them."""
+    spec = _spec(L8_FEATURE, AB8_FEATURE, *([LABEL_FEATURE] if with_labels else []))
+    parse_fn = tf.io.parse_example if batched else tf.io.parse_single_example
 
     def parse(serialized):
-        features = tf.io.parse_example(serialized, spec)
-        batch = serialized.shape[0] or -1  # static when the remainder is dropped
-        l8 = tf.reshape(tf.io.decode_raw(features["l"], tf.uint8), (batch, height, width, 1))
-        ab8 = tf.reshape(tf.io.decode_raw(features["ab"], tf.uint8), (batch, height, width, 2))
-        return (l8, ab8, features["label"]) if with_labels else (l8, ab8)
+        features = parse_fn(serialized, spec)
+        lead = [size or -1 for size in serialized.shape]  # []: one record; [batch]: static if the remainder is dropped
+        l8 = tf.reshape(tf.io.decode_raw(features[L8_FEATURE], tf.uint8), (*lead, height, width, 1))
+        ab8 = tf.reshape(tf.io.decode_raw(features[AB8_FEATURE], tf.uint8), (*lead, height, width, 2))
+        return (l8, ab8, features[LABEL_FEATURE]) if with_labels else (l8, ab8)
 
     return parse
 
 
 def _in_folds(folds):
     wanted = tf.constant(sorted(folds), tf.int64)
-    spec = {"fold": tf.io.FixedLenFeature([], tf.int64)}
+    spec = _spec(FOLD_FEATURE)
 
     def keep(serialized):
-        return tf.reduce_any(tf.equal(tf.io.parse_single_example(serialized, spec)["fold"], wanted))
+        return tf.reduce_any(tf.equal(tf.io.parse_single_example(serialized, spec)[FOLD_FEATURE], wanted))
 
     return keep
+
+
+def _flip_some(planes: tf.Tensor, flip: tf.Tensor) -> tf.Tensor:
+    """Mirror the photos of a batch where `flip` is true; only they are touched (tf.where over both is 5x slower)."""
+    which = tf.cast(flip, tf.int32)
+    kept, turned = tf.dynamic_partition(planes, which, 2)
+    kept_at, turned_at = tf.dynamic_partition(tf.range(tf.shape(planes)[0]), which, 2)
+    return tf.ensure_shape(tf.dynamic_stitch([kept_at, turned_at], [kept, tf.reverse(turned, axis=[2])]),
+                           planes.shape)
 
 
 def augment(seed: int):
     """Random scale-and-crop back to the same size and random horizontal flips, on uint8 (L8, ab8) batches.
 
     One crop (from `MIN_CROP` of each side to all of it) per batch, resized back bilinearly; a
-    flip per photo. Stateless, keyed on (seed, batch number): a resumed run sees the same.
+    flip per photo. Stateless, keyed on (seed, batch number): a resumed run sees the same. L8
+    and ab8 go separately: bilinear resizing is per channel, and joining and splitting uint8
+    channels costs more than the resizing.
     """
 
     def apply(number, batch_planes):
@@ -115,18 +149,67 @@ def augment(seed: int):
         crop_w = tf.cast(tf.round(scale * width), tf.int32)
         top = tf.random.stateless_uniform([], seeds[1], 0, height - crop_h + 1, tf.int32)
         left = tf.random.stateless_uniform([], seeds[2], 0, width - crop_w + 1, tf.int32)
-        planes = tf.concat([l8, ab8], axis=-1)[:, top:top + crop_h, left:left + crop_w]
-        planes = tf.cast(tf.round(tf.image.resize(planes, (height, width))), tf.uint8)
         flip = tf.random.stateless_uniform([tf.shape(l8)[0]], seeds[3]) < 0.5
-        planes = tf.where(flip[:, None, None, None], tf.reverse(planes, axis=[2]), planes)
-        return planes[..., :1], planes[..., 1:]
+
+        def transform(planes):
+            planes = tf.image.resize(planes[:, top:top + crop_h, left:left + crop_w], (height, width))
+            return _flip_some(tf.cast(tf.round(planes), tf.uint8), flip)
+
+        return transform(l8), transform(ab8)
 
     return apply
 
 
+@dataclasses.dataclass(frozen=True)
+class Tuning:
+    """How the reader spends the CPU. Every setting reads the same batches in the same order.
+
+    The defaults spent the least CPU per example when profiled (see the module
+    docstring); the alternatives are there so that `benchmarks/preprocess_benchmark.py`
+    measures each against them.
+    """
+
+    parallel_reads: bool = True  # read READ_CYCLE files at once on tf.data's threads, not one record at a time
+    batch_parse: bool = False  # batch serialized records, then parse whole batches (the earlier reader)
+    read_buffer_bytes: int | None = None  # TFRecordDataset's buffer; None: TensorFlow's default (256 KiB)
+
+
+READ_CYCLE = 16  # files read at once (fewer when a pipeline has fewer)
+
+
+def _files(records: Records, training: bool, seed: int | None, pipelines: int, index: int) -> tf.data.Dataset:
+    """This input pipeline's files, shuffled by the seed when training."""
+    files = tf.data.Dataset.from_tensor_slices(records.files)
+    if len(records.files) >= pipelines > 1:
+        files = files.shard(pipelines, index)
+    return files.shuffle(len(records.files), seed=seed, reshuffle_each_iteration=True) if training else files
+
+
+def _read(files: tf.data.Dataset, records: Records, tuning: Tuning) -> tf.data.Dataset:
+    """Serialized records, interleaved from several files in a fixed order (in parallel or not)."""
+    return files.interleave(
+        lambda path: tf.data.TFRecordDataset(path, records.compression, tuning.read_buffer_bytes),
+        cycle_length=min(len(records.files), READ_CYCLE),
+        **({"num_parallel_calls": AUTOTUNE, "deterministic": True} if tuning.parallel_reads else {}))
+
+
+def _batch(serialized: tf.data.Dataset, records: Records, batch_size: int, training: bool, with_labels: bool,
+           tuning: Tuning) -> tf.data.Dataset:
+    """Parsed uint8 batches; each record parsed into its batch unless `tuning.batch_parse`."""
+    height, width = records.image_size
+    if tuning.batch_parse:
+        return serialized.batch(batch_size, drop_remainder=training).map(
+            _parser(height, width, with_labels, batched=True), num_parallel_calls=AUTOTUNE)
+    # map then batch: tf.data fuses them (map_and_batch_fusion), writing each parsed record into its batch.
+    parsed = serialized.map(_parser(height, width, with_labels, batched=False), num_parallel_calls=AUTOTUNE,
+                            deterministic=True)
+    return parsed.batch(batch_size, drop_remainder=training)
+
+
 def make_dataset(records: Records, batch_size: int, *, training: bool, folds=None,
                  input_context: tf.distribute.InputContext | None = None, seed: int | None = None,
-                 shuffle_buffer: int = 1024, with_labels: bool = False, augmentation: bool = False) -> tf.data.Dataset:
+                 shuffle_buffer: int = 1024, with_labels: bool = False, augmentation: bool = False,
+                 tuning: Tuning = Tuning()) -> tf.data.Dataset:
     """Batches of (L8 (b, h, w, 1), ab8 (b, h, w, 2)) uint8, as stored; `pipeline.color_tf` scales them.
 
     uint8 is a quarter of float32's bytes to move to an accelerator; the
@@ -140,31 +223,21 @@ def make_dataset(records: Records, batch_size: int, *, training: bool, folds=Non
         share of the files (or of the records, when there are fewer files).
       with_labels: also give each photo's label (its folder name), as bytes.
       augmentation: random flips and scale-and-crop (training only), see `augment`.
+      tuning: how to spend the CPU (the same batches whatever it says), see `Tuning`.
     """
-    files = records.files
     if records.num_examples(folds) == 0:
         which = f"folds {sorted(folds)} of " if folds is not None else ""
         raise DataError(f"{which}split {records.split!r} of {records.data_dir} has no examples")
-    dataset = tf.data.Dataset.from_tensor_slices(files)
     pipelines, index = ((input_context.num_input_pipelines, input_context.input_pipeline_id)
                         if input_context else (1, 0))
-    by_file = len(files) >= pipelines
-    if by_file and pipelines > 1:
-        dataset = dataset.shard(pipelines, index)
-    if training:
-        dataset = dataset.shuffle(len(files), seed=seed, reshuffle_each_iteration=True)
-    dataset = dataset.interleave(
-        lambda path: tf.data.TFRecordDataset(path, compression_type=records.compression),
-        cycle_length=min(len(files), 16), num_parallel_calls=AUTOTUNE, deterministic=True)
-    if not by_file:
+    dataset = _read(_files(records, training, seed, pipelines, index), records, tuning)
+    if len(records.files) < pipelines:
         dataset = dataset.shard(pipelines, index)
     if folds is not None:
         dataset = dataset.filter(_in_folds(folds))
     if training:
         dataset = dataset.shuffle(shuffle_buffer, seed=seed, reshuffle_each_iteration=True)
-    dataset = dataset.batch(batch_size, drop_remainder=training)
-    parse = _batch_parser(*records.image_size, with_labels)
-    dataset = dataset.map(parse, num_parallel_calls=AUTOTUNE)
+    dataset = _batch(dataset, records, batch_size, training, with_labels, tuning)
     if training and augmentation:
         dataset = dataset.enumerate().map(augment(0 if seed is None else seed), num_parallel_calls=AUTOTUNE)
     dataset = dataset.prefetch(AUTOTUNE)

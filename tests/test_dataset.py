@@ -6,11 +6,15 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from pipeline import dataset
+from pipeline import color_tf, dataset
 
 from tests.conftest import TINY_SIZE, run_preprocess
 
 SIZE = TINY_SIZE
+SHUFFLE = 16  # examples in the shuffle buffer: fewer than the split, so the order depends on it
+TUNINGS = {"default": dataset.Tuning(), "batch_parse": dataset.Tuning(batch_parse=True),
+           "sequential_reads": dataset.Tuning(parallel_reads=False),
+           "unbuffered_reads": dataset.Tuning(read_buffer_bytes=0)}
 
 
 @pytest.fixture
@@ -20,21 +24,82 @@ def records_dir(tiny_records):
 
 def _fingerprints(data) -> list[str]:
     return [hashlib.sha1(lightness.tobytes()).hexdigest()
-            for batch, _ in data.as_numpy_iterator() for lightness in batch]
+            for batch in data.as_numpy_iterator() for lightness in batch[0]]
 
 
-def test_batches_have_static_shapes_and_model_ranges(records_dir):
+def _reference_parse(record: bytes) -> tuple[np.ndarray, np.ndarray, bytes]:
+    """One record as protobuf reads it: model-scale L and ab, by the README's convention, and the label."""
+    feature = tf.train.Example.FromString(record).features.feature
+    l8 = np.frombuffer(feature[dataset.L8_FEATURE].bytes_list.value[0], np.uint8).reshape(SIZE, SIZE, 1)
+    ab8 = np.frombuffer(feature[dataset.AB8_FEATURE].bytes_list.value[0], np.uint8).reshape(SIZE, SIZE, 2)
+    lightness = l8.astype(np.float32) / np.float32(255.0)
+    ab = (ab8.astype(np.float32) - np.float32(128.0)) / np.float32(128.0)
+    return lightness, ab, feature[dataset.LABEL_FEATURE].bytes_list.value[0]
+
+
+def _reference_batches(records, batch_size: int, training: bool, seed: int) -> list[list[tuple]]:
+    """The order the reader documents, built plainly: files shuffled by the seed (training), read
+    `READ_CYCLE` at a time in turn, records shuffled by the seed (training); the remainder dropped (training)."""
+    files = tf.data.Dataset.from_tensor_slices(records.files)
+    if training:
+        files = files.shuffle(len(records.files), seed=seed)
+    serialized = files.interleave(lambda path: tf.data.TFRecordDataset(path, records.compression),
+                                  cycle_length=min(len(records.files), dataset.READ_CYCLE))
+    if training:
+        serialized = serialized.shuffle(SHUFFLE, seed=seed)
+    examples = [_reference_parse(record) for record in serialized.as_numpy_iterator()]
+    end = len(examples) // batch_size * batch_size if training else len(examples)
+    return [examples[start:start + batch_size] for start in range(0, end, batch_size)]
+
+
+@pytest.mark.parametrize("tuning", TUNINGS)
+@pytest.mark.parametrize("training", [True, False], ids=["training", "evaluation"])
+def test_batches_equal_a_reference_parse_for_the_same_seed(records_dir, tuning, training):
+    """Every tuning reads the same batches: after scaling with color_tf, the reference's values, in its order."""
+    records = dataset.Records.open(str(records_dir), "train")
+    batches = list(dataset.make_dataset(records, 8, training=training, seed=3, shuffle_buffer=SHUFFLE,
+                                        with_labels=True, tuning=TUNINGS[tuning]).as_numpy_iterator())
+    reference = _reference_batches(records, 8, training, seed=3)
+    whole, partial = divmod(records.num_examples(), 8)
+    assert len(batches) == len(reference) == whole + (0 if training or not partial else 1)
+    for (l8, ab8, labels), expected in zip(batches, reference):
+        np.testing.assert_array_equal(color_tf.l8_to_input(l8).numpy(), np.stack([e[0] for e in expected]))
+        np.testing.assert_array_equal(color_tf.ab8_to_target(ab8).numpy(), np.stack([e[1] for e in expected]))
+        assert list(labels) == [e[2] for e in expected]
+
+
+def test_gzip_records_read_as_the_same_examples(records_dir, tmp_path):
+    """The Beam job run again as it was, writing GZIP: the same examples (the job does not fix their order)."""
+    argv = dataset.load_manifest(str(records_dir))["args"]["argv"]
+    run_preprocess(tmp_path, *[flag for flag in argv if not flag.startswith(("--output", "--runner", "--direct"))],
+                   "--compression=gzip")
+    examples = {}
+    for directory in (records_dir, tmp_path):
+        records = dataset.Records.open(str(directory), "train")
+        examples[records.compression] = sorted(
+            hashlib.sha1(l8.tobytes() + ab8.tobytes()).hexdigest()
+            for batch in dataset.make_dataset(records, 8, training=False).as_numpy_iterator()
+            for l8, ab8 in zip(*batch))
+    assert sorted(examples) == ["", "GZIP"]
+    assert examples[""] == examples["GZIP"] and len(examples[""]) == records.num_examples()
+
+
+def test_batches_are_uint8_of_static_shape_as_stored(records_dir):
+    """uint8 planes, a quarter of float32's bytes, with the batch size fixed when training."""
     records = dataset.Records.open(str(records_dir), "train")
     data = dataset.make_dataset(records, 8, training=True, seed=1)
     lightness_spec, ab_spec = data.element_spec
     assert lightness_spec.shape == (8, SIZE, SIZE, 1) and ab_spec.shape == (8, SIZE, SIZE, 2)
-    batches = list(data.as_numpy_iterator())
-    assert len(batches) == records.num_examples() // 8
-    lightness = np.concatenate([b[0] for b in batches])
-    ab = np.concatenate([b[1] for b in batches])
-    assert lightness.dtype == ab.dtype == np.float32
-    assert 0.0 <= lightness.min() and lightness.max() <= 1.0 and lightness.std() > 0.1
-    assert -1.0 <= ab.min() and ab.max() < 1.0 and np.abs(ab).max() > 0.1
+    assert lightness_spec.dtype == ab_spec.dtype == tf.uint8
+    lightness = np.concatenate([batch[0] for batch in data.as_numpy_iterator()])
+    assert len(lightness) == records.num_examples() // 8 * 8 and lightness.std() > 20
+
+
+def test_the_order_is_the_seeds(records_dir):
+    records = dataset.Records.open(str(records_dir), "train")
+    first = _fingerprints(dataset.make_dataset(records, 8, training=True, seed=5))
+    assert _fingerprints(dataset.make_dataset(records, 8, training=True, seed=5)) == first
+    assert _fingerprints(dataset.make_dataset(records, 8, training=True, seed=6)) != first
 
 
 def test_evaluation_reads_every_example_once_in_a_fixed_order(records_dir):
@@ -42,6 +107,7 @@ def test_evaluation_reads_every_example_once_in_a_fixed_order(records_dir):
     first = _fingerprints(dataset.make_dataset(records, 8, training=False))
     assert len(first) == records.num_examples() == len(set(first))
     assert _fingerprints(dataset.make_dataset(records, 5, training=False)) == first
+    assert _fingerprints(dataset.make_dataset(records, 8, training=False, seed=9)) == first
 
 
 @pytest.mark.parametrize("pipelines", [2, 50])
@@ -63,6 +129,28 @@ def test_folds_select_their_examples(records_dir):
     assert len(chosen) == records.num_examples(folds={0, 1}) > 0
     assert len(rest) == records.num_examples(folds={2, 3, 4}) > 0
     assert not set(chosen) & set(rest)
+
+
+def test_augmentation_keeps_shapes_and_dtypes_and_follows_the_seed(records_dir):
+    records = dataset.Records.open(str(records_dir), "train")
+
+    def batches(seed, augmentation=True):
+        return list(dataset.make_dataset(records, 8, training=True, seed=seed,
+                                         augmentation=augmentation).as_numpy_iterator())
+
+    plain, augmented = batches(2, augmentation=False), batches(2)
+    assert [(a.shape, a.dtype, b.shape, b.dtype) for a, b in augmented] == [
+        ((8, SIZE, SIZE, 1), np.uint8, (8, SIZE, SIZE, 2), np.uint8)] * len(plain)
+    assert all(np.array_equal(x, y) for a, b in zip(augmented, batches(2)) for x, y in zip(a, b))
+    assert not all(np.array_equal(a[0], b[0]) for a, b in zip(augmented, plain))
+    assert not all(np.array_equal(a[0], b[0]) for a, b in zip(augmented, batches(3)))
+
+
+@pytest.mark.parametrize("flip", [[True, False, False, True, True, False], [False] * 6, [True] * 6])
+def test_augmentation_mirrors_exactly_the_chosen_photos(flip):
+    planes = np.random.default_rng(0).integers(0, 256, (6, 5, 7, 2), np.uint8)
+    mirrored = dataset._flip_some(tf.constant(planes), tf.constant(flip)).numpy()
+    np.testing.assert_array_equal(mirrored, np.where(np.array(flip)[:, None, None, None], planes[:, :, ::-1], planes))
 
 
 def test_missing_manifest_is_a_clear_error(tmp_path):

@@ -1,6 +1,6 @@
 """Train a colourizer on the Beam job's records.
 
-    python -m trainer.task --data_dir RECORDS --model_dir RUN [--model lowres_unet --optimizer adam --loss mae ...]
+    python -m trainer.task --data_dir RECORDS --model_dir RUN [--model context_unet --loss classification ...]
     tensorboard --logdir RUN
 
 The same command runs on one CPU, on all GPUs of a host and on several hosts
@@ -10,12 +10,15 @@ The same command runs on one CPU, on all GPUs of a host and on several hosts
 import os
 import sys
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # TensorFlow's C++ notices, e.g. each end of an eval dataset
+# TensorFlow's C++ start-up noise (CUDA factories, oneDNN, TF-TRT) and notices, unless the user set a level.
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 from absl import app, flags, logging  # noqa: E402
 
-from trainer import distribute  # noqa: E402
+from trainer import distribute, flags as trainer_flags  # noqa: E402
 from trainer.flags import FLAGS  # noqa: E402
+
+flags.adopt_module_key_flags(trainer_flags)  # --help lists the trainer's flags, defined in trainer.flags
 
 
 def flag_values() -> dict:

@@ -15,7 +15,8 @@ code is 1 if there were any.
 import os
 import sys
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+# TensorFlow's C++ start-up noise (CUDA factories, oneDNN, TF-TRT) and notices, unless the user set a level.
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 from absl import app, flags  # noqa: E402
 

@@ -12,7 +12,8 @@ same functions; the metrics are those of `trainer.metrics`.
 import os
 import sys
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+# TensorFlow's C++ start-up noise (CUDA factories, oneDNN, TF-TRT) and notices, unless the user set a level.
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 from absl import app, flags  # noqa: E402
 

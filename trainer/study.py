@@ -26,7 +26,8 @@ import subprocess
 import sys
 import time
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+# TensorFlow's C++ start-up noise (CUDA factories, oneDNN, TF-TRT) and notices, unless the user set a level.
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
@@ -35,7 +36,10 @@ from tensorboard.plugins.hparams import api as hp  # noqa: E402
 
 from pipeline import dataset  # noqa: E402
 from trainer import evaluation, losses, metrics as quality, plots  # noqa: E402
-from trainer.flags import OPTIMIZERS  # noqa: E402  (also defines every trainer flag, passed through)
+from trainer import flags as trainer_flags  # noqa: E402  (defines every trainer flag, passed through)
+from trainer.flags import OPTIMIZERS  # noqa: E402
+
+flags.adopt_module_key_flags(trainer_flags)  # --help lists the trainer flags a study passes through too
 
 STUDIES = ("optimizers", "losses", "heads", "hints", "hparams", "cv")
 HEAD_TEMPERATURES = (1.0, 0.6, 0.38, 0.2)

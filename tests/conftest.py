@@ -2,6 +2,8 @@
 
 import os
 import pathlib
+import struct
+import zlib
 
 import cv2
 import numpy as np
@@ -47,6 +49,16 @@ def write_image(path: pathlib.Path, image: np.ndarray, *params) -> pathlib.Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     assert cv2.imwrite(str(path), image, list(params)), path
     return path
+
+
+def png_declaring(width: int, height: int) -> bytes:
+    """A complete PNG file (signature, IHDR, a tiny IDAT, IEND) whose header declares width x height."""
+    def chunk(kind: bytes, body: bytes) -> bytes:
+        return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
+
+    header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(b"\x00" * 64))
+            + chunk(b"IEND", b""))
 
 
 TINY_SIZE = 32

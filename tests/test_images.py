@@ -1,9 +1,7 @@
 """Decoding every common still-image format to 8-bit RGB, and naming what is wrong with the rest."""
 
 import io
-import struct
 import time
-import zlib
 
 import cv2
 import numpy as np
@@ -11,6 +9,8 @@ import pytest
 from PIL import Image
 
 from pipeline import images
+
+from tests.conftest import png_declaring
 
 
 def _encode(image: np.ndarray, ext: str, *params) -> bytes:
@@ -104,18 +104,8 @@ def test_too_small_is_refused():
     assert "1x1" in raised.value.detail
 
 
-def _png_header_only(width: int, height: int) -> bytes:
-    """A complete PNG file (signature, IHDR, a tiny IDAT, IEND) whose header declares width x height."""
-    def chunk(kind: bytes, body: bytes) -> bytes:
-        return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
-
-    header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
-    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(b"\x00" * 64))
-            + chunk(b"IEND", b""))
-
-
 def test_a_huge_declared_size_is_refused_from_the_header_before_decoding():
-    data = _png_header_only(20000, 20000)
+    data = png_declaring(20000, 20000)
     assert len(data) < 200
     start = time.perf_counter()
     with pytest.raises(images.ImageError) as raised:
@@ -131,7 +121,7 @@ def test_the_pixel_limit_can_be_raised_and_lowered(rgb):
         images.decode_rgb(data, max_pixels=64 * 48 - 1)
     assert raised.value.reason == "too_large" and "64x48" in raised.value.detail
     assert images.decode_rgb(data, max_pixels=64 * 48).shape == (48, 64, 3)
-    huge = _png_header_only(20000, 20000)
+    huge = png_declaring(20000, 20000)
     with pytest.raises(images.ImageError) as raised:
         images.decode_rgb(huge, max_pixels=20000 * 20000)
     assert raised.value.reason == "corrupt"  # allowed through the limit, so OpenCV tried (and refused) it
@@ -157,7 +147,7 @@ def test_colorize_reports_a_dangling_link_and_a_huge_photo_with_their_reasons(rg
     folder = tmp_path / "photos"
     folder.mkdir()
     (folder / "good.png").write_bytes(_encode(rgb[..., ::-1], ".png"))
-    (folder / "huge.png").write_bytes(_png_header_only(20000, 20000))
+    (folder / "huge.png").write_bytes(png_declaring(20000, 20000))
     (folder / "gone.jpg").symlink_to(tmp_path / "deleted.jpg")
     found = {p.relative: p for p in photos.find([str(folder)])}
     assert sorted(found) == ["gone.jpg", "good.png", "huge.png"]

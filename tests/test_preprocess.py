@@ -12,8 +12,8 @@ from PIL import Image
 
 from beam_jobs import preprocess
 
-from tests.conftest import colourful_photos, psnr, read_examples, run_module, run_preprocess, write_image
-from tests.test_images import _png_header_only
+from tests.conftest import (colourful_photos, png_declaring, psnr, read_examples, run_module, run_preprocess,
+                            write_image)
 
 EXPECTED_REJECTS = {"empty_file": 1, "not_an_image": 1, "no_colour": 1, "too_small": 1, "truncated": 1,
                     "too_large": 1, "unreadable": 1}
@@ -43,7 +43,7 @@ def photo_dirs(shared_data, tmp_path_factory):
     write_image(bad / "deep.png", photo.astype(np.uint16) * 257)
     write_image(bad / "gray.jpg", cv2.cvtColor(photo, cv2.COLOR_BGR2GRAY))
     write_image(bad / "one_pixel.png", photo[:1, :1])
-    (bad / "huge.png").write_bytes(_png_header_only(20000, 20000))
+    (bad / "huge.png").write_bytes(png_declaring(20000, 20000))
     (bad / "moved_away.png").symlink_to(root / "no_such_photo.png")
     own = colourful_photos(shared_data / "extra_plants" / "pansy", 4)
     for path, ext in zip(own, (".webp", ".bmp", ".tiff")):

@@ -173,9 +173,9 @@ class _Attempt:
         for line in self.process.stdout:
             self.lines.append(line)
 
-    def wrote_since_start(self, model_dir, pattern):
-        """True once a file matching `pattern` under model_dir has been written by this process."""
-        for path in model_dir.rglob(pattern):
+    def wrote_since_start(self, folder, pattern="*"):
+        """True once this process has started writing a file matching `pattern` in `folder`."""
+        for path in folder.rglob(pattern):
             try:
                 if path.stat().st_mtime >= self.started:
                     return True
@@ -209,10 +209,10 @@ def test_a_run_killed_at_random_moments_resumes_and_ends_as_an_uninterrupted_one
         ("start", lambda attempt: True, rng.uniform(0.5, 6.0)),
         ("first epoch", lambda attempt: any(line.startswith("Epoch 1/") for line in attempt.lines),
          rng.uniform(0.1, 1.5)),
-        ("a write", lambda attempt: attempt.wrote_since_start(model_dir, ".tmp-*"), 0.0),
+        ("a checkpoint write", lambda attempt: attempt.wrote_since_start(model_dir / "checkpoints"), 0.0),
         ("a later epoch", lambda attempt: any(line.startswith(("Epoch 2/", "Epoch 3/")) for line in attempt.lines),
          rng.uniform(0.0, 1.0)),
-        ("a write", lambda attempt: attempt.wrote_since_start(model_dir, ".tmp-*"), 0.0),
+        ("a backup write", lambda attempt: attempt.wrote_since_start(model_dir / "backup"), 0.0),
         ("the export", lambda attempt: attempt.wrote_since_start(model_dir, "model.keras"), 0.0),
     ]
     report, done = [], None

@@ -28,6 +28,8 @@ flags.DEFINE_string("model", None, "A .keras model, a training run's model_dir o
 flags.DEFINE_bool("compare", False, "Also write compare/<name>.jpg: gray | colourized | original.")
 flags.DEFINE_integer("batch_size", 16, "Photos per network call.", lower_bound=1)
 flags.DEFINE_integer("min_side", 8, "Photos with a shorter side are refused as too_small.", lower_bound=1)
+flags.DEFINE_integer("max_pixels", 50_000_000, "Photos with more pixels are refused as too_large, from the file "
+                     "header, before decoding.", lower_bound=1)
 flags.DEFINE_multi_string("hint", [], "X,Y,#RRGGBB: this colour at pixel (X, Y) of the one photo given (origin "
                           "top-left); repeatable. Only its chroma is used: the photo keeps its lightness.")
 flags.DEFINE_string("hints", None, 'JSON file of hints for many photos: {"<path relative to its input folder, or '
@@ -46,7 +48,8 @@ def main(argv):
         single = [hint_input.parse_hint(text) for text in FLAGS.hint]
         by_key = hint_input.read_hints_file(FLAGS.hints) if FLAGS.hints else {}
         written, failures = inference.run(argv[1:], FLAGS.output, FLAGS.model, FLAGS.compare, FLAGS.batch_size,
-                                          FLAGS.min_side, single, by_key, FLAGS.temperature, FLAGS.edge_aware)
+                                          FLAGS.min_side, single, by_key, FLAGS.temperature, FLAGS.edge_aware,
+                                          FLAGS.max_pixels)
     except photos.UsageError as error:
         print(f"error: {error}", file=sys.stderr)
         sys.exit(2)

@@ -164,8 +164,8 @@ def plan(arguments: list[str], output: str) -> list[tuple[photos.Photo, str]]:
 
 
 def run(arguments: list[str], output: str, model: str | None, compare: bool, batch_size: int, min_side: int,
-        single_hints=(), hints_by_key=None, temperature: float | None = None,
-        edge_aware: bool = True) -> tuple[int, list[photos.Failure]]:
+        single_hints=(), hints_by_key=None, temperature: float | None = None, edge_aware: bool = True,
+        max_pixels: int = images.MAX_PIXELS) -> tuple[int, list[photos.Failure]]:
     """Colourize every photo (with its hints, if any); return how many were written and what failed."""
     from trainer import hint_input
 
@@ -174,7 +174,7 @@ def run(arguments: list[str], output: str, model: str | None, compare: bool, bat
     planned = plan(arguments, output)
     assigned = hint_input.assign([photo for photo, _ in planned], list(single_hints), hints_by_key or {})
     for photo, _ in planned:  # every hint is checked before anything is written
-        rgb = photos.read_rgb(photo, min_side) if assigned.get(photo.path) else None
+        rgb = photos.read_rgb(photo, min_side, max_pixels) if assigned.get(photo.path) else None
         if rgb is not None and not isinstance(rgb, photos.Failure):
             hint_input.check_inside(photo, assigned[photo.path], *rgb.shape[:2])
     colourizer = load(model, temperature, edge_aware)
@@ -183,7 +183,7 @@ def run(arguments: list[str], output: str, model: str | None, compare: bool, bat
     for start in range(0, len(planned), batch_size):
         batch = []
         for photo, target in planned[start:start + batch_size]:
-            rgb = photos.read_rgb(photo, min_side)
+            rgb = photos.read_rgb(photo, min_side, max_pixels)
             if isinstance(rgb, photos.Failure):
                 failures.append(rgb)
                 continue

@@ -20,6 +20,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 from absl import app, flags  # noqa: E402
 
+from pipeline import images  # noqa: E402
 from trainer import inference, photos  # noqa: E402
 
 flags.DEFINE_string("output", None, "Folder for the colourized photos (local or gs://).")
@@ -28,7 +29,7 @@ flags.DEFINE_string("model", None, "A .keras model, a training run's model_dir o
 flags.DEFINE_bool("compare", False, "Also write compare/<name>.jpg: gray | colourized | original.")
 flags.DEFINE_integer("batch_size", 16, "Photos per network call.", lower_bound=1)
 flags.DEFINE_integer("min_side", 8, "Photos with a shorter side are refused as too_small.", lower_bound=1)
-flags.DEFINE_integer("max_pixels", 50_000_000, "Photos with more pixels are refused as too_large, from the file "
+flags.DEFINE_integer("max_pixels", images.MAX_PIXELS, "Photos with more pixels are refused as too_large, from the file "
                      "header, before decoding.", lower_bound=1)
 flags.DEFINE_multi_string("hint", [], "X,Y,#RRGGBB: this colour at pixel (X, Y) of the one photo given (origin "
                           "top-left); repeatable. Only its chroma is used: the photo keeps its lightness.")

@@ -38,7 +38,7 @@ def panel(title: str, xs: list, series: dict[str, list[float]], x_label: str = "
 
     cv2.rectangle(image, (left, top), (right, bottom), (0, 0, 0), 1)
     font = cv2.FONT_HERSHEY_SIMPLEX
-    cv2.putText(image, title, (left, top - 16), font, 0.6, (0, 0, 0), 1, cv2.LINE_AA)
+    cv2.putText(image, title, (left, top - 24), font, 0.6, (0, 0, 0), 1, cv2.LINE_AA)
     cv2.putText(image, _axis_label(high), (4, top + 4), font, 0.4, (0, 0, 0), 1, cv2.LINE_AA)
     cv2.putText(image, _axis_label(low), (4, bottom), font, 0.4, (0, 0, 0), 1, cv2.LINE_AA)
     x_range = f"{x_label}: points from {_axis_label(min(xs))} to {_axis_label(max(xs))}"
@@ -50,8 +50,8 @@ def panel(title: str, xs: list, series: dict[str, list[float]], x_label: str = "
             cv2.line(image, a, b, colour, 2, cv2.LINE_AA)
         for p in points:
             cv2.circle(image, p, 3, colour, -1, cv2.LINE_AA)
-        if len(series) > 1:
-            cv2.putText(image, name, (right - 150, top + 18 + 16 * i), font, 0.45, colour, 1, cv2.LINE_AA)
+        if len(series) > 1:  # the legend sits above the frame, where no line can run under it
+            cv2.putText(image, name, (right - 110 * (len(series) - i), top - 4), font, 0.42, colour, 1, cv2.LINE_AA)
     return image
 
 
@@ -86,7 +86,8 @@ def save_panels(path: str, panels: list[np.ndarray]) -> None:
 
 
 def training_curves(path: str, history: list[dict]) -> None:
-    """loss, RGB PSNR and SSIM per epoch (train and validation), like the original report's figure."""
+    """Per epoch, one quantity per panel (each on its own axis): loss, and the validation RGB PSNR, RGB SSIM,
+    colourfulness (beside the truth's) and neutral false colour."""
     epochs = [int(row["epoch"]) + 1 for row in history]
 
     def column(name):
@@ -94,6 +95,9 @@ def training_curves(path: str, history: list[dict]) -> None:
 
     save_panels(path, [
         panel("loss", epochs, {"train": column("loss"), "validation": column("val_loss")}),
-        panel("PSNR (dB)", epochs, {"RGB": column("val_rgb_psnr"), "ab, seed scale": column("val_ab_psnr")}),
-        panel("SSIM", epochs, {"RGB": column("val_rgb_ssim"), "ab, seed scale": column("val_ab_ssim")}),
+        panel("validation RGB PSNR (dB)", epochs, {"model": column("val_rgb_psnr")}),
+        panel("validation RGB SSIM", epochs, {"model": column("val_rgb_ssim")}),
+        panel("validation colourfulness", epochs, {"model": column("val_colourfulness"),
+                                                   "truth": column("val_colourfulness_true")}),
+        panel("validation neutral false colour", epochs, {"model": column("val_neutral_false_colour")}),
     ])

@@ -22,12 +22,10 @@ from apache_beam.options.pipeline_options import (  # noqa: E402
     DirectOptions, GoogleCloudOptions, PipelineOptions, StandardOptions)
 
 from pipeline import schema, splits  # noqa: E402
+from pipeline import errors  # noqa: E402
+from pipeline.errors import UsageError  # noqa: E402
 
 from beam_jobs import manifest, options as job_options, transforms  # noqa: E402
-
-
-class UsageError(ValueError):
-    """A problem with the command line, reported as one line without a traceback."""
 
 
 def _spec(opts: job_options.PreprocessOptions) -> transforms.ExampleSpec:
@@ -49,7 +47,7 @@ def _matches(pattern: str) -> bool:
     try:
         return bool(FileSystems.match([pattern], limits=[1])[0].metadata_list)
     except ValueError as error:  # no file system for the scheme, e.g. gs:// without the cloud libraries
-        raise UsageError(f"{pattern}: {error}; for gs:// paths run `bash scripts/setup.sh gcp`") from None
+        raise UsageError(f"{pattern}: {error}; for gs:// paths run `bash scripts/setup.sh dataflow`") from None
 
 
 def _pattern(location: str) -> str:
@@ -218,8 +216,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         result, _ = run(argv)
     except UsageError as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
+        return errors.report(error)
     print(_summary(result))
     return 0
 

@@ -27,13 +27,12 @@ import json
 import tensorflow as tf
 
 from pipeline import schema, splits
+from pipeline.errors import DataError
 
 AUTOTUNE = tf.data.AUTOTUNE
 MIN_CROP = 0.7  # augmentation zooms in on at most this share of each side
 
 
-class DataError(ValueError):
-    """The records cannot be used as asked: no manifest, an empty split, ..."""
 
 
 def load_manifest(data_dir: str) -> dict:

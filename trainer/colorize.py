@@ -20,7 +20,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 from absl import app, flags  # noqa: E402
 
-from pipeline import images  # noqa: E402
+from pipeline import errors, images  # noqa: E402
 from trainer import inference, photos  # noqa: E402
 
 flags.DEFINE_string("output", None, "Folder for the colourized photos (local or gs://).")
@@ -51,9 +51,8 @@ def main(argv):
         written, failures = inference.run(argv[1:], FLAGS.output, FLAGS.model, FLAGS.compare, FLAGS.batch_size,
                                           FLAGS.min_side, single, by_key, FLAGS.temperature, FLAGS.edge_aware,
                                           FLAGS.max_pixels)
-    except photos.UsageError as error:
-        print(f"error: {error}", file=sys.stderr)
-        sys.exit(2)
+    except errors.UsageError as error:
+        errors.exit_with(error)
     print(f"{written} photos colourized into {FLAGS.output}; {len(failures)} failed")
     for failure in failures:
         print(f"  {failure.path}: {failure.reason}: {failure.detail}")

@@ -13,11 +13,9 @@ import tempfile
 
 import tensorflow as tf
 
+from pipeline.errors import ConfigError
+
 STRATEGIES = ("auto", "mirrored", "multi_worker", "one_device")
-
-
-class ConfigError(ValueError):
-    """A configuration that cannot work: named in one line, no traceback."""
 
 
 @dataclasses.dataclass(frozen=True)

@@ -17,8 +17,8 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 from absl import app, flags  # noqa: E402
 
-from pipeline import dataset, images  # noqa: E402
-from trainer import evaluation, photos  # noqa: E402
+from pipeline import errors, images  # noqa: E402
+from trainer import evaluation  # noqa: E402
 
 flags.DEFINE_string("model", None, "A .keras model or a training run's model_dir (default: the shipped model).")
 flags.DEFINE_string("data_dir", None, "Records written by beam_jobs.preprocess.")
@@ -41,9 +41,8 @@ def main(argv):
     try:
         summary = evaluation.run(FLAGS.model, FLAGS.data_dir, FLAGS.split, FLAGS.images, FLAGS.resize, FLAGS.output,
                                      FLAGS.batch_size, FLAGS.sheet_photos, FLAGS.hints, FLAGS.temperature)
-    except (photos.UsageError, dataset.DataError) as error:
-        print(f"error: {error}", file=sys.stderr)
-        sys.exit(2)
+    except errors.UsageError as error:
+        errors.exit_with(error)
     print(evaluation.markdown(summary))
     for failure in summary["failures"]:
         print(f"  skipped {failure['path']}: {failure['reason']}: {failure['detail']}")

@@ -7,12 +7,9 @@ import re
 import tensorflow as tf
 
 from pipeline import images
+from pipeline.errors import UsageError
 
 _GLOB = re.compile(r"[*?\[]")
-
-
-class UsageError(ValueError):
-    """A command-line problem, reported in one line."""
 
 
 @dataclasses.dataclass(frozen=True)

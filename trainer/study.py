@@ -35,6 +35,8 @@ from absl import app, flags  # noqa: E402
 from tensorboard.plugins.hparams import api as hp  # noqa: E402
 
 from pipeline import dataset  # noqa: E402
+from pipeline import errors  # noqa: E402
+from pipeline.errors import UsageError  # noqa: E402
 from trainer import evaluation, losses, metrics as quality, plots  # noqa: E402
 from trainer import flags as trainer_flags  # noqa: E402  (defines every trainer flag, passed through)
 from trainer.flags import OPTIMIZERS  # noqa: E402
@@ -59,10 +61,6 @@ LEARNING_RATES = (1e-4, 3e-3)  # log-uniform
 BATCH_SIZES = (8, 16, 32)
 COLUMNS = ("loss", "ab_psnr", "ab_ssim", "rgb_psnr", "rgb_ssim", "colourfulness", "colourfulness_gap",
            "colourfulness_ratio", "delta_cf", "ab_error_auc", "neutral_false_colour")
-
-
-class UsageError(ValueError):
-    """A bad study request, reported in one line."""
 
 
 def trials(study: str, epochs: int, count: int, folds: int | None, seed: int) -> list[tuple[str, dict]]:
@@ -286,9 +284,8 @@ def main(argv):
         raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
     try:
         summary, all_finished = run(FLAGS.study, FLAGS.study_dir.rstrip("/"))
-    except (UsageError, dataset.DataError) as error:
-        print(f"error: {error}", file=sys.stderr)
-        sys.exit(2)
+    except UsageError as error:
+        errors.exit_with(error)
     print(summary)
     sys.exit(0 if all_finished else 1)
 

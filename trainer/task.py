@@ -34,14 +34,13 @@ def main(argv):
     # The CPU must be split into logical devices before TensorFlow starts, so nothing
     # importing TensorFlow is imported before this line.
     distribute.split_cpu(FLAGS.logical_cpus)
-    from pipeline.dataset import DataError
+    from pipeline import errors
     from trainer import training
 
     try:
         summary = training.run(flag_values())
-    except (DataError, distribute.ConfigError) as error:
-        print(f"error: {error}", file=sys.stderr)
-        sys.exit(2)
+    except errors.UsageError as error:
+        errors.exit_with(error)
     print(summary)
 
 

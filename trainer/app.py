@@ -21,20 +21,20 @@ import json
 import os
 import re
 import secrets
-import sys
 import threading
 import time
 import traceback
 import urllib.parse
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+# TensorFlow's C++ start-up noise, unless the user set a level: the console keeps to the address line.
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 import cv2  # noqa: E402
 import numpy as np  # noqa: E402
 from absl import app, flags  # noqa: E402
 
-from pipeline import color, images  # noqa: E402
-from trainer import hint_input, inference, photos  # noqa: E402
+from pipeline import color, errors, images  # noqa: E402
+from trainer import hint_input, inference  # noqa: E402
 
 flags.DEFINE_string("model", None, "A .keras model, a training run's model_dir or a SavedModel folder "
                     "(default: the model shipped with the project).")
@@ -123,7 +123,7 @@ def accepts_hints(colourizer) -> bool:
     colourizer([blank])
     try:
         colourizer([blank], [[inference.Hint(32, 24, (200, 40, 40))]])
-    except (photos.UsageError, KeyError):  # KeyError: a SavedModel exported without the hints signature
+    except (errors.UsageError, KeyError):  # KeyError: a SavedModel exported without the hints signature
         return False
     return True
 
@@ -149,7 +149,7 @@ def parse_hints(payload, width: int, height: int) -> list[inference.Hint]:
     for entry in entries:
         try:
             hint = inference.Hint(float(entry["x"]), float(entry["y"]), hint_input.parse_colour(str(entry["color"])))
-        except (TypeError, KeyError, ValueError) as error:  # photos.UsageError is a ValueError
+        except (TypeError, KeyError, ValueError) as error:  # errors.UsageError is a ValueError
             raise ClientError(400, f"Each hint needs x, y and color #rrggbb ({error}).") from None
         if not (0 <= hint.x < width and 0 <= hint.y < height):
             raise ClientError(400, f"The hint ({hint.x:g}, {hint.y:g}) is outside the {width}x{height} photo.")
@@ -294,7 +294,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
 
 
 def make_server(model: str | None, host: str, port: int, limits: Limits) -> http.server.ThreadingHTTPServer:
-    """The app's server, listening, with its model loaded and warmed up; raises photos.UsageError or OSError.
+    """The app's server, listening, with its model loaded and warmed up; raises errors.UsageError or OSError.
 
     It binds before loading the model, so a busy port is reported at once, not after the load.
     """
@@ -315,17 +315,14 @@ def address(server: http.server.ThreadingHTTPServer) -> str:
 
 def main(argv):
     if len(argv) > 1:
-        print(f"error: unexpected arguments {' '.join(argv[1:])}; the app takes only flags", file=sys.stderr)
-        sys.exit(2)
+        errors.exit_with(errors.UsageError(f"unexpected arguments {' '.join(argv[1:])}; the app takes only flags"))
     limits = Limits(int(FLAGS.max_upload_mb * 1e6), FLAGS.max_pixels)
     try:
         server = make_server(FLAGS.model, FLAGS.host, FLAGS.port, limits)
-    except photos.UsageError as error:
-        print(f"error: {error}", file=sys.stderr)
-        sys.exit(2)
+    except errors.UsageError as error:
+        errors.exit_with(error)
     except OSError as error:
-        print(f"error: cannot listen on {FLAGS.host}:{FLAGS.port}: {error.strerror or error}", file=sys.stderr)
-        sys.exit(2)
+        errors.exit_with(errors.UsageError(f"cannot listen on {FLAGS.host}:{FLAGS.port}: {error.strerror or error}"))
     print(f"Colourizing at {address(server)} (Ctrl+C to stop)", flush=True)
     try:
         server.serve_forever()

@@ -5,7 +5,7 @@ import keras
 import numpy as np
 import pytest
 
-from trainer import inference, models, photos, serving
+from trainer import inference, models, photos, serving, sheets
 
 from tests.conftest import colourful_photos, run_module, write_image
 
@@ -80,8 +80,8 @@ def test_inputs_are_never_overwritten(model_paths, photo_dir):
 def test_compare_sheets_show_the_original_only_for_colour_photos(model_paths, photo_dir, tmp_path):
     inference.run([str(photo_dir / "odd")], str(tmp_path), str(model_paths[0]), compare=True, batch_size=4,
                  min_side=8)
-    assert cv2.imread(str(tmp_path / "compare" / "tall.jpg")).shape == (517, 3 * 333, 3)
-    assert cv2.imread(str(tmp_path / "compare" / "gray.jpg")).shape == (90, 2 * 150, 3)
+    assert cv2.imread(str(tmp_path / "compare" / "tall.jpg")).shape == (sheets.BAND + 517, 3 * 333, 3)
+    assert cv2.imread(str(tmp_path / "compare" / "gray.jpg")).shape == (sheets.BAND + 90, 2 * 150, 3)
 
 
 def test_saved_model_and_keras_model_give_the_same_colours(model_paths, photo_dir, tmp_path):

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from skimage.metrics import peak_signal_noise_ratio, structural_similarity
 
-from trainer import evaluation, models
+from trainer import evaluation, models, sheets
 
 from tests.conftest import colourful_photos, run_module
 
@@ -100,7 +100,7 @@ def test_unreadable_files_are_listed_and_the_sheet_shows_best_and_worst(report):
     assert [(f["path"].rsplit("/", 1)[-1], f["reason"]) for f in summary["failures"]] == [
         ("notes.txt", "not_an_image")]
     sheet = cv2.imread(str(output / "contact_sheet.png"))
-    assert sheet.shape == (4 * SIZE, 3 * SIZE, 3)
+    assert sheet.shape == (sheets.BAND + 4 * (sheets.BAND + SIZE), 3 * SIZE, 3)
 
 
 def test_records_are_evaluated_per_class(model_path, tiny_records, tmp_path):

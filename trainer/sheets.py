@@ -8,14 +8,14 @@ import cv2
 import numpy as np
 
 _FONT = cv2.FONT_HERSHEY_SIMPLEX
-_BAND = 20  # pixels
+BAND = 20  # pixels: the height of a title or caption band
 _BACKGROUND = (32, 32, 32)
 _TEXT = (240, 240, 240)
 
 
 def _band(width: int, text: str) -> np.ndarray:
-    band = np.full((_BAND, width, 3), _BACKGROUND, np.uint8)
-    cv2.putText(band, text, (4, _BAND - 6), _FONT, 0.45, _TEXT, 1, cv2.LINE_AA)
+    band = np.full((BAND, width, 3), _BACKGROUND, np.uint8)
+    cv2.putText(band, text, (4, BAND - 6), _FONT, 0.45, _TEXT, 1, cv2.LINE_AA)
     return band
 
 

@@ -36,7 +36,11 @@ flags.DEFINE_multi_string("hint", [], "X,Y,#RRGGBB: this colour at pixel (X, Y) 
 flags.DEFINE_string("hints", None, 'JSON file of hints for many photos: {"<path relative to its input folder, or '
                     'file name>": [{"x": 120, "y": 45, "color": "#d02030"}, ...]}.')
 flags.DEFINE_float("temperature", None, "Annealed-mean temperature of a colour-classification model (default: "
-                   "the model's own): lower is more vivid, higher more cautious.", lower_bound=0.01)
+                   "the model's own): 1 decodes the mean colour, lower values move towards the most likely one.",
+                   lower_bound=0.01)
+flags.DEFINE_float("vividness", None, "How much of the training's colour rebalancing a colour-classification model "
+                   "keeps (default: the model's own): 0 is the most faithful, 1 the most colourful (and more "
+                   "tinted whites).", lower_bound=0.0, upper_bound=1.0)
 flags.DEFINE_bool("edge_aware", True, "Upsample the colour guided by the photo's own lightness, so it stops at "
                   "edges (--noedge_aware: bilinear).")
 FLAGS = flags.FLAGS
@@ -50,7 +54,7 @@ def main(argv):
         by_key = hint_input.read_hints_file(FLAGS.hints) if FLAGS.hints else {}
         written, failures = inference.run(argv[1:], FLAGS.output, FLAGS.model, FLAGS.compare, FLAGS.batch_size,
                                           FLAGS.min_side, single, by_key, FLAGS.temperature, FLAGS.edge_aware,
-                                          FLAGS.max_pixels)
+                                          FLAGS.max_pixels, FLAGS.vividness)
     except errors.UsageError as error:
         errors.exit_with(error)
     print(f"{written} photos colourized into {FLAGS.output}; {len(failures)} failed")

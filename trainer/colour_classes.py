@@ -29,6 +29,7 @@ import tensorflow as tf
 from keras import layers
 
 from pipeline import ab_bins, color_tf
+from pipeline.errors import UsageError
 
 NEIGHBOURS = 5
 SOFT_SIGMA = 5.0  # Lab units
@@ -138,6 +139,15 @@ def decoding(net) -> tuple[float, float]:
     rebalanced = float(net.get_layer(REBALANCED_SCALE_LAYER).get_weights()[0].flat[0])
     temperature = 1.0 / (raw + rebalanced)
     return temperature, raw * temperature
+
+
+def override_decoding(net, temperature: float | None, vividness: float | None, name: str) -> None:
+    """Decode as a person asked (None keeps the model's own); a model that regresses ab cannot."""
+    if temperature is None and vividness is None:
+        return
+    if not is_classifier(net):
+        raise UsageError(f"--temperature and --vividness need a colour-classification model; {name} regresses ab")
+    set_decoding(net, temperature, vividness)
 
 
 def set_decoding(net, temperature: float | None = None, vividness: float | None = None) -> None:

@@ -32,6 +32,8 @@ flags.DEFINE_integer("hints", 0, "Reveal this many points of the true colour per
                      "models; fixed seed): how much a few hints help.", lower_bound=0)
 flags.DEFINE_float("temperature", None, "Decode a colour-classification model at this annealed-mean temperature "
                    "(default: the model's own).", lower_bound=0.01)
+flags.DEFINE_float("vividness", None, "Decode a colour-classification model keeping this much of its colour "
+                   "rebalancing, 0 to 1 (default: the model's own).", lower_bound=0.0, upper_bound=1.0)
 FLAGS = flags.FLAGS
 
 
@@ -40,7 +42,8 @@ def main(argv):
         raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
     try:
         summary = evaluation.run(FLAGS.model, FLAGS.data_dir, FLAGS.split, FLAGS.images, FLAGS.resize, FLAGS.output,
-                                     FLAGS.batch_size, FLAGS.sheet_photos, FLAGS.hints, FLAGS.temperature)
+                                     FLAGS.batch_size, FLAGS.sheet_photos, FLAGS.hints, FLAGS.temperature,
+                                     FLAGS.vividness)
     except errors.UsageError as error:
         errors.exit_with(error)
     print(evaluation.markdown(summary))

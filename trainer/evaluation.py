@@ -146,8 +146,9 @@ def markdown(summary: dict) -> str:
     return "\n".join(lines) + "\n\nEach cell: model / gray baseline (colourfulness: model / ground truth).\n"
 
 
-def load(model_path: str | None, num_hints: int = 0, temperature: float | None = None) -> tuple[str, keras.Model]:
-    """The network to evaluate, decoding at `temperature` if given; refuses what it cannot do."""
+def load(model_path: str | None, num_hints: int = 0, temperature: float | None = None,
+         vividness: float | None = None) -> tuple[str, keras.Model]:
+    """The network to evaluate, decoding as asked if asked; refuses what it cannot do."""
     try:
         path = models.resolve(model_path)
     except FileNotFoundError as error:
@@ -155,10 +156,7 @@ def load(model_path: str | None, num_hints: int = 0, temperature: float | None =
     net = keras.models.load_model(path, compile=False)
     if num_hints and not hints.is_hint_aware(net):
         raise photos.UsageError(f"--hints {num_hints}: {path} takes no colour hints")
-    if temperature is not None:
-        if not colour_classes.is_classifier(net):
-            raise photos.UsageError(f"--temperature needs a colour-classification model; {path} regresses ab")
-        colour_classes.set_decoding(net, temperature=temperature)
+    colour_classes.override_decoding(net, temperature, vividness, path)
     return path, net
 
 
@@ -170,10 +168,10 @@ def overall(model_path, data_dir: str, split: str, batch_size: int, num_hints: i
 
 
 def run(model_path, data_dir, split, image_arguments, resize, output, batch_size, sheet_photos, num_hints=0,
-        temperature=None) -> dict:
+        temperature=None, vividness=None) -> dict:
     if bool(data_dir) == bool(image_arguments):
         raise photos.UsageError("give either --data_dir (with --split) or --images")
-    path, net = load(model_path, num_hints, temperature)
+    path, net = load(model_path, num_hints, temperature, vividness)
     failures = []
     if data_dir:
         batches, source = record_batches(data_dir, split, batch_size), f"{data_dir} ({split} split)"

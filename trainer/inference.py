@@ -65,15 +65,13 @@ class KerasColorizer:
     TensorFlow ones the SavedModel carries, and equal to them within a level or two of 8-bit RGB.
     """
 
-    def __init__(self, path: str, temperature: float | None = None, edge_aware: bool = True):
+    def __init__(self, path: str, temperature: float | None = None, edge_aware: bool = True,
+                 vividness: float | None = None):
         self.net = keras.models.load_model(path, compile=False)
         self.size = self.net.input_shape[1]
         self.edge_aware = edge_aware
         self.hint_aware = hints.is_hint_aware(self.net)
-        if temperature is not None:
-            if not colour_classes.is_classifier(self.net):
-                raise photos.UsageError(f"--temperature needs a colour-classification model; {path} regresses ab")
-            colour_classes.set_decoding(self.net, temperature=temperature)
+        colour_classes.override_decoding(self.net, temperature, vividness, path)
 
     def inputs(self, rgbs: list[np.ndarray], photo_hints: list[list[Hint]] | None) -> np.ndarray:
         """The network's input for these photos and their hints."""
@@ -112,15 +110,16 @@ class SavedModelColorizer:
         return results
 
 
-def load(path: str | None, temperature: float | None = None, edge_aware: bool = True):
+def load(path: str | None, temperature: float | None = None, edge_aware: bool = True,
+         vividness: float | None = None):
     """A colourizer from a SavedModel folder, a .keras file, a run's model_dir, or the shipped default."""
     if path and tf.io.gfile.exists(f"{path.rstrip('/')}/saved_model.pb"):
-        if temperature is not None or not edge_aware:
-            raise photos.UsageError("--temperature and --noedge_aware need a .keras model; a SavedModel "
+        if temperature is not None or vividness is not None or not edge_aware:
+            raise photos.UsageError("--temperature, --vividness and --noedge_aware need a .keras model; a SavedModel "
                                     "decodes as it was exported")
         return SavedModelColorizer(path)
     try:
-        return KerasColorizer(models.resolve(path), temperature, edge_aware)
+        return KerasColorizer(models.resolve(path), temperature, edge_aware, vividness)
     except FileNotFoundError as error:
         raise photos.UsageError(f"--model: {error}") from None
 
@@ -165,7 +164,7 @@ def plan(arguments: list[str], output: str) -> list[tuple[photos.Photo, str]]:
 
 def run(arguments: list[str], output: str, model: str | None, compare: bool, batch_size: int, min_side: int,
         single_hints=(), hints_by_key=None, temperature: float | None = None, edge_aware: bool = True,
-        max_pixels: int = images.MAX_PIXELS) -> tuple[int, list[photos.Failure]]:
+        max_pixels: int = images.MAX_PIXELS, vividness: float | None = None) -> tuple[int, list[photos.Failure]]:
     """Colourize every photo (with its hints, if any); return how many were written and what failed."""
     from trainer import hint_input
 
@@ -177,7 +176,7 @@ def run(arguments: list[str], output: str, model: str | None, compare: bool, bat
         rgb = photos.read_rgb(photo, min_side, max_pixels) if assigned.get(photo.path) else None
         if rgb is not None and not isinstance(rgb, photos.Failure):
             hint_input.check_inside(photo, assigned[photo.path], *rgb.shape[:2])
-    colourizer = load(model, temperature, edge_aware)
+    colourizer = load(model, temperature, edge_aware, vividness)
     progress = keras.utils.Progbar(len(planned), verbose=1 if sys.stdout.isatty() else 2, unit_name="photo")
     written, failures = 0, []
     for start in range(0, len(planned), batch_size):

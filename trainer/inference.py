@@ -101,6 +101,8 @@ class SavedModelColorizer:
         for rgb, given in zip(rgbs, photo_hints):
             if not given:
                 output = self._module.signatures[serving.SIGNATURE](images=tf.constant(rgb[None]))
+            elif serving.HINTS_SIGNATURE not in self._module.signatures:
+                raise photos.UsageError("this SavedModel takes no colour hints (it was exported without them)")
             else:
                 output = self._module.signatures[serving.HINTS_SIGNATURE](
                     images=tf.constant(rgb[None]),

@@ -271,6 +271,18 @@ def test_mirrored_xla_on_two_devices_matches_one_device(tiny_records, tmp_path):
         np.testing.assert_allclose(a, b, atol=1e-5)
 
 
+def test_the_hint_aware_colour_classifier_trains_under_mirrored_xla_on_two_devices(tiny_records, tmp_path):
+    done = run_module("trainer.task", f"--data_dir={tiny_records}", f"--model_dir={tmp_path}", "--epochs=3",
+                      "--batch_size=8", "--jit_compile=true", "--strategy=mirrored", "--logical_cpus=2",
+                      "--log_images_every=0", "--early_stopping_patience=0", "--learning_rate=0.003")
+    assert done.returncode == 0, done.stderr[-3000:]
+    metrics = json.loads((tmp_path / "metrics.json").read_text())
+    assert metrics["model"] == "context_unet" and metrics["flags"]["loss"] == "classification"
+    assert metrics["strategy"] == {"name": "mirrored", "replicas": 2, "workers": 1, "jit_compile": True}
+    losses = [float(row["loss"]) for row in _history(tmp_path)]
+    assert losses[-1] < losses[0]
+
+
 @pytest.fixture(scope="module")
 def odd_records(shared_data, tmp_path_factory):
     """Records at another size (16) and with an empty val split."""

@@ -69,11 +69,6 @@ class Colorizer(keras.Model):
     def metrics(self):
         return [self.loss_tracker, *self.quality]
 
-    def _network_input(self, lightness, ab, counts, seed):
-        if not self.hint_aware:
-            return lightness
-        return hints.revealed_input(lightness, ab, counts, seed)
-
     def _loss_and_gradients(self, l8, ab8, step):
         # The global mean: sum over this replica's images over the global batch, then all-reduced.
         context = tf.distribute.get_replica_context()
@@ -81,7 +76,7 @@ class Colorizer(keras.Model):
         seed = tf.stack([tf.cast(self.seed * 1009 + context.replica_id_in_sync_group, tf.int64), step])
         counts = hints.random_counts(tf.shape(l8)[0], seed) if self.train_hints else tf.zeros_like(l8[:, 0, 0, 0],
                                                                                                    tf.int32)
-        inputs = self._network_input(lightness, ab, counts, tf.reverse(seed, [0]))
+        inputs = hints.revealed_input(self.net, lightness, ab, counts, tf.reverse(seed, [0]))
         with tf.GradientTape() as tape:
             per_image = self.loss_fn(ab, self._both(inputs, training=True)[0])
             global_batch = tf.cast(tf.shape(per_image)[0] * context.num_replicas_in_sync, per_image.dtype)
@@ -100,7 +95,7 @@ class Colorizer(keras.Model):
         # The same photos in the same batches get the same hints, whatever else is evaluated.
         seed = hints.evaluation_seed(self.seed, l8)
         counts = tf.fill([tf.shape(l8)[0]], self.eval_hints)
-        loss_output, predicted = self._both(self._network_input(lightness, ab, counts, seed), training=False)
+        loss_output, predicted = self._both(hints.revealed_input(self.net, lightness, ab, counts, seed), training=False)
         return self.loss_fn(ab, loss_output), metrics.per_image(lightness, ab, predicted)
 
     def test_step(self, data):

@@ -96,11 +96,9 @@ def contact_sheet(extremes: _Extremes) -> np.ndarray:
 
 def predict(net: keras.Model, lightness, ab, num_hints: int = 0):
     """The network's ab with `num_hints` points of the truth revealed per photo (hint-aware networks)."""
-    if not hints.is_hint_aware(net):
-        return net(lightness, training=False)
     counts = tf.fill([tf.shape(lightness)[0]], num_hints)
     seed = hints.evaluation_seed(HINT_SEED, tf.round(lightness * 255.0))
-    return net(hints.revealed_input(lightness, ab, counts, seed), training=False)
+    return net(hints.revealed_input(net, lightness, ab, counts, seed), training=False)
 
 
 def score(net: keras.Model, batches, sheet_photos: int, num_hints: int = 0) -> tuple[Scores, _Extremes]:

@@ -88,8 +88,10 @@ def evaluation_seed(seed: int, l8: tf.Tensor) -> tf.Tensor:
     return tf.stack([tf.cast(seed, tf.int64), tf.reduce_sum(tf.cast(l8, tf.int64))])
 
 
-def revealed_input(lightness: tf.Tensor, ab: tf.Tensor, counts, seed: tf.Tensor) -> tf.Tensor:
-    """The hint-aware network's input with `counts` (b,) patches of the true ab revealed."""
+def revealed_input(net, lightness: tf.Tensor, ab: tf.Tensor, counts, seed: tf.Tensor) -> tf.Tensor:
+    """`net`'s input: with `counts` (b,) patches of the true ab revealed if it is hint-aware, else L alone."""
+    if not is_hint_aware(net):
+        return lightness
     return network_input(lightness, reveal(ab, counts, seed))
 
 

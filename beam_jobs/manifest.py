@@ -1,8 +1,4 @@
-"""manifest.json: the job's account of what it wrote, written last.
-
-Its presence means the job finished; the reader trusts nothing else. Every
-input is accounted for: inputs = written + rejected + duplicates.
-"""
+"""Writing manifest.json (`pipeline.manifest`), last: its presence means the job finished."""
 
 import collections
 import datetime
@@ -13,11 +9,11 @@ import platform
 import apache_beam as beam
 from apache_beam.io.filesystems import FileSystems
 
-from pipeline import ab_bins, color, schema, splits
+from pipeline import ab_bins, schema, splits
+from pipeline.manifest import Manifest, SplitEntry
 
 from beam_jobs import transforms
 
-FORMAT = "lab8-pairs/2"
 _VERSIONED = ("apache-beam", "numpy", "opencv-python-headless", "tensorflow", "tensorflow-io")
 
 
@@ -33,64 +29,47 @@ def versions() -> dict[str, str | None]:
 
 
 def build(facts: list[tuple[tuple, int]], spec: transforms.ExampleSpec, compression: str,
-          args: dict) -> dict:
+          args: dict) -> Manifest:
     """The manifest from counted facts: ('shard', split, file), ('example', split, source, label, fold), ..."""
-    per_split = {s: {"examples": 0, "shards": [], "by_source": collections.Counter(),
-                     "by_label": collections.Counter(), "by_fold": collections.Counter(),
-                     transforms.HISTOGRAM: [0] * ab_bins.COUNT}
-                 for s in splits.SPLITS}
+    shards = {s: [] for s in splits.SPLITS}
+    counts = {s: {"by_source": collections.Counter(), "by_label": collections.Counter(),
+                  "by_fold": collections.Counter()} for s in splits.SPLITS}
+    histograms = {s: (0,) * ab_bins.COUNT for s in splits.SPLITS}
     rejected, totals, rejected_files = collections.Counter(), collections.Counter(), []
     for fact, count in facts:
         kind = fact[0]
         if kind == "shard":
-            per_split[fact[1].split("-")[0]]["shards"].append(fact[1])
+            shards[fact[1].split("-")[0]].append(fact[1])
         elif kind == "rejected_file":
             rejected_files.append(fact[1])
         elif kind == "example":
             _, split, source, label, fold = fact
-            entry = per_split[split]
-            entry["examples"] += count
-            entry["by_source"][source] += count
-            entry["by_label"][label] += count
-            entry["by_fold"][str(fold)] += count
+            counts[split]["by_source"][source] += count
+            counts[split]["by_label"][label] += count
+            counts[split]["by_fold"][fold] += count
         elif kind == transforms.HISTOGRAM:
-            per_split[fact[1]][transforms.HISTOGRAM] = list(fact[2])
+            histograms[fact[1]] = tuple(fact[2])
         elif kind == transforms.REJECTED:
             rejected[fact[1]] += count
         else:
             totals[kind] += count
-    for entry in per_split.values():
-        entry["shards"].sort()
-        for key in ("by_source", "by_label", "by_fold"):
-            entry[key] = dict(sorted(entry[key].items()))
-    written = sum(entry["examples"] for entry in per_split.values())
-    return {
-        "format": FORMAT,
-        "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-        "image_size": [spec.size, spec.size],
-        "resize": spec.resize,
-        "color": color.CONVENTION,
-        "compression": schema.COMPRESSIONS[compression][0],
-        "features": {"bytes": list(schema.BYTES_FEATURES), "int64": list(schema.INT_FEATURES)},
-        "ab_bins": {"step": ab_bins.STEP, "axis_centres": ab_bins.AXIS.tolist(),
-                    "index": "a_index * len(axis_centres) + b_index, nearest centre"},
-        "split_rule": {"by": "sha256 of the file's bytes", "percentages": list(spec.rule.percentages),
-                       "folds": spec.rule.folds, "num_shards": spec.rule.num_shards},
-        "counts": {"inputs": totals["inputs"], "written": written,
-                   "rejected": sum(rejected.values()), "duplicates": totals[transforms.DUPLICATE]},
-        "rejected": dict(sorted(rejected.items())),
-        "rejected_files": sorted(rejected_files),
-        "splits": per_split,
-        "args": args,
-        "versions": versions(),
-    }
+    entries = {s: SplitEntry(sum(counts[s]["by_source"].values()), tuple(sorted(shards[s])),
+                             **{key: dict(sorted(value.items())) for key, value in counts[s].items()},
+                             ab_histogram=histograms[s])
+               for s in splits.SPLITS}
+    return Manifest(
+        preparation=spec.preparation, split_rule=spec.rule, compression=schema.COMPRESSIONS[compression][0],
+        splits=entries, inputs=totals["inputs"], duplicates=totals[transforms.DUPLICATE], rejected=dict(rejected),
+        rejected_files=tuple(rejected_files),
+        created=datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        args=args, versions=versions())
 
 
 def _write(facts, output: str, spec: transforms.ExampleSpec, compression: str, args: dict) -> str:
     manifest = build(facts, spec, compression, args)
     path = transforms.join(output, schema.MANIFEST)
     with FileSystems.create(path) as handle:
-        handle.write(json.dumps(manifest, indent=2).encode())
+        handle.write(json.dumps(manifest.to_json(), indent=2).encode())
     staging = transforms.staging_dir(output)
     if FileSystems.exists(staging):
         FileSystems.delete([staging])

@@ -5,7 +5,7 @@ import re
 
 from apache_beam.options.pipeline_options import PipelineOptions, StandardOptions
 
-from pipeline import images, schema
+from pipeline import preparation, schema
 
 _NAMED_INPUT = re.compile(r"^([A-Za-z0-9_.-]+)=(.+)$")
 _GLOB_CHARS = re.compile(r"[*?\[]")
@@ -25,16 +25,18 @@ class PreprocessOptions(PipelineOptions):
         parser.add_argument(
             "--overwrite", action="store_true",
             help="Delete what the output directory holds before writing.")
-        parser.add_argument("--size", type=int, default=200, help="Side of the square images written.")
+        parser.add_argument("--size", type=int, default=preparation.Preparation.size,
+                            help="Side of the square images written, and of the trained network's input.")
         parser.add_argument(
-            "--max_pixels", type=int, default=images.MAX_PIXELS,
+            "--max_pixels", type=int, default=preparation.Preparation.max_pixels,
             help="Photos whose header declares more pixels are rejected as too_large, before decoding.")
         parser.add_argument(
-            "--resize", choices=images.RESIZE_MODES, default="stretch",
+            "--resize", choices=preparation.RESIZE_MODES, default=preparation.Preparation.resize,
             help="stretch: squash the whole photo to a square (as the original project); "
-            "crop: take the centre square first.")
+            "crop: keep the aspect ratio and take the centre square. Models trained on the records "
+            "colourize photos prepared the same way.")
         parser.add_argument(
-            "--min_side", type=int, default=32,
+            "--min_side", type=int, default=preparation.Preparation.min_side,
             help="Photos whose shorter side is below this many pixels are rejected as too_small.")
         parser.add_argument(
             "--split", default="70/15/15",
@@ -50,7 +52,7 @@ class PreprocessOptions(PipelineOptions):
             "--keep_gray", action="store_true",
             help="Keep photos with no colour (they only teach the model to predict none).")
         parser.add_argument(
-            "--gray_tolerance", type=int, default=2,
+            "--gray_tolerance", type=int, default=preparation.Preparation.gray_tolerance,
             help="A photo whose |a| and |b| never exceed this (8-bit Lab units) has no colour.")
         parser.add_argument(
             "--verbose", action="store_true",

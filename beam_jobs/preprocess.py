@@ -24,6 +24,7 @@ from apache_beam.options.pipeline_options import (  # noqa: E402
 from pipeline import schema, splits  # noqa: E402
 from pipeline import errors  # noqa: E402
 from pipeline.errors import UsageError  # noqa: E402
+from pipeline.preparation import Preparation  # noqa: E402
 
 from beam_jobs import manifest, options as job_options, transforms  # noqa: E402
 
@@ -39,8 +40,8 @@ def _spec(opts: job_options.PreprocessOptions) -> transforms.ExampleSpec:
         rule = splits.SplitRule.parse(opts.split, folds=opts.folds, num_shards=opts.num_shards)
     except ValueError as error:
         raise UsageError(f"--split/--folds/--num_shards: {error}") from None
-    return transforms.ExampleSpec(opts.size, opts.resize, opts.min_side, opts.max_pixels, opts.keep_gray,
-                                  opts.gray_tolerance, rule)
+    prep = Preparation(opts.size, opts.resize, opts.min_side, opts.max_pixels, opts.gray_tolerance)
+    return transforms.ExampleSpec(prep, opts.keep_gray, rule)
 
 
 def _matches(pattern: str) -> bool:

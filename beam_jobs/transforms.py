@@ -22,6 +22,7 @@ from apache_beam.io.tfrecordio import _TFRecordUtil
 from apache_beam.options.value_provider import StaticValueProvider
 
 from pipeline import ab_bins, color, images, schema, splits
+from pipeline.preparation import Preparation
 
 NAMESPACE = "preprocess"
 REJECTED = "rejected"
@@ -51,14 +52,10 @@ class Reject(typing.NamedTuple):
 
 @dataclasses.dataclass(frozen=True)
 class ExampleSpec:
-    """How a photo becomes a record, and which split it goes to."""
+    """How a photo becomes a record (`pipeline.preparation`), and which split it goes to."""
 
-    size: int = 200
-    resize: str = "stretch"
-    min_side: int = 32
-    max_pixels: int = images.MAX_PIXELS
+    preparation: Preparation = Preparation()
     keep_gray: bool = False
-    gray_tolerance: int = 2
     rule: splits.SplitRule = splits.SplitRule()
 
     def destinations(self) -> list[str]:
@@ -160,7 +157,7 @@ class _PhotoToExample(beam.DoFn):
 
     def process(self, item):
         digest, ref = item
-        spec = self._spec
+        spec, prep = self._spec, self._spec.preparation
         try:
             data = _read(ref.path)
         except Exception as error:  # the file went away or became unreadable since it was hashed
@@ -170,27 +167,27 @@ class _PhotoToExample(beam.DoFn):
             yield _reject(ref, "changed", "the file changed while the job was reading it")
             return
         try:
-            lab8 = color.rgb_to_lab8(images.load_rgb(data, spec.size, spec.resize, spec.min_side, spec.max_pixels))
+            lab8 = color.rgb_to_lab8(prep.square(prep.decode(data)))
         except images.ImageError as error:
             yield _reject(ref, error.reason, error.detail)
             return
         chroma = color.max_chroma(lab8)
-        if chroma <= spec.gray_tolerance and not spec.keep_gray:
+        if chroma <= prep.gray_tolerance and not spec.keep_gray:
             yield _reject(ref, "no_colour", f"|a| and |b| never exceed {chroma}")
             return
         split = spec.rule.split_of(digest)
         fold = spec.rule.fold_of(digest)
         lightness, ab = color.planes(lab8)
         record = schema.encode_example({
-            "l": lightness.tobytes(),
-            "ab": ab.tobytes(),
-            "height": spec.size,
-            "width": spec.size,
-            "fold": fold,
-            "sha256": digest.encode(),
-            "source": ref.source.encode(),
-            "label": ref.label.encode(),
-            "path": ref.path.encode(),
+            schema.L8: lightness.tobytes(),
+            schema.AB8: ab.tobytes(),
+            schema.HEIGHT: prep.size,
+            schema.WIDTH: prep.size,
+            schema.FOLD: fold,
+            schema.SHA256: digest.encode(),
+            schema.SOURCE: ref.source.encode(),
+            schema.LABEL: ref.label.encode(),
+            schema.PATH: ref.path.encode(),
         })
         _count(f"{WRITTEN}_{split}")
         yield shard_name(split, spec.rule.shard_of(digest, split)), record

@@ -26,7 +26,7 @@ REPO = pathlib.Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from benchmarks import measure  # noqa: E402
-from trainer import app  # noqa: E402
+from trainer.applying import web_app  # noqa: E402
 
 SIZES = ((1024, 768), (4000, 3000))
 HINT_COUNTS = (0, 1, 8)
@@ -79,9 +79,9 @@ def main():
     parser.add_argument("--photos", default=str(REPO.parent / "shared" / "data"))
     parser.add_argument("--repeats", type=int, default=9)
     args = parser.parse_args()
-    server = app.make_server(args.model, "127.0.0.1", 0, app.Limits(upload_bytes=100_000_000, pixels=50_000_000))
+    server = web_app.make_server(args.model, "127.0.0.1", 0, web_app.Limits(upload_bytes=100_000_000, pixels=50_000_000))
     threading.Thread(target=server.serve_forever, daemon=True).start()
-    base, hint_aware = app.address(server), server.studio.hint_aware
+    base, hint_aware = web_app.address(server), server.studio.hint_aware
     rows = []
     try:
         for width, height in SIZES:

@@ -18,19 +18,19 @@ REPO = pathlib.Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from pipeline import color_tf  # noqa: E402
-from trainer import evaluation, sheets  # noqa: E402
+from trainer.evaluation import scoring, sheets  # noqa: E402
 
 
-def fixed_photos(data_dir: str, split: str, count: int):
+def fixed_photos(data_dir: str, split: str, count: int, prep):
     """(lightness, ab, label) of `count` photos evenly spaced through the split."""
-    everything = [(l, a, lab) for ls, abs_, labels in evaluation.record_batches(data_dir, split, 64)
+    everything = [(l, a, lab) for ls, abs_, labels in scoring.record_batches(data_dir, split, 64, prep)
                   for l, a, lab in zip(ls.numpy(), abs_.numpy(), labels)]
     step = len(everything) / count
     return [everything[int(i * step)] for i in range(count)]
 
 
 def _rgb(lightness, ab) -> np.ndarray:
-    return np.round(color_tf.to_rgb(lightness[None], ab[None])[0].numpy() * 255).astype(np.uint8)
+    return color_tf.unit_to_rgb(color_tf.to_rgb(lightness[None], ab[None])[0]).numpy()
 
 
 def main():
@@ -45,11 +45,11 @@ def main():
     parser.add_argument("--photos", type=int, default=24)
     parser.add_argument("--per_row", type=int, default=2, help="Photos side by side in one row of the picture.")
     args = parser.parse_args()
-    chosen = fixed_photos(args.data_dir, args.split, args.photos)
+    models = [scoring.load(path) for path in (args.before, args.after)]
+    chosen = fixed_photos(args.data_dir, args.split, args.photos, models[1][2])
     lightness = np.stack([c[0] for c in chosen])
     ab = np.stack([c[1] for c in chosen])
-    predicted = [evaluation.predict(evaluation.load(path)[1], lightness, ab).numpy()
-                 for path in (args.before, args.after)]
+    predicted = [scoring.predict(net, lightness, ab).numpy() for _, net, _ in models]
     rows = [[sheets.gray(_rgb(lightness[i], ab[i] * 0)), _rgb(lightness[i], predicted[0][i]),
              _rgb(lightness[i], predicted[1][i]), _rgb(lightness[i], ab[i])] for i in range(len(chosen))]
     titles = ["gray", args.before_name, args.after_name, "truth"]

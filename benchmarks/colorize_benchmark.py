@@ -25,18 +25,18 @@ from benchmarks import measure  # noqa: E402
 
 SPEED = """
 import sys, time
-from trainer import inference
+from trainer.applying import inference
 folder, output, model, batch = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4])
-inference.run([folder + "/warmup"], output + "/warmup", model, False, batch, 8)
+inference.run([folder + "/warmup"], output + "/warmup", model, False, batch)
 start = time.perf_counter()
-written, _ = inference.run([folder + "/timed"], output + "/timed", model, False, batch, 8)
+written, _ = inference.run([folder + "/timed"], output + "/timed", model, False, batch)
 print(written / (time.perf_counter() - start))
 """
 
 NOTEBOOK = """
 import glob, sys, time
 import cv2, keras, numpy as np
-from trainer import models
+from trainer.network import models
 paths = sorted(glob.glob(sys.argv[1] + "/*.jpg"))
 net = keras.models.load_model(models.resolve(sys.argv[2]), compile=False)
 start = time.perf_counter()

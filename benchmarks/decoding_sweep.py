@@ -24,7 +24,8 @@ REPO = pathlib.Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from benchmarks import measure  # noqa: E402
-from trainer import colour_classes, evaluation, hints, metrics  # noqa: E402
+from trainer.network import colour_classes, hints, model_file  # noqa: E402
+from trainer.evaluation import metrics, scoring  # noqa: E402
 
 TEMPERATURES = (1.0, 0.6, 0.38, 0.2)
 VIVIDNESS = (0.0, 0.25, 0.5, 0.75, 1.0)
@@ -42,14 +43,14 @@ def _head(net: keras.Model):
     return keras.Model(logits, outputs[net.layers[-1].name])
 
 
-def sweep(net: keras.Model, data_dir: str, split: str) -> tuple[dict, dict]:
+def sweep(net: keras.Model, prep, data_dir: str, split: str) -> tuple[dict, dict]:
     body = keras.Model(net.inputs, net.get_layer(colour_classes.LOGITS_LAYER).output)
     head = _head(net)
     settings = list(itertools.product(TEMPERATURES, VIVIDNESS))
     values = {s: {name: [] for name in metrics.NAMES} for s in settings}
     gray = {name: [] for name in metrics.NAMES}
     compute = tf.function(metrics.per_image)
-    for lightness, ab, _ in evaluation.record_batches(data_dir, split, 32):
+    for lightness, ab, _ in scoring.record_batches(data_dir, split, 32, prep):
         logits = body(hints.network_input(lightness), training=False)
         for setting in settings:
             colour_classes.set_decoding(head, *setting)
@@ -68,9 +69,9 @@ def main():
     parser.add_argument("--split", default="val")
     parser.add_argument("--write", default=None, help="Save the model decoding with the chosen setting here.")
     args = parser.parse_args()
-    _, net = evaluation.load(args.model)
-    results, gray = sweep(net, args.data_dir, args.split)
-    reference = evaluation.overall(args.reference, args.data_dir, args.split, 32)
+    _, net, prep = scoring.load(args.model)
+    results, gray = sweep(net, prep, args.data_dir, args.split)
+    reference = scoring.overall(args.reference, args.data_dir, args.split, 32)
     admissible = [s for s, r in results.items() if r["rgb_psnr"] >= gray["rgb_psnr"] + MIN_GAIN_DB
                   and r["neutral_false_colour"] <= reference["neutral_false_colour"]]
     chosen = max(admissible, key=lambda s: results[s]["colourfulness_ratio"]) if admissible else None
@@ -87,7 +88,7 @@ def main():
         print("\nno setting meets the rule")
     elif args.write:
         colour_classes.set_decoding(net, *chosen)
-        net.save(args.write)
+        model_file.save(net, args.write, prep)
         print(f"\nwrote {args.write} decoding at T = {chosen[0]}, vividness = {chosen[1]}")
 
 

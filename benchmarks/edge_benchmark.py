@@ -6,7 +6,7 @@ The reference photos are at most 320 px, so the test-split photos (chosen by
 the Beam job's own content-hash rule) are enlarged to a long side of 1,200 px
 (bicubic): their edges are softer than a camera's, which favours bilinear.
 For each photo the model predicts colour once; it is brought to full size
-bilinearly and edge-aware (`trainer.upsampling`), and compared with the
+bilinearly and edge-aware (`trainer.applying.upsampling`), and compared with the
 photo's true ab: over all pixels, and over pixels within 4 px of a strong
 lightness edge (Canny on L8, thresholds 50/150). Then `trainer.colorize`'s
 loop colourizes 1024x768 photos both ways (photos/s after a warm-up).
@@ -26,7 +26,7 @@ sys.path.insert(0, str(REPO))
 
 from benchmarks import measure  # noqa: E402
 from pipeline import color, splits  # noqa: E402
-from trainer import inference, upsampling  # noqa: E402
+from trainer.applying import inference, upsampling  # noqa: E402
 
 LONG_SIDE = 1200
 EDGE_BAND = 4  # pixels either side of a Canny edge
@@ -58,9 +58,9 @@ def _errors(rgb: np.ndarray, ab_small: np.ndarray) -> dict[str, tuple[float, flo
 
 
 def _speed(model: str, folder: pathlib.Path, edge_aware: bool, batch: int = 16) -> float:
-    inference.run([str(folder / "warmup")], tempfile.mkdtemp(), model, False, batch, 8, edge_aware=edge_aware)
+    inference.run([str(folder / "warmup")], tempfile.mkdtemp(), model, False, batch, edge_aware=edge_aware)
     start = time.perf_counter()
-    written, _ = inference.run([str(folder / "timed")], tempfile.mkdtemp(), model, False, batch, 8,
+    written, _ = inference.run([str(folder / "timed")], tempfile.mkdtemp(), model, False, batch,
                                edge_aware=edge_aware)
     return written / (time.perf_counter() - start)
 

@@ -3,7 +3,7 @@
     .venv/bin/python benchmarks/hints_quality.py --data_dir RECORDS [--model PATH] [--hints 0,1,2,5,10,20]
 
 Each hint reveals the mean true colour of a small patch (as in training),
-at positions fixed by a seed, through `trainer.evaluation` (the code behind
+at positions fixed by a seed, through `trainer.evaluation.scoring` (the code behind
 `python -m trainer.evaluate --hints N`). Prints a Markdown table beside the
 gray baseline.
 """
@@ -16,7 +16,7 @@ REPO = pathlib.Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from benchmarks import measure  # noqa: E402
-from trainer import evaluation  # noqa: E402
+from trainer.evaluation import scoring  # noqa: E402
 
 SHOWN = (("rgb_psnr", "RGB PSNR (dB)"), ("rgb_ssim", "RGB SSIM"), ("colourfulness_ratio", "colourfulness / truth"),
          ("ab_error_auc", "ab error AuC"), ("neutral_false_colour", "neutral false colour"))
@@ -31,9 +31,9 @@ def main():
     args = parser.parse_args()
     rows, gray = [], None
     for count in (int(n) for n in args.hints.split(",")):
-        path, net = evaluation.load(args.model, count)
-        scores, _ = evaluation.score(net, evaluation.record_batches(args.data_dir, args.split, 32), 1, count)
-        summary = evaluation.summarize(scores)["overall"]
+        path, net, prep = scoring.load(args.model, count)
+        scores, _ = scoring.score(net, scoring.record_batches(args.data_dir, args.split, 32, prep), 1, count)
+        summary = scoring.summarize(scores)["overall"]
         gray = summary["gray"]
         rows.append([count, *[f"{summary['model'][name]:.4f}" for name, _ in SHOWN]])
         print(f"{count} hints per photo: RGB PSNR {summary['model']['rgb_psnr']:.2f} dB", file=sys.stderr, flush=True)

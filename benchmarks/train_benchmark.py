@@ -9,7 +9,7 @@
 2. Speed: for each model (and loss: `context_unet` with and without its
    colour-classification head) and --jit_compile setting, a fresh process
    builds what the trainer builds with its default flags otherwise
-   (`trainer.training`: network, loss, hints, optimizer, tf.data input with
+   (`trainer.training.run.train`: network, loss, hints, optimizer, tf.data input with
    augmentation), trains 3 warm-up steps (tracing, compilation) and then
    timed steps for about --seconds, and reports training examples/s at the
    records' image size, batch 16. Achieved GFLOP/s is examples/s times three
@@ -36,7 +36,7 @@ sys.path.insert(0, str(REPO))
 from benchmarks import measure  # noqa: E402
 
 BATCH = 16
-# (model, loss): every network of trainer.models; context_unet also as the trainer's default classifier.
+# (model, loss): every network of trainer.network.models; context_unet also as the trainer's default classifier.
 MODELS = [("seed_autoencoder", "mae"), ("lowres_unet", "mae"), ("context_unet", "mae"),
           ("context_unet", "classification")]
 
@@ -82,8 +82,9 @@ print(json.dumps({"forward": gflops(forward, flops), "forward_backward": gflops(
 SPEED_SCRIPT = """
 import json, sys, time
 import keras, numpy as np
-from trainer import distribute, task, training
-from trainer.flags import FLAGS
+from trainer.training import distribute, run
+from trainer import task
+from trainer.training.flags import FLAGS
 
 data_dir, model, loss, jit, seconds = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4], float(sys.argv[5])
 BATCH, WARMUP = 16, 3
@@ -91,8 +92,8 @@ FLAGS(["train_benchmark", f"--data_dir={data_dir}", f"--model={model}", f"--loss
        f"--batch_size={BATCH}"])
 config = task.flag_values()
 strategy = distribute.make_strategy("one_device", distribute.Cluster())
-data = training.Data(config, BATCH)
-colorizer, _ = training._build(strategy, config, data, distribute.jit_default(config["jit_compile"]))
+data = run.Data(config, BATCH)
+colorizer, _ = run._build(strategy, config, data, distribute.jit_default(config["jit_compile"]))
 
 
 def forward_flops(net) -> int:
@@ -114,7 +115,7 @@ class Clock(keras.callbacks.Callback):
 
 
 clock = Clock()
-colorizer.fit(training._training_data(strategy, data, config, BATCH, 0), epochs=1, steps_per_epoch=10**6,
+colorizer.fit(run._training_data(strategy, data, config, BATCH, 0), epochs=1, steps_per_epoch=10**6,
               callbacks=[clock], verbose=0)
 print(json.dumps({"examples_per_second": clock.steps * BATCH / clock.seconds,
                   "forward_flops": forward_flops(colorizer.net), "parameters": colorizer.net.count_params()}))

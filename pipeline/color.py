@@ -12,8 +12,11 @@ This module deliberately imports no TensorFlow: Beam workers use it.
 import cv2
 import numpy as np
 
-AB_OFFSET = 128
-L_SCALE = 255.0 / 100.0
+# The convention's numbers, spelled here only; pipeline.color_tf and the trainer use these names.
+BYTE_MAX = 255.0  # 8-bit channels, RGB and L8 alike
+L_MAX = 100.0  # L of L*a*b* runs 0-100
+AB_OFFSET = 128  # a8 = a + 128, b8 = b + 128
+AB_SCALE = 128.0  # the model's ab = a / 128, b / 128
 
 CONVENTION = {
     "space": "CIE L*a*b*, D65 white",
@@ -31,6 +34,11 @@ def rgb_to_lab8(rgb: np.ndarray) -> np.ndarray:
 def lab8_to_rgb(lab8: np.ndarray) -> np.ndarray:
     """uint8 Lab8 (H, W, 3) -> uint8 RGB (H, W, 3)."""
     return cv2.cvtColor(lab8, cv2.COLOR_LAB2RGB)
+
+
+def ab8(ab: np.ndarray) -> np.ndarray:
+    """The model's ab (float, about [-1, 1]) -> uint8 a8, b8."""
+    return np.clip(np.round(ab * AB_SCALE + AB_OFFSET), 0, 255).astype(np.uint8)
 
 
 def planes(lab8: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

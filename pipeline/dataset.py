@@ -28,20 +28,20 @@ import tensorflow as tf
 
 from pipeline import schema, splits
 from pipeline.errors import DataError
+from pipeline.manifest import Manifest
+from pipeline.preparation import Preparation
 
 AUTOTUNE = tf.data.AUTOTUNE
 MIN_CROP = 0.7  # augmentation zooms in on at most this share of each side
 
 
-
-
-def load_manifest(data_dir: str) -> dict:
+def load_manifest(data_dir: str) -> Manifest:
     path = f"{data_dir.rstrip('/')}/{schema.MANIFEST}"
     if not tf.io.gfile.exists(path):
         raise DataError(f"no {schema.MANIFEST} in {data_dir}: not the output of a finished "
                         "`python -m beam_jobs.preprocess` run")
     with tf.io.gfile.GFile(path) as handle:
-        return json.load(handle)
+        return Manifest.from_json(json.load(handle), path)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -50,7 +50,7 @@ class Records:
 
     data_dir: str
     split: str
-    manifest: dict
+    manifest: Manifest
 
     @classmethod
     def open(cls, data_dir: str, split: str) -> "Records":
@@ -59,35 +59,30 @@ class Records:
         return cls(data_dir.rstrip("/"), split, load_manifest(data_dir))
 
     @property
+    def preparation(self) -> Preparation:
+        return self.manifest.preparation
+
+    @property
     def image_size(self) -> tuple[int, int]:
-        height, width = self.manifest["image_size"]
-        return height, width
+        return self.preparation.size, self.preparation.size
 
     @property
     def compression(self) -> str:
-        return self.manifest["compression"]
+        return self.manifest.compression
 
     @property
     def files(self) -> list[str]:
-        return [f"{self.data_dir}/{name}" for name in self.manifest["splits"][self.split]["shards"]]
+        return [f"{self.data_dir}/{name}" for name in self.manifest.splits[self.split].shards]
 
     def ab_histogram(self) -> list[int]:
         """Pixel counts of this split over the ab grid of `pipeline.ab_bins`, as the Beam job counted them."""
-        entry = self.manifest["splits"][self.split]
-        if "ab_histogram" not in entry:
-            raise DataError(f"{self.data_dir}/{schema.MANIFEST} has no ab histogram: the records predate it; "
-                            "run `python -m beam_jobs.preprocess` again")
-        return entry["ab_histogram"]
+        return list(self.manifest.splits[self.split].ab_histogram)
 
     def num_examples(self, folds=None) -> int:
-        entry = self.manifest["splits"][self.split]
+        entry = self.manifest.splits[self.split]
         if folds is None:
-            return entry["examples"]
-        return sum(entry["by_fold"].get(str(fold), 0) for fold in folds)
-
-
-# The features the reader uses, as `pipeline.schema` names them (`_spec` fails if the schema renames one).
-L8_FEATURE, AB8_FEATURE, FOLD_FEATURE, LABEL_FEATURE = "l", "ab", "fold", "label"
+            return entry.examples
+        return sum(entry.by_fold.get(fold, 0) for fold in folds)
 
 
 def _spec(*names: str) -> dict:
@@ -98,25 +93,25 @@ def _spec(*names: str) -> dict:
 
 def _parser(height: int, width: int, with_labels: bool, batched: bool):
     """Serialized record -> (L8 (h, w, 1), ab8 (h, w, 2)[, label]), uint8 as stored; or a batch of them."""
-    spec = _spec(L8_FEATURE, AB8_FEATURE, *([LABEL_FEATURE] if with_labels else []))
+    spec = _spec(schema.L8, schema.AB8, *([schema.LABEL] if with_labels else []))
     parse_fn = tf.io.parse_example if batched else tf.io.parse_single_example
 
     def parse(serialized):
         features = parse_fn(serialized, spec)
         lead = [size or -1 for size in serialized.shape]  # []: one record; [batch]: static if the remainder is dropped
-        l8 = tf.reshape(tf.io.decode_raw(features[L8_FEATURE], tf.uint8), (*lead, height, width, 1))
-        ab8 = tf.reshape(tf.io.decode_raw(features[AB8_FEATURE], tf.uint8), (*lead, height, width, 2))
-        return (l8, ab8, features[LABEL_FEATURE]) if with_labels else (l8, ab8)
+        l8 = tf.reshape(tf.io.decode_raw(features[schema.L8], tf.uint8), (*lead, height, width, 1))
+        ab8 = tf.reshape(tf.io.decode_raw(features[schema.AB8], tf.uint8), (*lead, height, width, 2))
+        return (l8, ab8, features[schema.LABEL]) if with_labels else (l8, ab8)
 
     return parse
 
 
 def _in_folds(folds):
     wanted = tf.constant(sorted(folds), tf.int64)
-    spec = _spec(FOLD_FEATURE)
+    spec = _spec(schema.FOLD)
 
     def keep(serialized):
-        return tf.reduce_any(tf.equal(tf.io.parse_single_example(serialized, spec)[FOLD_FEATURE], wanted))
+        return tf.reduce_any(tf.equal(tf.io.parse_single_example(serialized, spec)[schema.FOLD], wanted))
 
     return keep
 

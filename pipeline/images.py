@@ -1,7 +1,6 @@
-"""Turning photo file bytes into fixed-size RGB arrays, with a reason for every failure.
+"""Decoding photo file bytes to RGB arrays, with a reason for every failure.
 
-The Beam job, `trainer.colorize` and `trainer.evaluate` all prepare photos with
-these functions, so a photo looks the same to the model wherever it comes from.
+What is then done to a photo for the network is `pipeline.preparation`.
 No TensorFlow here: Beam workers import this module.
 """
 
@@ -10,8 +9,6 @@ import io
 import cv2
 import numpy as np
 from PIL import Image
-
-RESIZE_MODES = ("stretch", "crop")
 
 # Photos above this many pixels are refused before decoding (too_large): a few kB of PNG can
 # declare 20000x20000 pixels, which would take gigabytes to decode.
@@ -128,37 +125,3 @@ def decode_rgb(data: bytes, max_pixels: int = MAX_PIXELS) -> np.ndarray:
         if unchanged is not None and unchanged.ndim == 3 and unchanged.shape[2] == 4:
             bgr = _composite_on_white(unchanged)
     return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
-
-
-def center_crop(rgb: np.ndarray) -> np.ndarray:
-    """The largest centred square of the image."""
-    height, width = rgb.shape[:2]
-    side = min(height, width)
-    top, left = (height - side) // 2, (width - side) // 2
-    return rgb[top : top + side, left : left + side]
-
-
-def resize(rgb: np.ndarray, size: int, mode: str = "stretch") -> np.ndarray:
-    """Resize to size x size: 'stretch' (the original project's) or 'crop' (centre square)."""
-    if mode not in RESIZE_MODES:
-        raise ValueError(f"resize mode must be one of {RESIZE_MODES}, got {mode!r}")
-    if mode == "crop":
-        rgb = center_crop(rgb)
-    shrinking = rgb.shape[0] >= size and rgb.shape[1] >= size
-    interpolation = cv2.INTER_AREA if shrinking else cv2.INTER_LINEAR
-    return cv2.resize(rgb, (size, size), interpolation=interpolation)
-
-
-def check_size(rgb: np.ndarray, min_side: int) -> None:
-    """Refuse images too small to carry colour detail worth learning or predicting."""
-    height, width = rgb.shape[:2]
-    if min(height, width) < min_side:
-        raise ImageError("too_small", f"{width}x{height} pixels, the shorter side is below {min_side}")
-
-
-def load_rgb(data: bytes, size: int, mode: str = "stretch", min_side: int = 1,
-             max_pixels: int = MAX_PIXELS) -> np.ndarray:
-    """File bytes -> uint8 RGB (size, size, 3), as every part of the project prepares photos."""
-    rgb = decode_rgb(data, max_pixels)
-    check_size(rgb, min_side)
-    return resize(rgb, size, mode)

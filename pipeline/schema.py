@@ -14,17 +14,20 @@ One record is one photo as a serialized `tf.train.Example`:
 | label    | bytes | the photo's parent folder name                           |
 | path     | bytes | the source file                                          |
 
-Colour convention: `pipeline.color`. Files: `<split>-*.tfrecord.gz` (GZIP, the
-default) or `<split>-*.tfrecord` (uncompressed), listed per split in
-`manifest.json` with the compression tf.data must read them with.
+Colour convention: `pipeline.color`. Files: `<split>-*.tfrecord` (uncompressed,
+the default) or `<split>-*.tfrecord.gz` (GZIP), listed per split in
+`manifest.json` (`pipeline.manifest`) with the compression tf.data must read them with.
+Writer and reader name the features by the constants below.
 
 The writer encodes the Example wire format by hand so that Beam workers need
 not import TensorFlow (3.3 s and 320 MB more per worker, measured); a test
 checks that TensorFlow parses it as it parses its own `tf.train.Example`.
 """
 
-BYTES_FEATURES = ("l", "ab", "sha256", "source", "label", "path")
-INT_FEATURES = ("height", "width", "fold")
+L8, AB8, SHA256, SOURCE, LABEL, PATH = "l", "ab", "sha256", "source", "label", "path"
+HEIGHT, WIDTH, FOLD = "height", "width", "fold"
+BYTES_FEATURES = (L8, AB8, SHA256, SOURCE, LABEL, PATH)
+INT_FEATURES = (HEIGHT, WIDTH, FOLD)
 # --compression choice -> (tf.data compression_type, file suffix)
 COMPRESSIONS = {"gzip": ("GZIP", ".tfrecord.gz"), "none": ("", ".tfrecord")}
 MANIFEST = "manifest.json"

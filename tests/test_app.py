@@ -219,8 +219,8 @@ def test_the_package_ships_the_page(tmp_path):
     (archive,) = tmp_path.glob("*.tar.gz")
     names = {name.split("/", 1)[1] for name in tarfile.open(archive).getnames() if "/" in name}
     for name in PAGE_FILES:
-        assert f"trainer/app_page/{name}" in names
-        assert (tmp_path / "lib" / "trainer" / "app_page" / name).is_file()
+        assert f"trainer/applying/app_page/{name}" in names
+        assert (tmp_path / "lib" / "trainer" / "applying" / "app_page" / name).is_file()
 
 
 # --- In a real browser -------------------------------------------------------------------------------------

@@ -6,7 +6,8 @@ import pytest
 import tensorflow as tf
 import tensorflow_io as tfio
 
-from pipeline import color, color_tf, images
+from pipeline import color, color_tf
+from pipeline.preparation import Preparation
 
 from tests.conftest import colourful_photos, psnr
 
@@ -16,7 +17,7 @@ def photos(shared_data) -> np.ndarray:
     """20 real flower photos at 200x200, uint8 RGB."""
     paths = colourful_photos(shared_data / "flowers" / "rose", 10)
     paths += colourful_photos(shared_data / "flowers" / "sunflower", 10)
-    return np.stack([images.load_rgb(p.read_bytes(), 200) for p in paths])
+    return np.stack([Preparation().square(Preparation().decode(p.read_bytes())) for p in paths])
 
 
 def test_opencv_float_lab_agrees_with_tensorflow_io(photos):

@@ -5,20 +5,32 @@ import keras
 import numpy as np
 import pytest
 
-from trainer import inference, models, photos, serving, sheets
+from pipeline.preparation import Preparation
+from trainer.applying import inference, photos, serving
+from trainer.evaluation import sheets
+from trainer.network import model_file, models
 
 from tests.conftest import colourful_photos, run_module, write_image
 
 
+def _exported(folder, prep: Preparation):
+    """An untrained (seeded) network as .keras and as a SavedModel: the plumbing does not care how good it is."""
+    keras.utils.set_random_seed(1)
+    net = models.lowres_unet(prep.size)
+    model_file.save(net, str(folder / "model.keras"), prep)
+    serving.export(net, str(folder / "saved_model"), prep)
+    return folder / "model.keras", folder / "saved_model"
+
+
 @pytest.fixture(scope="module")
 def model_paths(tmp_path_factory):
-    """An untrained (seeded) network as .keras and as a SavedModel: the plumbing does not care how good it is."""
-    folder = tmp_path_factory.mktemp("model")
-    keras.utils.set_random_seed(1)
-    net = models.lowres_unet(32)
-    net.save(folder / "model.keras")
-    serving.export(net, str(folder / "saved_model"))
-    return folder / "model.keras", folder / "saved_model"
+    return _exported(tmp_path_factory.mktemp("model"), Preparation(size=32, min_side=8))
+
+
+@pytest.fixture(scope="module")
+def crop_model_paths(tmp_path_factory):
+    """A model that says it was trained on crop records: it colourizes aspect-kept windows."""
+    return _exported(tmp_path_factory.mktemp("crop_model"), Preparation(size=32, resize="crop", min_side=8))
 
 
 @pytest.fixture(scope="module")
@@ -40,7 +52,7 @@ def _lightness(bgr: np.ndarray) -> np.ndarray:
 
 def test_every_photo_keeps_its_size_name_and_lightness(model_paths, photo_dir, tmp_path):
     written, failures = inference.run([str(photo_dir)], str(tmp_path), str(model_paths[0]), compare=False,
-                                     batch_size=3, min_side=8)
+                                     batch_size=3)
     assert written == 3
     for name in ("odd/tall.png", "big.jpg", "odd/gray.png"):
         source = cv2.imread(str(photo_dir / name), cv2.IMREAD_COLOR)
@@ -54,7 +66,7 @@ def test_every_photo_keeps_its_size_name_and_lightness(model_paths, photo_dir, t
 
 def test_failures_are_reported_with_reasons_and_the_rest_written(model_paths, photo_dir, tmp_path):
     written, failures = inference.run([str(photo_dir)], str(tmp_path), str(model_paths[0]), compare=False,
-                                     batch_size=16, min_side=8)
+                                     batch_size=16)
     reasons = {f.path.rsplit("/", 1)[-1]: f.reason for f in failures}
     assert reasons == {"dot.png": "too_small", "broken.jpg": "truncated"}
     assert written == 3 and not (tmp_path / "dot.png").exists()
@@ -73,21 +85,21 @@ def test_command_exit_code_says_whether_anything_failed(model_paths, photo_dir, 
 def test_inputs_are_never_overwritten(model_paths, photo_dir):
     before = {p: p.read_bytes() for p in photo_dir.rglob("*") if p.is_file()}
     with pytest.raises(photos.UsageError, match="would overwrite input photos"):
-        inference.run([str(photo_dir)], str(photo_dir), str(model_paths[0]), False, 4, 8)
+        inference.run([str(photo_dir)], str(photo_dir), str(model_paths[0]), False, 4)
     assert {p: p.read_bytes() for p in photo_dir.rglob("*") if p.is_file()} == before
 
 
 def test_compare_sheets_show_the_original_only_for_colour_photos(model_paths, photo_dir, tmp_path):
-    inference.run([str(photo_dir / "odd")], str(tmp_path), str(model_paths[0]), compare=True, batch_size=4,
-                 min_side=8)
+    inference.run([str(photo_dir / "odd")], str(tmp_path), str(model_paths[0]), compare=True, batch_size=4)
     assert cv2.imread(str(tmp_path / "compare" / "tall.jpg")).shape == (sheets.BAND + 517, 3 * 333, 3)
     assert cv2.imread(str(tmp_path / "compare" / "gray.jpg")).shape == (sheets.BAND + 90, 2 * 150, 3)
 
 
-def test_saved_model_and_keras_model_give_the_same_colours(model_paths, photo_dir, tmp_path):
-    keras_path, saved_model = model_paths
-    inference.run([str(photo_dir / "odd")], str(tmp_path / "k"), str(keras_path), False, 4, 8)
-    inference.run([str(photo_dir / "odd")], str(tmp_path / "s"), str(saved_model), False, 4, 8)
+@pytest.mark.parametrize("paths", ["model_paths", "crop_model_paths"])
+def test_saved_model_and_keras_model_give_the_same_colours(paths, photo_dir, tmp_path, request):
+    keras_path, saved_model = request.getfixturevalue(paths)
+    inference.run([str(photo_dir / "odd")], str(tmp_path / "k"), str(keras_path), False, 4)
+    inference.run([str(photo_dir / "odd")], str(tmp_path / "s"), str(saved_model), False, 4)
     for name in ("tall.png", "gray.png"):
         a = cv2.imread(str(tmp_path / "k" / name)).astype(int)
         b = cv2.imread(str(tmp_path / "s" / name)).astype(int)
@@ -97,12 +109,12 @@ def test_saved_model_and_keras_model_give_the_same_colours(model_paths, photo_di
 
 def test_missing_model_is_a_usage_error(photo_dir, tmp_path):
     with pytest.raises(photos.UsageError, match="--model: no model at"):
-        inference.run([str(photo_dir)], str(tmp_path), str(tmp_path / "nothing"), False, 4, 8)
+        inference.run([str(photo_dir)], str(tmp_path), str(tmp_path / "nothing"), False, 4)
 
 
 def test_the_shipped_model_works_without_a_model_flag(photo_dir, tmp_path):
     written, failures = inference.run([str(photo_dir / "odd" / "tall.png")], str(tmp_path), None, compare=False,
-                                     batch_size=1, min_side=8)
+                                     batch_size=1)
     assert written == 1 and not failures
     result = cv2.imread(str(tmp_path / "tall.png"))
     assert result.shape == (517, 333, 3)

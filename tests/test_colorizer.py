@@ -6,7 +6,9 @@ import pytest
 import tensorflow as tf
 
 from pipeline import ab_bins
-from trainer import colorizer, colour_classes, losses, metrics, models, training
+from trainer.training import colorizer, losses, run
+from trainer.network import colour_classes, models
+from trainer.evaluation import metrics
 
 RNG = np.random.default_rng(3)
 L8 = RNG.integers(0, 256, (8, 16, 16, 1), dtype=np.uint8)
@@ -19,7 +21,7 @@ def _one_step(optimizer: str, loss: str, jit: bool = False):
     keras.utils.set_random_seed(0)
     model = colorizer.Colorizer(models.lowres_unet(16), losses.LOSSES[loss], jit_compile=jit)
     config = {"optimizer": optimizer, "learning_rate": 1e-3, "momentum": 0.9}
-    model.compile(optimizer=training._optimizer(config), jit_compile=False)
+    model.compile(optimizer=run._optimizer(config), jit_compile=False)
     before = [w.numpy().copy() for w in model.net.trainable_weights]
     history = model.fit(tf.data.Dataset.from_tensor_slices((L8, AB8)).batch(8), epochs=1, verbose=0)
     after = [w.numpy() for w in model.net.trainable_weights]

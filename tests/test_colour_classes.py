@@ -8,7 +8,7 @@ import pytest
 import tensorflow as tf
 
 from pipeline import ab_bins, color
-from trainer import colour_classes, models
+from trainer.network import colour_classes, models
 
 from tests.conftest import read_examples
 

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from pipeline import color_tf, dataset
+from pipeline import color_tf, dataset, schema
 
 from tests.conftest import TINY_SIZE, run_preprocess
 
@@ -30,11 +30,11 @@ def _fingerprints(data) -> list[str]:
 def _reference_parse(record: bytes) -> tuple[np.ndarray, np.ndarray, bytes]:
     """One record as protobuf reads it: model-scale L and ab, by the README's convention, and the label."""
     feature = tf.train.Example.FromString(record).features.feature
-    l8 = np.frombuffer(feature[dataset.L8_FEATURE].bytes_list.value[0], np.uint8).reshape(SIZE, SIZE, 1)
-    ab8 = np.frombuffer(feature[dataset.AB8_FEATURE].bytes_list.value[0], np.uint8).reshape(SIZE, SIZE, 2)
+    l8 = np.frombuffer(feature[schema.L8].bytes_list.value[0], np.uint8).reshape(SIZE, SIZE, 1)
+    ab8 = np.frombuffer(feature[schema.AB8].bytes_list.value[0], np.uint8).reshape(SIZE, SIZE, 2)
     lightness = l8.astype(np.float32) / np.float32(255.0)
     ab = (ab8.astype(np.float32) - np.float32(128.0)) / np.float32(128.0)
-    return lightness, ab, feature[dataset.LABEL_FEATURE].bytes_list.value[0]
+    return lightness, ab, feature[schema.LABEL].bytes_list.value[0]
 
 
 def _reference_batches(records, batch_size: int, training: bool, seed: int) -> list[list[tuple]]:
@@ -70,7 +70,7 @@ def test_batches_equal_a_reference_parse_for_the_same_seed(records_dir, tuning, 
 
 def test_gzip_records_read_as_the_same_examples(records_dir, tmp_path):
     """The Beam job run again as it was, writing GZIP: the same examples (the job does not fix their order)."""
-    argv = dataset.load_manifest(str(records_dir))["args"]["argv"]
+    argv = dataset.load_manifest(str(records_dir)).args["argv"]
     run_preprocess(tmp_path, *[flag for flag in argv if not flag.startswith(("--output", "--runner", "--direct"))],
                    "--compression=gzip")
     examples = {}

@@ -5,7 +5,11 @@ import keras
 import numpy as np
 import pytest
 
-from trainer import colour_classes, default_model, hints, inference, serving
+from trainer.network import colour_classes, hints, model_file
+
+from trainer import default_model
+
+from trainer.applying import inference, serving
 
 from tests.conftest import colourful_photos, run_module, write_image
 
@@ -61,7 +65,7 @@ def test_more_vividness_gives_more_colour(photo):
 
 def test_the_saved_model_agrees_with_the_keras_model_with_hints(photo, tmp_path):
     net = keras.models.load_model(default_model.PATH, compile=False)
-    serving.export(net, str(tmp_path / "saved_model"))
+    serving.export(net, str(tmp_path / "saved_model"), model_file.preparation(default_model.PATH, net))
     rgb = cv2.imread(str(photo[0]))[..., ::-1].copy()
     given = [[inference.Hint(*photo[1], HINT_RGB)]]
     keras_out = inference.load(None)([rgb], given)[0].astype(int)

@@ -5,7 +5,7 @@ import json
 import pytest
 import tensorflow as tf
 
-from trainer import distribute
+from trainer.training import distribute
 
 
 def _config(cluster, task_type="worker", index=0):

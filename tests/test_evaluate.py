@@ -10,7 +10,9 @@ import numpy as np
 import pytest
 from skimage.metrics import peak_signal_noise_ratio, structural_similarity
 
-from trainer import evaluation, models, sheets
+from pipeline.preparation import Preparation
+from trainer.evaluation import scoring, sheets
+from trainer.network import model_file, models
 
 from tests.conftest import colourful_photos, run_module
 
@@ -64,7 +66,7 @@ def _reference(path, net):
 @pytest.fixture(scope="module")
 def report(model_path, photo_dir, tmp_path_factory):
     output = tmp_path_factory.mktemp("report")
-    summary = evaluation.run(str(model_path), None, "test", [str(photo_dir)], "stretch", str(output), 4, 2)
+    summary = scoring.run(str(model_path), None, "test", [str(photo_dir)], str(output), 4, 2)
     return output, summary
 
 
@@ -112,6 +114,14 @@ def test_records_are_evaluated_per_class(model_path, tiny_records, tmp_path):
     assert summary["count"] == manifest["splits"]["val"]["examples"]
     assert {k: v["count"] for k, v in summary["per_class"].items()} == manifest["splits"]["val"]["by_label"]
     assert re.search(r"\| all \| \d+ \|", done.stdout)
+
+
+def test_records_prepared_otherwise_than_the_models_are_refused(tmp_path, tiny_records):
+    path = tmp_path / "crop.keras"
+    model_file.save(models.lowres_unet(SIZE), str(path), Preparation(SIZE, "crop"))
+    done = run_module("trainer.evaluate", f"--model={path}", f"--data_dir={tiny_records}", f"--output={tmp_path}")
+    assert done.returncode == 2
+    assert f"holds {SIZE}x{SIZE} stretch photos, the model was trained on {SIZE}x{SIZE} crop ones" in done.stderr
 
 
 def test_a_missing_model_is_refused(tmp_path):

@@ -6,8 +6,10 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from trainer import hint_input, hints, photos
-from trainer.inference import Hint
+from trainer.applying import hint_input, photos
+
+from trainer.network import hints
+from trainer.applying.inference import Hint
 
 RNG = np.random.default_rng(5)
 AB = tf.constant(RNG.uniform(-0.5, 0.5, (4, 40, 40, 2)), tf.float32)
@@ -48,7 +50,7 @@ def test_simulated_hints_are_a_function_of_the_seed():
 @pytest.mark.parametrize("height, width", [(200, 200), (768, 1024), (1500, 333)])
 def test_a_persons_hint_lands_at_the_scaled_point_with_the_colours_chroma(height, width):
     xy = np.array([[[width * 0.75, height * 0.25]]], np.float32)
-    planes = hints.user_planes(xy, np.array([[[220, 30, 40]]], np.uint8), height, width, 64).numpy()[0]
+    planes = hints.user_planes(xy, np.array([[[220, 30, 40]]], np.uint8), height, width, 64, 64).numpy()[0]
     marked = np.argwhere(planes[..., 2] > 0)
     centre = marked.mean(axis=0)
     np.testing.assert_allclose(centre, [16, 48], atol=1.0)

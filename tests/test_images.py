@@ -9,6 +9,7 @@ import pytest
 from PIL import Image
 
 from pipeline import images
+from pipeline.preparation import Preparation
 
 from tests.conftest import png_declaring
 
@@ -99,7 +100,7 @@ def test_unusable_files_are_named_by_reason(rgb, make, reason):
 def test_too_small_is_refused():
     one_pixel = _encode(np.full((1, 1, 3), 200, np.uint8), ".png")
     with pytest.raises(images.ImageError) as raised:
-        images.load_rgb(one_pixel, size=200, min_side=32)
+        Preparation(min_side=32).decode(one_pixel)
     assert raised.value.reason == "too_small"
     assert "1x1" in raised.value.detail
 
@@ -109,7 +110,7 @@ def test_a_huge_declared_size_is_refused_from_the_header_before_decoding():
     assert len(data) < 200
     start = time.perf_counter()
     with pytest.raises(images.ImageError) as raised:
-        images.load_rgb(data, size=200)
+        Preparation().decode(data)
     # Decoding would fail as corrupt (its pixel data is 64 bytes) after allocating 1.2 GB: it never starts.
     assert raised.value.reason == "too_large" and "20000x20000" in raised.value.detail
     assert time.perf_counter() - start < 1.0
@@ -127,22 +128,8 @@ def test_the_pixel_limit_can_be_raised_and_lowered(rgb):
     assert raised.value.reason == "corrupt"  # allowed through the limit, so OpenCV tried (and refused) it
 
 
-def test_stretch_keeps_the_whole_photo_and_crop_the_centre(rgb):
-    stretched = images.resize(rgb, 24, "stretch")
-    cropped = images.resize(rgb, 24, "crop")
-    assert stretched.shape == cropped.shape == (24, 24, 3)
-    # The test card's red grows left to right: the stretch spans all of it, the crop only the middle.
-    assert stretched[:, 0, 0].mean() < cropped[:, 0, 0].mean()
-    assert stretched[:, -1, 0].mean() > cropped[:, -1, 0].mean()
-
-
-def test_unknown_resize_mode_is_named(rgb):
-    with pytest.raises(ValueError, match="squash"):
-        images.resize(rgb, 24, "squash")
-
-
 def test_colorize_reports_a_dangling_link_and_a_huge_photo_with_their_reasons(rgb, tmp_path):
-    from trainer import photos
+    from trainer.applying import photos
 
     folder = tmp_path / "photos"
     folder.mkdir()
@@ -151,7 +138,9 @@ def test_colorize_reports_a_dangling_link_and_a_huge_photo_with_their_reasons(rg
     (folder / "gone.jpg").symlink_to(tmp_path / "deleted.jpg")
     found = {p.relative: p for p in photos.find([str(folder)])}
     assert sorted(found) == ["gone.jpg", "good.png", "huge.png"]
-    assert photos.read_rgb(found["good.png"], min_side=8).shape == (48, 64, 3)
-    assert photos.read_rgb(found["gone.jpg"], min_side=8).reason == "unreadable"
-    assert photos.read_rgb(found["huge.png"], min_side=8).reason == "too_large"
-    assert photos.read_rgb(found["good.png"], min_side=8, max_pixels=100).reason == "too_large"
+    prep = Preparation(min_side=8)
+    assert photos.read_rgb(found["good.png"], prep).shape == (48, 64, 3)
+    assert photos.read_rgb(found["gone.jpg"], prep).reason == "unreadable"
+    assert photos.read_rgb(found["huge.png"], prep).reason == "too_large"
+    assert photos.read_rgb(found["good.png"], prep, max_pixels=100).reason == "too_large"
+    assert photos.read_rgb(found["good.png"], Preparation(min_side=49)).reason == "too_small"

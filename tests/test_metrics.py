@@ -6,7 +6,7 @@ import pytest
 from scipy import ndimage
 from skimage.metrics import peak_signal_noise_ratio, structural_similarity
 
-from trainer import metrics
+from trainer.evaluation import metrics
 
 RNG = np.random.default_rng(7)
 

@@ -4,7 +4,7 @@ import keras
 import numpy as np
 import pytest
 
-from trainer import models
+from trainer.network import models
 
 SEED_TABLE = [
     ("InputLayer", (200, 200, 1)),
@@ -43,7 +43,7 @@ def test_lowres_unet_refuses_sizes_it_cannot_halve_three_times():
 @pytest.mark.parametrize("head", ["regression", "classification"])
 def test_context_unet_takes_lightness_and_hints_and_gives_ab(head):
     from pipeline import ab_bins
-    from trainer import colour_classes
+    from trainer.network import colour_classes
 
     histogram = ab_bins.histogram(np.random.default_rng(0).integers(100, 160, (500, 2)).astype(np.uint8))
     bins = colour_classes.ColourBins.from_histogram(histogram) if head == "classification" else None

@@ -84,7 +84,7 @@ def test_cloudbuild_passes_only_flags_the_commands_know():
     steps = {step["id"]: step for step in _steps()}
     job_flags = [w for w in _words(steps["preprocess-on-dataflow"]) if w.startswith("--")]
     assert job_options.unknown_flags(PipelineOptions(job_flags)) == []
-    from trainer.flags import FLAGS
+    from trainer.training.flags import FLAGS
 
     trainer_flags = re.findall(r"--(\w+)=", " ".join(steps["train-on-vertex"]["args"]))
     assert {"optimizer", "loss", "data_dir", "model_dir"} <= set(trainer_flags)

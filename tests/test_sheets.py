@@ -2,7 +2,7 @@
 
 import numpy as np
 
-from trainer import sheets
+from trainer.evaluation import sheets
 
 
 def test_titles_and_captions_stay_legible_on_white_photos():

@@ -16,6 +16,9 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from pipeline import dataset
+from trainer.applying import serving
+from trainer.network import model_file
 from tests.conftest import REPO, TINY_SIZE, run_module, run_preprocess
 
 EPOCHS = 3
@@ -66,6 +69,14 @@ def test_a_run_writes_metrics_history_curves_and_models(finished_run):
     assert "rgb_psnr" in stdout and "gray" in stdout
 
 
+def test_both_exported_models_carry_the_records_photo_preparation(finished_run, tiny_records):
+    model_dir, _, _ = finished_run
+    records = dataset.load_manifest(str(tiny_records)).preparation
+    net, carried = model_file.load(str(model_dir / "model.keras"))
+    assert carried == records and records.size == TINY_SIZE
+    assert serving.preparation(str(model_dir / "saved_model")) == records
+
+
 def test_the_console_shows_progress_and_no_tensorflow_start_up_noise(finished_run):
     _, stdout, stderr = finished_run
     for noise in ("Unable to register", "oneDNN", "TF-TRT", "cuda", "cpu_feature_guard"):
@@ -85,7 +96,7 @@ def test_help_lists_the_trainers_flags():
 
 
 def test_progress_prints_within_an_epoch_and_a_cut_epoch_shows_the_steps_it_ran(capsys):
-    from trainer import callbacks
+    from trainer.training import callbacks
 
     model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(1)])
     model.compile("sgd", "mse")

@@ -3,7 +3,7 @@
 import cv2
 import numpy as np
 
-from trainer import upsampling
+from trainer.applying import upsampling
 
 
 def _edge_scene(height=1500, width=2000, edge=1037):

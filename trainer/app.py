@@ -4,37 +4,24 @@
 
 Open the printed address in a browser, open a photo (gray or colour: colour is
 discarded first) and see it gray beside the model's colourization. Clicking
-the photo pins the chosen colour's chroma at that point (`trainer.hints`) and
+the photo pins the chosen colour's chroma at that point (`trainer.network.hints`) and
 re-colourizes it; the result downloads as a PNG at the photo's own size.
 
 Photos are kept in this process's memory only, never written anywhere; the few
 most recent ones are kept. Uploads above --max_upload_mb or --max_pixels are
 refused with a message before anything is decoded. The page is plain HTML, CSS
-and JavaScript from `trainer/app_page` and fetches nothing from the internet.
+and JavaScript from `trainer/applying/app_page` and fetches nothing from the internet.
 """
 
-import collections
-import dataclasses
-import http.server
-import importlib.resources
-import json
 import os
-import re
-import secrets
-import threading
-import time
-import traceback
-import urllib.parse
 
 # TensorFlow's C++ start-up noise, unless the user set a level: the console keeps to the address line.
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
-import cv2  # noqa: E402
-import numpy as np  # noqa: E402
 from absl import app, flags  # noqa: E402
 
-from pipeline import color, errors, images  # noqa: E402
-from trainer import hint_input, inference  # noqa: E402
+from pipeline import errors  # noqa: E402
+from trainer.applying import web_app  # noqa: E402
 
 flags.DEFINE_string("model", None, "A .keras model, a training run's model_dir or a SavedModel folder "
                     "(default: the model shipped with the project).")
@@ -46,284 +33,18 @@ flags.DEFINE_integer("max_pixels", 40_000_000, "Largest photo accepted, in pixel
                      "the file header before decoding.", lower_bound=1)
 FLAGS = flags.FLAGS
 
-# A person works on one photo at a time; a few more let two tabs work side by side while memory stays bounded
-# (a 40-megapixel photo is 120 MB decoded).
-KEPT_PHOTOS = 4
-MAX_HINTS = 100
-MAX_JSON_BYTES = 64_000
-# An oversized upload is read and discarded up to this size, so that the client, still sending, gets the refusal
-# instead of a reset connection; beyond it the connection is just closed.
-MAX_DISCARD_BYTES = 1 << 30
-
-_PAGE_TYPES = {".html": "text/html; charset=utf-8", ".css": "text/css; charset=utf-8",
-               ".js": "text/javascript; charset=utf-8", ".svg": "image/svg+xml"}
-_PHOTO_PATH = re.compile(r"/api/photos/([A-Za-z0-9_-]+)/(gray\.png|colourize)")
-_IMAGE_ERRORS = {"empty_file": "This file is empty", "not_an_image": "This file is not an image",
-                 "truncated": "This photo is incomplete", "corrupt": "This photo could not be decoded",
-                 "too_large": "This photo has too many pixels", "too_small": "This photo is too small"}
-# Everything the page uses comes from this server; photos are shown from blob: URLs made in the page.
-_SECURITY_HEADERS = {"Content-Security-Policy": "default-src 'self'; img-src 'self' blob:; object-src 'none'; "
-                                                "base-uri 'none'; form-action 'none'; frame-ancestors 'none'",
-                     "X-Content-Type-Options": "nosniff", "Referrer-Policy": "no-referrer"}
-
-
-class ClientError(Exception):
-    """A request the app refuses: an HTTP status and a sentence the page shows as it is."""
-
-    def __init__(self, status: int, message: str):
-        super().__init__(message)
-        self.status = status
-        self.message = message
-
-
-@dataclasses.dataclass(frozen=True)
-class Limits:
-    upload_bytes: int
-    pixels: int
-
-
-def load_page() -> dict[str, tuple[bytes, str]]:
-    """{URL path: (bytes, content type)} of the page's files, read once from the installed package."""
-    folder = importlib.resources.files("trainer") / "app_page"
-    files = {f"/{entry.name}": (entry.read_bytes(), _PAGE_TYPES[os.path.splitext(entry.name)[1]])
-             for entry in folder.iterdir() if os.path.splitext(entry.name)[1] in _PAGE_TYPES}
-    files["/"] = files["/index.html"]
-    return files
-
-
-class PhotoStore:
-    """The most recent photos, decoded, by unguessable id; older ones are forgotten (the page then says so)."""
-
-    def __init__(self, capacity: int = KEPT_PHOTOS):
-        self._photos: collections.OrderedDict[str, np.ndarray] = collections.OrderedDict()
-        self._capacity = capacity
-        self._lock = threading.Lock()
-
-    def add(self, rgb: np.ndarray) -> str:
-        key = secrets.token_urlsafe(16)
-        with self._lock:
-            self._photos[key] = rgb
-            while len(self._photos) > self._capacity:
-                self._photos.popitem(last=False)
-        return key
-
-    def get(self, key: str) -> np.ndarray:
-        with self._lock:
-            if key not in self._photos:
-                raise ClientError(404, "This photo is no longer in the app's memory (the app keeps the "
-                                  f"{self._capacity} most recent ones, until it stops): open it again.")
-            self._photos.move_to_end(key)
-            return self._photos[key]
-
-
-def accepts_hints(colourizer) -> bool:
-    """Colourize a small photo without and with a hint: this compiles the network before anyone waits for it,
-    and tells whether the model takes hints (one trained without them refuses)."""
-    blank = np.full((48, 64, 3), 128, np.uint8)
-    colourizer([blank])
-    try:
-        colourizer([blank], [[inference.Hint(32, 24, (200, 40, 40))]])
-    except errors.UsageError:
-        return False
-    return True
-
-
-def decode_upload(data: bytes, limits: Limits) -> np.ndarray:
-    """Upload bytes -> uint8 RGB; refuses non-images and photos above the pixel limit before decoding them."""
-    try:
-        rgb = images.decode_rgb(data, limits.pixels)
-        images.check_size(rgb, min_side=8)
-    except images.ImageError as error:
-        status = 413 if error.reason == "too_large" else 400
-        raise ClientError(status, f"{_IMAGE_ERRORS.get(error.reason, 'This photo cannot be used')}: "
-                          f"{error.detail}.") from None
-    return rgb
-
-
-def parse_hints(payload, width: int, height: int) -> list[inference.Hint]:
-    """{"hints": [{"x": .., "y": .., "color": "#rrggbb"}, ...]} -> hints inside a width x height photo."""
-    entries = payload.get("hints") if isinstance(payload, dict) else None
-    if not isinstance(entries, list) or len(entries) > MAX_HINTS:
-        raise ClientError(400, f'Expected {{"hints": [...]}} with at most {MAX_HINTS} hints.')
-    hints = []
-    for entry in entries:
-        try:
-            hint = inference.Hint(float(entry["x"]), float(entry["y"]), hint_input.parse_colour(str(entry["color"])))
-        except (TypeError, KeyError, ValueError) as error:  # errors.UsageError is a ValueError
-            raise ClientError(400, f"Each hint needs x, y and color #rrggbb ({error}).") from None
-        if not (0 <= hint.x < width and 0 <= hint.y < height):
-            raise ClientError(400, f"The hint ({hint.x:g}, {hint.y:g}) is outside the {width}x{height} photo.")
-        hints.append(hint)
-    return hints
-
-
-def encode_png(image: np.ndarray) -> bytes:
-    """RGB or gray uint8 -> PNG bytes: lossless, so the download is exactly what the model made."""
-    ok, encoded = cv2.imencode(".png", image[..., ::-1] if image.ndim == 3 else image)
-    if not ok:
-        raise RuntimeError("OpenCV could not encode a PNG")
-    return encoded.tobytes()
-
-
-class Studio:
-    """What the page talks to: one model, the photos in memory and the limits; one colourization at a time."""
-
-    def __init__(self, colourizer, limits: Limits):
-        self.colourizer = colourizer
-        self.limits = limits
-        self.hint_aware = accepts_hints(colourizer)
-        self.photos = PhotoStore()
-        self.page = load_page()
-        self._model_lock = threading.Lock()  # two at once would only share the same 2 cores, each slower
-
-    def info(self) -> dict:
-        return {"hint_aware": self.hint_aware, "max_upload_bytes": self.limits.upload_bytes,
-                "max_pixels": self.limits.pixels}
-
-    def add_photo(self, data: bytes) -> dict:
-        rgb = decode_upload(data, self.limits)
-        return {"id": self.photos.add(rgb), "width": rgb.shape[1], "height": rgb.shape[0]}
-
-    def gray_png(self, key: str) -> bytes:
-        """The photo's own lightness (L of Lab), which the model sees and every result keeps."""
-        lightness, _ = color.planes(color.rgb_to_lab8(self.photos.get(key)))
-        return encode_png(lightness)
-
-    def colourize_png(self, key: str, payload) -> tuple[bytes, dict[str, float]]:
-        """The photo colourized with the given hints, as PNG, and how long each step took (seconds)."""
-        rgb = self.photos.get(key)
-        hints = parse_hints(payload, rgb.shape[1], rgb.shape[0])
-        if hints and not self.hint_aware:
-            raise ClientError(400, "This model was trained without colour hints; start the app with --model "
-                              "of a hint-aware model to use them.")
-        with self._model_lock:
-            start = time.perf_counter()
-            (result,) = self.colourizer([rgb], [hints])
-            encoding = time.perf_counter()
-        png = encode_png(result)
-        return png, {"colourize": encoding - start, "encode": time.perf_counter() - encoding}
-
-
-class Handler(http.server.BaseHTTPRequestHandler):
-    """Routes the page's requests to the Studio; every refusal is JSON {"error": sentence}."""
-
-    server_version = "flower-colorizer"
-
-    @property
-    def studio(self) -> Studio:
-        return self.server.studio
-
-    def do_GET(self):
-        self._answer(self._get)
-
-    def do_POST(self):
-        self._answer(self._post)
-
-    def _get(self, path: str):
-        if path in self.studio.page:
-            self._send(200, *self.studio.page[path])
-        elif path == "/api/info":
-            self._send_json(200, self.studio.info())
-        elif (match := _PHOTO_PATH.fullmatch(path)) and match.group(2) == "gray.png":
-            self._send(200, self.studio.gray_png(match.group(1)), "image/png")
-        else:
-            raise ClientError(404, f"Nothing at {path}.")
-
-    def _post(self, path: str):
-        if path == "/api/photos":
-            self._send_json(201, self.studio.add_photo(self._body(self.studio.limits.upload_bytes, "photo")))
-        elif (match := _PHOTO_PATH.fullmatch(path)) and match.group(2) == "colourize":
-            payload = self._json_body()
-            png, seconds = self.studio.colourize_png(match.group(1), payload)
-            timing = ", ".join(f"{name};dur={value * 1000:.1f}" for name, value in seconds.items())
-            self._send(200, png, "image/png", {"Server-Timing": timing})
-        else:
-            raise ClientError(404, f"Nothing to post to at {path}.")
-
-    def _answer(self, route):
-        """Run the route; a refusal becomes its JSON answer, a failure of the app a 500 the page can show."""
-        try:
-            route(urllib.parse.urlsplit(self.path).path)
-        except ClientError as error:
-            self._send_json(error.status, {"error": error.message})
-        except Exception as error:  # noqa: BLE001  the person sees a sentence; the console keeps the traceback
-            traceback.print_exc()
-            self._send_json(500, {"error": f"The app failed on this request: {type(error).__name__}: {error}"})
-
-    def _body(self, limit: int, what: str) -> bytes:
-        """The request body, refused (after discarding it) above `limit` bytes."""
-        try:
-            length = int(self.headers["Content-Length"])
-        except (TypeError, ValueError):
-            raise ClientError(411, f"Send the {what} with a Content-Length.") from None
-        if length > limit:
-            self._discard(length)
-            raise ClientError(413, f"This {what} is {length / 1e6:.1f} MB, more than the limit of "
-                              f"{limit / 1e6:g} MB (--max_upload_mb).")
-        return self.rfile.read(length)
-
-    def _discard(self, length: int) -> None:
-        if length > MAX_DISCARD_BYTES:
-            self.close_connection = True
-            return
-        while length > 0:
-            chunk = self.rfile.read(min(length, 1 << 20))
-            if not chunk:
-                break
-            length -= len(chunk)
-
-    def _json_body(self):
-        try:
-            return json.loads(self._body(MAX_JSON_BYTES, "request"))
-        except ValueError:
-            raise ClientError(400, "The request is not valid JSON.") from None
-
-    def _send_json(self, status: int, content: dict) -> None:
-        self._send(status, json.dumps(content).encode(), "application/json")
-
-    def _send(self, status: int, body: bytes, content_type: str, headers: dict | None = None) -> None:
-        self.send_response(status)
-        for name, value in {"Content-Type": content_type, "Content-Length": str(len(body)),
-                            "Cache-Control": "no-store", **_SECURITY_HEADERS, **(headers or {})}.items():
-            self.send_header(name, value)
-        self.end_headers()
-        self.wfile.write(body)
-
-    def log_message(self, format, *args):  # noqa: A002  the console keeps to the address line
-        pass
-
-
-def make_server(model: str | None, host: str, port: int, limits: Limits) -> http.server.ThreadingHTTPServer:
-    """The app's server, listening, with its model loaded and warmed up; raises errors.UsageError or OSError.
-
-    It binds before loading the model, so a busy port is reported at once, not after the load.
-    """
-    server = http.server.ThreadingHTTPServer((host, port), Handler)
-    server.daemon_threads = True
-    try:
-        server.studio = Studio(inference.load(model), limits)
-    except BaseException:
-        server.server_close()
-        raise
-    return server
-
-
-def address(server: http.server.ThreadingHTTPServer) -> str:
-    host, port = server.server_address[:2]
-    return f"http://{host}:{port}/"
-
 
 def main(argv):
     if len(argv) > 1:
         errors.exit_with(errors.UsageError(f"unexpected arguments {' '.join(argv[1:])}; the app takes only flags"))
-    limits = Limits(int(FLAGS.max_upload_mb * 1e6), FLAGS.max_pixels)
+    limits = web_app.Limits(int(FLAGS.max_upload_mb * 1e6), FLAGS.max_pixels)
     try:
-        server = make_server(FLAGS.model, FLAGS.host, FLAGS.port, limits)
+        server = web_app.make_server(FLAGS.model, FLAGS.host, FLAGS.port, limits)
     except errors.UsageError as error:
         errors.exit_with(error)
     except OSError as error:
         errors.exit_with(errors.UsageError(f"cannot listen on {FLAGS.host}:{FLAGS.port}: {error.strerror or error}"))
-    print(f"Colourizing at {address(server)} (Ctrl+C to stop)", flush=True)
+    print(f"Colourizing at {web_app.address(server)} (Ctrl+C to stop)", flush=True)
     try:
         server.serve_forever()
     except KeyboardInterrupt:

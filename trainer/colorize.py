@@ -7,7 +7,7 @@
 Each photo keeps its size, name, relative path and lightness; only its colour
 comes from the model. Gray and colour photos both work (colour is discarded
 first). Colour hints (`--hint`, `--hints`) pin a colour's chroma at points of
-a photo (`trainer.hint_input`). Photos stream through in batches, so memory does not grow with their
+a photo (`trainer.applying.hint_input`). Photos stream through in batches, so memory does not grow with their
 number. Unreadable files are listed with their reason at the end; the exit
 code is 1 if there were any.
 """
@@ -20,17 +20,16 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 from absl import app, flags  # noqa: E402
 
-from pipeline import errors, images  # noqa: E402
-from trainer import inference, photos  # noqa: E402
+from pipeline import errors  # noqa: E402
+from trainer.applying import inference, photos  # noqa: E402
 
 flags.DEFINE_string("output", None, "Folder for the colourized photos (local or gs://).")
 flags.DEFINE_string("model", None, "A .keras model, a training run's model_dir or a SavedModel folder "
                     "(default: the model shipped with the project).")
 flags.DEFINE_bool("compare", False, "Also write compare/<name>.jpg: gray | colourized | original.")
 flags.DEFINE_integer("batch_size", 16, "Photos per network call.", lower_bound=1)
-flags.DEFINE_integer("min_side", 8, "Photos with a shorter side are refused as too_small.", lower_bound=1)
-flags.DEFINE_integer("max_pixels", images.MAX_PIXELS, "Photos with more pixels are refused as too_large, from the file "
-                     "header, before decoding.", lower_bound=1)
+flags.DEFINE_integer("max_pixels", None, "Photos with more pixels are refused as too_large, from the file header, "
+                     "before decoding (default: the model's own limit, as the Beam job's --max_pixels).", lower_bound=1)
 flags.DEFINE_multi_string("hint", [], "X,Y,#RRGGBB: this colour at pixel (X, Y) of the one photo given (origin "
                           "top-left); repeatable. Only its chroma is used: the photo keeps its lightness.")
 flags.DEFINE_string("hints", None, 'JSON file of hints for many photos: {"<path relative to its input folder, or '
@@ -47,13 +46,13 @@ FLAGS = flags.FLAGS
 
 
 def main(argv):
-    from trainer import hint_input
+    from trainer.applying import hint_input
 
     try:
         single = [hint_input.parse_hint(text) for text in FLAGS.hint]
         by_key = hint_input.read_hints_file(FLAGS.hints) if FLAGS.hints else {}
         written, failures = inference.run(argv[1:], FLAGS.output, FLAGS.model, FLAGS.compare, FLAGS.batch_size,
-                                          FLAGS.min_side, single, by_key, FLAGS.temperature, FLAGS.edge_aware,
+                                          single, by_key, FLAGS.temperature, FLAGS.edge_aware,
                                           FLAGS.max_pixels, FLAGS.vividness)
     except errors.UsageError as error:
         errors.exit_with(error)

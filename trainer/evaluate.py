@@ -5,8 +5,9 @@
 
 Writes metrics.json, metrics.md (the same numbers as a table) and
 contact_sheet.png (the best and worst photos by RGB PSNR: gray | predicted |
-truth). Photos are prepared exactly as the Beam job prepares them, with the
-same functions; the metrics are those of `trainer.metrics`.
+truth). --images are prepared as the model's own records were
+(`pipeline.preparation`, which the model carries); the metrics are those of
+`trainer.evaluation.metrics`.
 """
 
 import os
@@ -17,14 +18,13 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 from absl import app, flags  # noqa: E402
 
-from pipeline import errors, images  # noqa: E402
-from trainer import evaluation  # noqa: E402
+from pipeline import errors  # noqa: E402
+from trainer.evaluation import scoring  # noqa: E402
 
 flags.DEFINE_string("model", None, "A .keras model or a training run's model_dir (default: the shipped model).")
 flags.DEFINE_string("data_dir", None, "Records written by beam_jobs.preprocess.")
 flags.DEFINE_enum("split", "test", ("train", "val", "test"), "Which split of --data_dir.")
 flags.DEFINE_multi_string("images", None, "Folders, files or globs of colour photos (instead of --data_dir).")
-flags.DEFINE_enum("resize", "stretch", images.RESIZE_MODES, "How --images are resized, as the Beam job's --resize.")
 flags.DEFINE_string("output", None, "Folder for metrics.json, metrics.md and contact_sheet.png.")
 flags.DEFINE_integer("batch_size", 16, "Photos per batch.", lower_bound=1)
 flags.DEFINE_integer("sheet_photos", 4, "Best and worst photos shown on the contact sheet.", lower_bound=1)
@@ -41,12 +41,12 @@ def main(argv):
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
     try:
-        summary = evaluation.run(FLAGS.model, FLAGS.data_dir, FLAGS.split, FLAGS.images, FLAGS.resize, FLAGS.output,
-                                     FLAGS.batch_size, FLAGS.sheet_photos, FLAGS.hints, FLAGS.temperature,
-                                     FLAGS.vividness)
+        summary = scoring.run(FLAGS.model, FLAGS.data_dir, FLAGS.split, FLAGS.images, FLAGS.output,
+                              FLAGS.batch_size, FLAGS.sheet_photos, FLAGS.hints, FLAGS.temperature,
+                              FLAGS.vividness)
     except errors.UsageError as error:
         errors.exit_with(error)
-    print(evaluation.markdown(summary))
+    print(scoring.markdown(summary))
     for failure in summary["failures"]:
         print(f"  skipped {failure['path']}: {failure['reason']}: {failure['detail']}")
 

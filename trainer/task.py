@@ -15,15 +15,15 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 from absl import app, flags, logging  # noqa: E402
 
-from trainer import distribute, flags as trainer_flags  # noqa: E402
-from trainer.flags import FLAGS  # noqa: E402
+from trainer.training import distribute, flags as trainer_flags  # noqa: E402
+from trainer.training.flags import FLAGS  # noqa: E402
 
-flags.adopt_module_key_flags(trainer_flags)  # --help lists the trainer's flags, defined in trainer.flags
+flags.adopt_module_key_flags(trainer_flags)  # --help lists the trainer's flags, defined in trainer.training.flags
 
 
 def flag_values() -> dict:
     """The trainer's own flags (not absl's or TensorFlow's) as a dict."""
-    return {flag.name: flag.value for flag in FLAGS.get_flags_for_module("trainer.flags")}
+    return {flag.name: flag.value for flag in FLAGS.get_flags_for_module("trainer.training.flags")}
 
 
 def main(argv):
@@ -35,10 +35,10 @@ def main(argv):
     # importing TensorFlow is imported before this line.
     distribute.split_cpu(FLAGS.logical_cpus)
     from pipeline import errors
-    from trainer import training
+    from trainer.training import run
 
     try:
-        summary = training.run(flag_values())
+        summary = run.train(flag_values())
     except errors.UsageError as error:
         errors.exit_with(error)
     print(summary)

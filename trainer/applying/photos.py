@@ -7,6 +7,7 @@ import re
 import tensorflow as tf
 
 from pipeline import images
+from pipeline.preparation import Preparation
 from pipeline.errors import UsageError
 
 _GLOB = re.compile(r"[*?\[]")
@@ -60,11 +61,12 @@ def find(arguments: list[str]) -> list[Photo]:
     return found
 
 
-def read_rgb(photo: Photo, min_side: int, max_pixels: int = images.MAX_PIXELS):
+def read_rgb(photo: Photo, prep: Preparation, max_pixels: int | None = None):
     """The photo as uint8 RGB at its own size, or the Failure saying why not.
 
-    A symbolic link that points nowhere is `unreadable`, like any file that cannot be opened; a
-    photo whose header declares more than max_pixels pixels is `too_large`, before it is decoded.
+    A symbolic link that points nowhere is `unreadable`, like any file that cannot be opened; the
+    preparation refuses photos too small, or too large (from the header, before decoding; max_pixels,
+    when given, replaces its limit).
     """
     try:
         with tf.io.gfile.GFile(photo.path, "rb") as handle:
@@ -72,8 +74,6 @@ def read_rgb(photo: Photo, min_side: int, max_pixels: int = images.MAX_PIXELS):
     except (OSError, tf.errors.OpError) as error:
         return Failure(photo.path, "unreadable", str(error).splitlines()[0])
     try:
-        rgb = images.decode_rgb(data, max_pixels)
-        images.check_size(rgb, min_side)
-        return rgb
+        return prep.decode(data, max_pixels)
     except images.ImageError as error:
         return Failure(photo.path, error.reason, error.detail)

@@ -7,7 +7,7 @@ import keras
 import tensorflow as tf
 from keras import layers
 
-from trainer import colour_classes, hints
+from trainer.network import colour_classes, hints
 
 
 def seed_autoencoder(size: int = 200) -> keras.Model:
@@ -64,13 +64,13 @@ def context_unet(size: int = 200, width: int = 48, bins: "colour_classes.ColourB
                  rebalancing: float = 0.5, temperature: float = 0.38, vividness: float = 1.0) -> keras.Model:
     """A hint-aware U-Net with global context that predicts colour at a quarter of the resolution.
 
-    Input: L and hint planes (`trainer.hints`). The body is `lowres_unet`'s
+    Input: L and hint planes (`trainer.network.hints`). The body is `lowres_unet`'s
     (strided, then dilated 3x3 convolutions; colour is low-frequency) plus a
     global branch (Iizuka, Simo-Serra and Ishikawa 2016): features averaged
     over the whole photo and fused back at every position, so one flower
     keeps one colour and a sky is one blue. With `bins`, the head classifies
     each position's colour over them and decodes by the annealed mean
-    (`trainer.colour_classes`); without, it regresses ab.
+    (`trainer.network.colour_classes`); without, it regresses ab.
     """
     if size % 8:
         raise ValueError(f"context_unet needs an image size divisible by 8, got {size}")

@@ -26,7 +26,7 @@ Every function takes model-scale tensors: L (b, h, w, 1) in [0, 1] and ab
 import numpy as np
 import tensorflow as tf
 
-from pipeline import color_tf
+from pipeline import color, color_tf
 
 PSNR_CAP_DB = 50.0
 NEUTRAL_CHROMA = 5.0  # Lab units: a true colour this close to gray is neutral
@@ -44,7 +44,7 @@ def _seed_scale(ab: tf.Tensor) -> tf.Tensor:
 
 def rgb255(lightness: tf.Tensor, ab: tf.Tensor) -> tf.Tensor:
     """RGB as the integers 0-255 a saved photo would hold (float32 dtype)."""
-    return tf.round(color_tf.to_rgb(lightness, ab) * 255.0)
+    return tf.round(color_tf.to_rgb(lightness, ab) * color.BYTE_MAX)
 
 
 def colourfulness(rgb: tf.Tensor) -> tf.Tensor:
@@ -90,11 +90,11 @@ def ssim(a: tf.Tensor, b: tf.Tensor, max_val: float) -> tf.Tensor:
 
 
 def rgb_psnr(rgb_true: tf.Tensor, rgb_pred: tf.Tensor) -> tf.Tensor:
-    return tf.minimum(tf.image.psnr(rgb_true, rgb_pred, max_val=255.0), PSNR_CAP_DB)
+    return tf.minimum(tf.image.psnr(rgb_true, rgb_pred, max_val=color.BYTE_MAX), PSNR_CAP_DB)
 
 
 def rgb_ssim(rgb_true: tf.Tensor, rgb_pred: tf.Tensor) -> tf.Tensor:
-    return ssim(rgb_true, rgb_pred, max_val=255.0)
+    return ssim(rgb_true, rgb_pred, max_val=color.BYTE_MAX)
 
 
 def per_image(lightness: tf.Tensor, ab_true: tf.Tensor, ab_pred: tf.Tensor) -> dict[str, tf.Tensor]:

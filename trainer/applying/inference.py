@@ -13,8 +13,11 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from pipeline import color, color_tf, images
-from trainer import colour_classes, hints, models, photos, serving, sheets, upsampling
+from pipeline import color, preparation
+from pipeline.preparation import Preparation
+from trainer.network import colour_classes, hints, model_file, models
+from trainer.applying import photos, serving, upsampling
+from trainer.evaluation import sheets
 
 _WRITABLE = (".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff")
 
@@ -28,65 +31,69 @@ class Hint:
     rgb: tuple[int, int, int]
 
 
-def model_input(rgb: np.ndarray, size: int) -> np.ndarray:
-    """uint8 RGB at any size -> the network's L in [0, 1] at size x size, exactly as the Beam job makes it."""
-    lightness, _ = color.planes(color.rgb_to_lab8(images.resize(rgb, size)))
-    return lightness[..., None].astype(np.float32) / 255.0
+def view_lightness(rgb: np.ndarray, prep: Preparation) -> np.ndarray:
+    """uint8 RGB at any size -> L in [0, 1] of the network's view of it (`pipeline.preparation`)."""
+    lightness, _ = color.planes(color.rgb_to_lab8(prep.view(rgb)))
+    return lightness[..., None].astype(np.float32) / color.BYTE_MAX
 
 
-def hint_planes(rgb: np.ndarray, photo_hints: list[Hint], size: int) -> np.ndarray:
-    """A photo's hints as the hint-aware network's hint planes (size, size, 3)."""
+def hint_planes(rgb: np.ndarray, photo_hints: list[Hint], height: int, width: int) -> np.ndarray:
+    """A photo's hints as the hint-aware network's hint planes, over a height x width view (h, w, 3)."""
     if not photo_hints:
-        return np.zeros((size, size, 3), np.float32)
+        return np.zeros((height, width, 3), np.float32)
     xy = np.array([[(h.x, h.y) for h in photo_hints]], np.float32)
     colours = np.array([[h.rgb for h in photo_hints]], np.uint8)
-    return hints.user_planes(xy, colours, rgb.shape[0], rgb.shape[1], size)[0].numpy()
+    return hints.user_planes(xy, colours, rgb.shape[0], rgb.shape[1], height, width)[0].numpy()
 
 
 def recombine(rgb: np.ndarray, ab: np.ndarray, edge_aware: bool = True) -> np.ndarray:
     """The photo's own L8 with the predicted ab (model scale) brought to its size -> uint8 RGB.
 
-    Edge-aware: guided by the photo's own L (`trainer.upsampling`); else bilinear.
+    Edge-aware: guided by the photo's own L (`trainer.applying.upsampling`); else bilinear.
     """
     lightness, _ = color.planes(color.rgb_to_lab8(rgb))
     height, width = lightness.shape
     if edge_aware:
-        full = upsampling.guided_upsample(lightness.astype(np.float32) / 255.0, ab)
+        full = upsampling.guided_upsample(lightness.astype(np.float32) / color.BYTE_MAX, ab)
     else:
         full = cv2.resize(ab, (width, height), interpolation=cv2.INTER_LINEAR)
-    ab8 = np.clip(np.round(full * color_tf.AB_SCALE + color.AB_OFFSET), 0, 255).astype(np.uint8)
-    return color.lab8_to_rgb(cv2.merge([lightness, *cv2.split(ab8)]))
+    return color.lab8_to_rgb(cv2.merge([lightness, *cv2.split(color.ab8(full))]))
 
 
 class KerasColorizer:
     """Batches photos of any sizes through one network call, then recombines each at its own size.
 
-    The colour conversions are OpenCV's, as in the Beam job: several times faster on a CPU than the
-    TensorFlow ones the SavedModel carries, and equal to them within a level or two of 8-bit RGB.
+    Each photo is prepared as the model's training photos were (`pipeline.preparation`): the
+    network colours every window of its view, the windows are blended, and the colour is
+    brought to the photo's own size. The colour conversions are OpenCV's, as in the Beam job:
+    several times faster on a CPU than the TensorFlow ones the SavedModel carries, and equal to
+    them within a level or two of 8-bit RGB.
     """
 
     def __init__(self, path: str, temperature: float | None = None, edge_aware: bool = True,
                  vividness: float | None = None):
-        self.net = keras.models.load_model(path, compile=False)
-        self.size = self.net.input_shape[1]
+        self.net, self.preparation = model_file.load(path)
         self.edge_aware = edge_aware
         self.hint_aware = hints.is_hint_aware(self.net)
         colour_classes.override_decoding(self.net, temperature, vividness, path)
 
-    def inputs(self, rgbs: list[np.ndarray], photo_hints: list[list[Hint]] | None) -> np.ndarray:
-        """The network's input for these photos and their hints."""
-        lightness = np.stack([model_input(rgb, self.size) for rgb in rgbs])
+    def view_input(self, rgb: np.ndarray, photo_hints: list[Hint]) -> np.ndarray:
+        """The network's input over the photo's whole view (h, w, 1 or 4)."""
+        lightness = view_lightness(rgb, self.preparation)
         if self.hint_aware:
-            photo_hints = photo_hints or [[] for _ in rgbs]
-            planes = np.stack([hint_planes(rgb, h, self.size) for rgb, h in zip(rgbs, photo_hints)])
-            return np.concatenate([lightness, planes], axis=-1)
-        if photo_hints and any(photo_hints):
+            return np.concatenate([lightness, hint_planes(rgb, photo_hints, *lightness.shape[:2])], axis=-1)
+        if photo_hints:
             raise photos.UsageError("this model takes no colour hints (it was trained without them)")
         return lightness
 
     def __call__(self, rgbs: list[np.ndarray], photo_hints: list[list[Hint]] | None = None) -> list[np.ndarray]:
-        ab = self.net.predict_on_batch(self.inputs(rgbs, photo_hints))
-        return [recombine(rgb, ab[i], self.edge_aware) for i, rgb in enumerate(rgbs)]
+        views = [self.view_input(rgb, given) for rgb, given in zip(rgbs, photo_hints or [[] for _ in rgbs])]
+        windows = [preparation.cut(self.preparation, view) for view in views]
+        predicted = self.net.predict_on_batch(np.stack([w for photo in windows for w in photo]))
+        ends = np.cumsum([len(photo) for photo in windows])
+        return [recombine(rgb, preparation.blend(self.preparation, predicted[end - len(photo):end], *view.shape[:2]),
+                          self.edge_aware)
+                for rgb, view, photo, end in zip(rgbs, views, windows, ends)]
 
 
 class SavedModelColorizer:
@@ -94,6 +101,7 @@ class SavedModelColorizer:
 
     def __init__(self, path: str):
         self._module = tf.saved_model.load(path)
+        self.preparation = serving.preparation(path)
 
     def __call__(self, rgbs: list[np.ndarray], photo_hints: list[list[Hint]] | None = None) -> list[np.ndarray]:
         photo_hints = photo_hints or [[] for _ in rgbs]
@@ -119,6 +127,9 @@ def load(path: str | None, temperature: float | None = None, edge_aware: bool = 
         if temperature is not None or vividness is not None or not edge_aware:
             raise photos.UsageError("--temperature, --vividness and --noedge_aware need a .keras model; a SavedModel "
                                     "decodes as it was exported")
+        if not tf.io.gfile.exists(f"{path.rstrip('/')}/{serving.PREPARATION_FILE}"):
+            raise photos.UsageError(f"--model {path}: no {serving.PREPARATION_FILE}, so how its photos are prepared "
+                                    "is unknown; export it again with this version")
         return SavedModelColorizer(path)
     try:
         return KerasColorizer(models.resolve(path), temperature, edge_aware, vividness)
@@ -141,10 +152,10 @@ def _write(path: str, rgb: np.ndarray) -> None:
         handle.write(encoded.tobytes())
 
 
-def compare_sheet(source: np.ndarray, colourized: np.ndarray) -> np.ndarray:
+def compare_sheet(source: np.ndarray, colourized: np.ndarray, prep: Preparation) -> np.ndarray:
     """gray | colourized | original (the original only when it had colour), with column titles. RGB."""
     panels, titles = [sheets.gray(source), colourized], ["gray", "colourized"]
-    if color.max_chroma(color.rgb_to_lab8(source)) > 2:
+    if prep.has_colour(source):
         panels, titles = [*panels, source], [*titles, "original"]
     return sheets.grid([panels], titles)
 
@@ -164,27 +175,32 @@ def plan(arguments: list[str], output: str) -> list[tuple[photos.Photo, str]]:
     return planned
 
 
-def run(arguments: list[str], output: str, model: str | None, compare: bool, batch_size: int, min_side: int,
+def run(arguments: list[str], output: str, model: str | None, compare: bool, batch_size: int,
         single_hints=(), hints_by_key=None, temperature: float | None = None, edge_aware: bool = True,
-        max_pixels: int = images.MAX_PIXELS, vividness: float | None = None) -> tuple[int, list[photos.Failure]]:
-    """Colourize every photo (with its hints, if any); return how many were written and what failed."""
-    from trainer import hint_input
+        max_pixels: int | None = None, vividness: float | None = None) -> tuple[int, list[photos.Failure]]:
+    """Colourize every photo (with its hints, if any); return how many were written and what failed.
+
+    Photos are read and refused (too_small, too_large, ...) by the model's own preparation;
+    max_pixels, when given, replaces its pixel limit.
+    """
+    from trainer.applying import hint_input
 
     if not arguments:
         raise photos.UsageError("name at least one photo, folder or glob to colourize")
     planned = plan(arguments, output)
     assigned = hint_input.assign([photo for photo, _ in planned], list(single_hints), hints_by_key or {})
+    colourizer = load(model, temperature, edge_aware, vividness)
+    prep = colourizer.preparation
     for photo, _ in planned:  # every hint is checked before anything is written
-        rgb = photos.read_rgb(photo, min_side, max_pixels) if assigned.get(photo.path) else None
+        rgb = photos.read_rgb(photo, prep, max_pixels) if assigned.get(photo.path) else None
         if rgb is not None and not isinstance(rgb, photos.Failure):
             hint_input.check_inside(photo, assigned[photo.path], *rgb.shape[:2])
-    colourizer = load(model, temperature, edge_aware, vividness)
     progress = keras.utils.Progbar(len(planned), verbose=1 if sys.stdout.isatty() else 2, unit_name="photo")
     written, failures = 0, []
     for start in range(0, len(planned), batch_size):
         batch = []
         for photo, target in planned[start:start + batch_size]:
-            rgb = photos.read_rgb(photo, min_side, max_pixels)
+            rgb = photos.read_rgb(photo, prep, max_pixels)
             if isinstance(rgb, photos.Failure):
                 failures.append(rgb)
                 continue
@@ -194,7 +210,7 @@ def run(arguments: list[str], output: str, model: str | None, compare: bool, bat
             _write(target, result)
             if compare:
                 _write(f"{output.rstrip('/')}/compare/{posixpath.splitext(photo.relative)[0]}.jpg",
-                       compare_sheet(rgb, result))
+                       compare_sheet(rgb, result, prep))
             written += 1
         progress.update(min(start + batch_size, len(planned)))
     return written, failures

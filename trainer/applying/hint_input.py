@@ -12,8 +12,8 @@ import re
 
 import tensorflow as tf
 
-from trainer import photos
-from trainer.inference import Hint
+from trainer.applying import photos
+from trainer.applying.inference import Hint
 
 _COLOUR = re.compile(r"#?([0-9a-fA-F]{6})")
 

@@ -102,16 +102,16 @@ def network_input(lightness: tf.Tensor, hint_planes: tf.Tensor | None = None) ->
     return tf.concat([lightness, hint_planes], axis=-1)
 
 
-def user_planes(xy, rgb, photo_height, photo_width, size: int) -> tf.Tensor:
-    """A person's hints -> hint planes (b, size, size, 3) for photos stretched to size x size.
+def user_planes(xy, rgb, photo_height, photo_width, height, width) -> tf.Tensor:
+    """A person's hints -> hint planes (b, height, width, 3) for photos resized to height x width.
 
     xy (b, k, 2): points (x, y) in the photo's own pixels, origin top-left; rgb (b, k, 3) uint8: their
     colours, of which only the chroma (ab) is used: the photo keeps its own lightness.
     """
     xy = tf.cast(xy, tf.float32)
-    scale = tf.cast(size, tf.float32) / tf.cast(tf.stack([photo_width, photo_height]), tf.float32)
-    position = tf.clip_by_value(tf.cast(tf.floor(xy * scale), tf.int32), 0, size - 1)
-    _, ab = color_tf.to_lab(tf.cast(rgb, tf.float32)[:, :, None, :] / 255.0)
+    scale = tf.cast(tf.stack([width, height]), tf.float32) / tf.cast(tf.stack([photo_width, photo_height]), tf.float32)
+    position = tf.minimum(tf.maximum(tf.cast(tf.floor(xy * scale), tf.int32), 0), tf.stack([width, height]) - 1)
+    _, ab = color_tf.to_lab(color_tf.rgb_to_unit(rgb)[:, :, None, :])
     half = tf.fill(tf.shape(xy)[:2], USER_HALF_SIZE)
     active = tf.ones(tf.shape(xy)[:2], tf.bool)
-    return paint(ab[:, :, 0, :], position[..., 1], position[..., 0], half, active, size, size)
+    return paint(ab[:, :, 0, :], position[..., 1], position[..., 0], half, active, height, width)

@@ -18,7 +18,7 @@ rebalancing stops the common dull colours from drowning the rare vivid ones:
   moves the output from vivid towards faithful neutrals.
 
 The decoding is made of built-in Keras layers inside the network (see
-`trainer.models`), so a saved model colours photos with Keras alone.
+`trainer.network.models`), so a saved model colours photos with Keras alone.
 """
 
 import dataclasses

@@ -10,8 +10,8 @@ A run lives in its model_dir:
 | logs/ | TensorBoard: train/ and validation/ scalars per epoch, images/ photos every N epochs |
 | history.csv | one row of metrics per epoch |
 | curves.png | loss, PSNR and SSIM per epoch |
-| model.keras | the best network, loadable with Keras alone |
-| saved_model/ | the best network as a SavedModel: any photo in, colour photo out (`trainer.serving`) |
+| model.keras | the best network, loadable with Keras alone, carrying the records' photo preparation |
+| saved_model/ | the best network as a SavedModel: any photo in, colour photo out (`trainer.applying.serving`) |
 | metrics.json | final validation and test metrics beside the gray baseline's; written last |
 """
 
@@ -28,8 +28,11 @@ import numpy as np
 import tensorflow as tf
 
 from pipeline import dataset
-from trainer import callbacks as trainer_callbacks
-from trainer import colorizer, colour_classes, distribute, losses, metrics, models, plots, serving
+from trainer.training import callbacks as trainer_callbacks
+from trainer.training import colorizer, distribute, losses
+from trainer.network import colour_classes, model_file, models
+from trainer.evaluation import metrics, plots
+from trainer.applying import serving
 
 _SAME_RUN = ("model", "data_dir")
 
@@ -91,7 +94,7 @@ class Data:
         if fold is None:
             self.train_folds, self.val, self.val_folds = None, dataset.Records.open(data_dir, "val"), None
         else:
-            folds = self.train.manifest["split_rule"]["folds"]
+            folds = self.train.manifest.split_rule.folds
             if fold >= folds:
                 raise distribute.ConfigError(f"--cv_fold={fold}, but the records have {folds} folds (0-{folds - 1})")
             self.train_folds = set(range(folds)) - {fold}
@@ -233,7 +236,7 @@ def _evaluate(model, gray, data: Data, global_batch: int) -> dict:
     return result
 
 
-def run(config: dict) -> str:
+def train(config: dict) -> str:
     """Train, evaluate and export as `config` (the trainer's flag values) says; return a summary."""
     layout = Layout(config["model_dir"])
     cluster = distribute.read_cluster()
@@ -270,8 +273,8 @@ def _write_outputs(net, layout, config, data, strategy, cluster, jit, result) ->
     history = _history(layout.history)
     plots.training_curves(layout.curves, history)
     net = models.detached(net)
-    net.save(layout.keras_model)
-    serving.export(net, layout.saved_model)
+    model_file.save(net, layout.keras_model, data.train.preparation)
+    serving.export(net, layout.saved_model, data.train.preparation)
     speeds = [float(row["examples_per_second"]) for row in history[1:] or history]
     _write_json(layout.metrics, {
         "finished": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),

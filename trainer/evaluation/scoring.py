@@ -13,8 +13,11 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from pipeline import color, color_tf, dataset, images
-from trainer import colour_classes, hints, metrics, models, photos, sheets
+from pipeline import color, color_tf, dataset
+from pipeline.preparation import Preparation
+from trainer.network import colour_classes, hints, model_file, models
+from trainer.evaluation import metrics, sheets
+from trainer.applying import photos
 
 COLUMNS = (("rgb_psnr", "RGB PSNR (dB)"), ("rgb_ssim", "RGB SSIM"), ("ab_psnr", "ab PSNR, seed scale"),
            ("ab_ssim", "ab SSIM, seed scale"), ("colourfulness", "colourfulness"),
@@ -38,23 +41,28 @@ class Scores:
         self.labels += labels
 
 
-def record_batches(data_dir: str, split: str, batch_size: int):
+def record_batches(data_dir: str, split: str, batch_size: int, prep: Preparation):
+    """A split's records in model tensors; refused unless they were prepared as the model's own were."""
     records = dataset.Records.open(data_dir, split)
+    made = records.preparation
+    if (made.size, made.resize) != (prep.size, prep.resize):
+        raise photos.UsageError(f"{data_dir} holds {made.size}x{made.size} {made.resize} photos, the model was trained "
+                                f"on {prep.size}x{prep.size} {prep.resize} ones")
     for l8, ab8, labels in dataset.make_dataset(records, batch_size, training=False, with_labels=True):
         yield color_tf.l8_to_input(l8), color_tf.ab8_to_target(ab8), [label.decode() for label in labels.numpy()]
 
 
-def photo_batches(arguments: list[str], size: int, resize: str, batch_size: int, failures: list):
-    """Photos as the Beam job prepares them (decode, resize, Lab8), in model tensors."""
+def photo_batches(arguments: list[str], prep: Preparation, batch_size: int, failures: list):
+    """Photos prepared as the Beam job prepares them (`Preparation.square`, Lab8), in model tensors."""
     found = photos.find(arguments)
     for start in range(0, len(found), batch_size):
         lab8, labels = [], []
         for photo in found[start:start + batch_size]:
-            rgb = photos.read_rgb(photo, min_side=1)
+            rgb = photos.read_rgb(photo, prep)
             if isinstance(rgb, photos.Failure):
                 failures.append(rgb)
                 continue
-            lab8.append(color.rgb_to_lab8(images.resize(rgb, size, resize)))
+            lab8.append(color.rgb_to_lab8(prep.square(rgb)))
             labels.append(photo.label)
         if lab8:
             lab8 = np.stack(lab8)
@@ -79,9 +87,9 @@ class _Extremes:
 
 
 def _panels(lightness, ab_true, ab_pred) -> list[np.ndarray]:
-    as_rgb = [color_tf.to_rgb(lightness[None], ab[None])[0].numpy() for ab in (ab_pred, ab_true)]
-    return [np.round(np.repeat(lightness, 3, axis=-1) * 255).astype(np.uint8),
-            *[np.round(rgb * 255).astype(np.uint8) for rgb in as_rgb]]
+    gray = np.repeat(lightness, 3, axis=-1)
+    return [color_tf.unit_to_rgb(gray).numpy(),
+            *[color_tf.unit_to_rgb(color_tf.to_rgb(lightness[None], ab[None])[0]).numpy() for ab in (ab_pred, ab_true)]]
 
 
 def contact_sheet(extremes: _Extremes) -> np.ndarray:
@@ -97,7 +105,7 @@ def contact_sheet(extremes: _Extremes) -> np.ndarray:
 def predict(net: keras.Model, lightness, ab, num_hints: int = 0):
     """The network's ab with `num_hints` points of the truth revealed per photo (hint-aware networks)."""
     counts = tf.fill([tf.shape(lightness)[0]], num_hints)
-    seed = hints.evaluation_seed(HINT_SEED, tf.round(lightness * 255.0))
+    seed = hints.evaluation_seed(HINT_SEED, tf.round(lightness * color.BYTE_MAX))
     return net(hints.revealed_input(net, lightness, ab, counts, seed), training=False)
 
 
@@ -145,43 +153,44 @@ def markdown(summary: dict) -> str:
 
 
 def load(model_path: str | None, num_hints: int = 0, temperature: float | None = None,
-         vividness: float | None = None) -> tuple[str, keras.Model]:
-    """The network to evaluate, decoding as asked if asked; refuses what it cannot do."""
+         vividness: float | None = None) -> tuple[str, keras.Model, Preparation]:
+    """The network to evaluate and its preparation, decoding as asked if asked; refuses what it cannot do."""
     try:
         path = models.resolve(model_path)
     except FileNotFoundError as error:
         raise photos.UsageError(f"--model: {error}") from None
-    net = keras.models.load_model(path, compile=False)
+    net, prep = model_file.load(path)
     if num_hints and not hints.is_hint_aware(net):
         raise photos.UsageError(f"--hints {num_hints}: {path} takes no colour hints")
     colour_classes.override_decoding(net, temperature, vividness, path)
-    return path, net
+    return path, net, prep
 
 
 def overall(model_path, data_dir: str, split: str, batch_size: int, num_hints: int = 0, temperature=None) -> dict:
     """The model's metrics over a split of records (no files written)."""
-    _, net = load(model_path, num_hints, temperature)
-    scores, _ = score(net, record_batches(data_dir, split, batch_size), 1, num_hints)
+    _, net, prep = load(model_path, num_hints, temperature)
+    scores, _ = score(net, record_batches(data_dir, split, batch_size, prep), 1, num_hints)
     return summarize(scores)["overall"]["model"]
 
 
-def run(model_path, data_dir, split, image_arguments, resize, output, batch_size, sheet_photos, num_hints=0,
+def run(model_path, data_dir, split, image_arguments, output, batch_size, sheet_photos, num_hints=0,
         temperature=None, vividness=None) -> dict:
     if bool(data_dir) == bool(image_arguments):
         raise photos.UsageError("give either --data_dir (with --split) or --images")
-    path, net = load(model_path, num_hints, temperature, vividness)
+    path, net, prep = load(model_path, num_hints, temperature, vividness)
     failures = []
     if data_dir:
-        batches, source = record_batches(data_dir, split, batch_size), f"{data_dir} ({split} split)"
+        batches, source = record_batches(data_dir, split, batch_size, prep), f"{data_dir} ({split} split)"
     else:
-        batches = photo_batches(image_arguments, net.input_shape[1], resize, batch_size, failures)
+        batches = photo_batches(image_arguments, prep, batch_size, failures)
         source = " ".join(image_arguments)
     scores, extremes = score(net, batches, sheet_photos, num_hints)
     if not scores.labels:
         raise photos.UsageError(f"no usable photos in {source}")
     decoding = dict(zip(("temperature", "vividness"), colour_classes.decoding(net))) if (
         colour_classes.is_classifier(net)) else None
-    summary = {"model": path, "source": source, "hints_per_photo": num_hints, "decoding": decoding,
+    summary = {"model": path, "source": source, "preparation": prep.to_json(), "hints_per_photo": num_hints,
+               "decoding": decoding,
                **summarize(scores),
                "failures": [dataclasses.asdict(f) for f in failures]}
     tf.io.gfile.makedirs(output)

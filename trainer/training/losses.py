@@ -2,7 +2,7 @@
 
 Regression losses (mse, mae, huber, ssim) are minimized by dull, averaged
 colours. `classification` is the colour classifier's rebalanced cross-entropy
-(`trainer.colour_classes`); `rebalanced_mae` is MAE with every pixel weighted
+(`trainer.network.colour_classes`); `rebalanced_mae` is MAE with every pixel weighted
 by the same class-rebalancing weight of its true colour. Both read how often
 each colour occurs from the Beam job's manifest: no pass over the data.
 """
@@ -11,7 +11,8 @@ import numpy as np
 import tensorflow as tf
 
 from pipeline import ab_bins, color_tf
-from trainer import colour_classes, metrics
+from trainer.network import colour_classes
+from trainer.evaluation import metrics
 
 HUBER_DELTA = 0.1  # in model ab units (12.8 in 8-bit Lab): errors beyond it count linearly
 

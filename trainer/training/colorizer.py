@@ -12,7 +12,7 @@ work unchanged on one device, many GPUs or many hosts.
 
 The data arrive as stored, uint8 L8 and ab8 (a quarter of float32's bytes to
 move to a device), and are scaled inside the step. A hint-aware network gets
-hints simulated from the truth (`trainer.hints`): a random number per photo
+hints simulated from the truth (`trainer.network.hints`): a random number per photo
 in training, `eval_hints` per photo in evaluation (0: automatic colourization).
 A loss that names an `output_layer` (the colour classifier's logits) is
 computed on that layer's output; metrics always use the network's ab.
@@ -22,11 +22,12 @@ import keras
 import tensorflow as tf
 
 from pipeline import color_tf
-from trainer import hints, metrics
+from trainer.network import hints
+from trainer.evaluation import metrics
 
 
 class Colorizer(keras.Model):
-    """Trains `net` (L [+ hints] -> ab) with a per-image loss; evaluates every metric of `trainer.metrics`."""
+    """Trains `net` (L [+ hints] -> ab) with a per-image loss; evaluates every metric of `trainer.evaluation.metrics`."""
 
     def __init__(self, net: keras.Model, loss_fn, jit_compile: bool, seed: int = 0, eval_hints: int = 0,
                  train_hints: bool = True, **kwargs):

@@ -3,7 +3,9 @@ so that tests and other commands (studies) can import and reuse these definition
 
 from absl import flags
 
-from trainer import distribute, losses, models
+from trainer.training import distribute, losses
+
+from trainer.network import models
 
 OPTIMIZERS = ("adam", "rmsprop", "sgd")
 

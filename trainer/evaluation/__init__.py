@@ -1,0 +1,1 @@
+"""Measuring colour: the metrics, scoring a model beside the gray baseline, contact sheets and plots."""

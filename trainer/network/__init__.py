@@ -1,0 +1,4 @@
+"""The colourizing network and what it sees: architectures, the colour-classification head, hint planes.
+
+Shared by training and by applying a model; it reads no files and knows no flags.
+"""

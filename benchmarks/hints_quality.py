@@ -16,10 +16,9 @@ REPO = pathlib.Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from benchmarks import measure  # noqa: E402
-from trainer.evaluation import scoring  # noqa: E402
+from trainer.evaluation import metrics, scoring  # noqa: E402
 
-SHOWN = (("rgb_psnr", "RGB PSNR (dB)"), ("rgb_ssim", "RGB SSIM"), ("colourfulness_ratio", "colourfulness / truth"),
-         ("ab_error_auc", "ab error AuC"), ("neutral_false_colour", "neutral false colour"))
+SHOWN = ("rgb_psnr", "rgb_ssim", "colourfulness_ratio", "ab_error_auc", "neutral_false_colour")
 
 
 def main():
@@ -35,11 +34,11 @@ def main():
         scores, _ = scoring.score(net, scoring.record_batches(args.data_dir, args.split, 32, prep), 1, count)
         summary = scoring.summarize(scores)["overall"]
         gray = summary["gray"]
-        rows.append([count, *[f"{summary['model'][name]:.4f}" for name, _ in SHOWN]])
+        rows.append([count, *[f"{summary['model'][name]:.4f}" for name in SHOWN]])
         print(f"{count} hints per photo: RGB PSNR {summary['model']['rgb_psnr']:.2f} dB", file=sys.stderr, flush=True)
-    rows.append(["gray baseline", *[f"{gray[name]:.4f}" for name, _ in SHOWN]])
+    rows.append(["gray baseline", *[f"{gray[name]:.4f}" for name in SHOWN]])
     print(f"{path}, {args.split} split of {args.data_dir}, {scores and len(scores.labels)} photos\n")
-    print(measure.table(["hints per photo", *[title for _, title in SHOWN]], rows))
+    print(measure.table(["hints per photo", *[metrics.TITLES[name] for name in SHOWN]], rows))
 
 
 if __name__ == "__main__":

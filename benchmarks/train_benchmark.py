@@ -83,17 +83,17 @@ SPEED_SCRIPT = """
 import json, sys, time
 import keras, numpy as np
 from trainer.training import distribute, run
-from trainer import task
+from trainer.training.config import RunConfig
 from trainer.training.flags import FLAGS
 
 data_dir, model, loss, jit, seconds = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4], float(sys.argv[5])
 BATCH, WARMUP = 16, 3
 FLAGS(["train_benchmark", f"--data_dir={data_dir}", f"--model={model}", f"--loss={loss}", f"--jit_compile={jit}",
        f"--batch_size={BATCH}"])
-config = task.flag_values()
+config = RunConfig.from_flags(FLAGS)
 strategy = distribute.make_strategy("one_device", distribute.Cluster())
 data = run.Data(config, BATCH)
-colorizer, _ = run._build(strategy, config, data, distribute.jit_default(config["jit_compile"]))
+colorizer, _ = run._build(strategy, config, data, distribute.jit_default(config.jit_compile))
 
 
 def forward_flops(net) -> int:

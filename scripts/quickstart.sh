@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
-# Set up .venv, turn folders of photos into records, train a colourizer, evaluate it on the test photos.
+# Set up .venv, turn folders of photos into records, train a colourizer; the trainer scores it on the test photos.
 # Usage: scripts/quickstart.sh [PHOTO_FOLDER ...]   (default: ../shared/data/flowers ../shared/data/extra_plants)
 # Environment: MINUTES (training wall-clock budget, default 15), RUNS (output folder, default runs).
-# Writes $RUNS/records, $RUNS/train (tensorboard --logdir $RUNS/train) and $RUNS/evaluation.
+# Writes $RUNS/records and $RUNS/train (tensorboard --logdir $RUNS/train; the test report in $RUNS/train/evaluation).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 if [ "$#" -eq 0 ]; then set -- ../shared/data/flowers ../shared/data/extra_plants; fi
@@ -13,6 +13,4 @@ for folder in "$@"; do inputs+=("--input=$folder"); done
 .venv/bin/python -m beam_jobs.preprocess "${inputs[@]}" --output="$runs/records" --overwrite
 .venv/bin/python -m trainer.task --data_dir="$runs/records" --model_dir="$runs/train" --overwrite \
     --epochs=100 --time_budget_minutes="${MINUTES:-15}"
-.venv/bin/python -m trainer.evaluate --model="$runs/train" --data_dir="$runs/records" --split=test \
-    --output="$runs/evaluation"
-echo "Test photos, model beside gray baseline: $runs/evaluation/metrics.md and contact_sheet.png"
+echo "Test photos, model beside gray baseline: $runs/train/evaluation/metrics.md and contact_sheet.png"

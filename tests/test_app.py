@@ -177,7 +177,7 @@ def test_a_photo_the_app_does_not_hold_is_named_as_such(app_url):
 
 @pytest.mark.parametrize("flags,message", [
     (["--model=/nonexistent/model.keras"], "error: --model: no model at /nonexistent/model.keras"),
-    (["stray.jpg"], "error: unexpected arguments stray.jpg"),
+    (["stray.jpg"], "error: unexpected arguments: stray.jpg"),
     (["--port=PORT"], "error: cannot listen on 127.0.0.1:PORT"),
 ])
 def test_mistakes_are_one_line_and_exit_2(app_url, flags, message):

@@ -5,8 +5,9 @@ import keras
 import numpy as np
 import pytest
 
+from pipeline.errors import UsageError
 from pipeline.preparation import Preparation
-from trainer.applying import inference, photos, serving
+from trainer.applying import inference, serving
 from trainer.evaluation import sheets
 from trainer.network import model_file, models
 
@@ -84,7 +85,7 @@ def test_command_exit_code_says_whether_anything_failed(model_paths, photo_dir, 
 
 def test_inputs_are_never_overwritten(model_paths, photo_dir):
     before = {p: p.read_bytes() for p in photo_dir.rglob("*") if p.is_file()}
-    with pytest.raises(photos.UsageError, match="would overwrite input photos"):
+    with pytest.raises(UsageError, match="would overwrite input photos"):
         inference.run([str(photo_dir)], str(photo_dir), str(model_paths[0]), False, 4)
     assert {p: p.read_bytes() for p in photo_dir.rglob("*") if p.is_file()} == before
 
@@ -108,7 +109,7 @@ def test_saved_model_and_keras_model_give_the_same_colours(paths, photo_dir, tmp
 
 
 def test_missing_model_is_a_usage_error(photo_dir, tmp_path):
-    with pytest.raises(photos.UsageError, match="--model: no model at"):
+    with pytest.raises(UsageError, match="--model: no model at"):
         inference.run([str(photo_dir)], str(tmp_path), str(tmp_path / "nothing"), False, 4)
 
 

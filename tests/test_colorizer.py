@@ -7,6 +7,7 @@ import tensorflow as tf
 
 from pipeline import ab_bins
 from trainer.training import colorizer, losses, run
+from trainer.training.config import RunConfig
 from trainer.network import colour_classes, models
 from trainer.evaluation import metrics
 
@@ -20,8 +21,7 @@ BINS = colour_classes.ColourBins.from_histogram(ab_bins.histogram(AB8))
 def _one_step(optimizer: str, loss: str, jit: bool = False):
     keras.utils.set_random_seed(0)
     model = colorizer.Colorizer(models.lowres_unet(16), losses.LOSSES[loss], jit_compile=jit)
-    config = {"optimizer": optimizer, "learning_rate": 1e-3, "momentum": 0.9}
-    model.compile(optimizer=run._optimizer(config), jit_compile=False)
+    model.compile(optimizer=run._optimizer(RunConfig("", "", optimizer=optimizer)), jit_compile=False)
     before = [w.numpy().copy() for w in model.net.trainable_weights]
     history = model.fit(tf.data.Dataset.from_tensor_slices((L8, AB8)).batch(8), epochs=1, verbose=0)
     after = [w.numpy() for w in model.net.trainable_weights]

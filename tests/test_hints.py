@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from pipeline.errors import UsageError
 from trainer.applying import hint_input, photos
 
 from trainer.network import hints
@@ -69,7 +70,7 @@ def test_hint_arguments_parse():
     ("120,45", "expected X,Y,#RRGGBB"), ("a,45,#d02030", "must be numbers"), ("1,2,#d0203", "#RRGGBB"),
     ("1,2,red", "#RRGGBB")])
 def test_malformed_hints_are_named(text, message):
-    with pytest.raises(photos.UsageError, match=message):
+    with pytest.raises(UsageError, match=message):
         hint_input.parse_hint(text)
 
 
@@ -88,18 +89,18 @@ def test_hints_file_keys_match_relative_paths_or_file_names(tmp_path):
 def test_hints_file_errors_are_named(tmp_path):
     path = tmp_path / "hints.json"
     path.write_text(json.dumps({"nothing.jpg": [{"x": 1, "y": 2, "color": "#ff0000"}]}))
-    with pytest.raises(photos.UsageError, match="'nothing.jpg' matches no photo"):
+    with pytest.raises(UsageError, match="'nothing.jpg' matches no photo"):
         hint_input.assign(_found(), [], hint_input.read_hints_file(str(path)))
     path.write_text(json.dumps({"a.jpg": [{"x": 1, "color": "#ff0000"}]}))
-    with pytest.raises(photos.UsageError, match="'a.jpg': each hint needs x, y and color"):
+    with pytest.raises(UsageError, match="'a.jpg': each hint needs x, y and color"):
         hint_input.read_hints_file(str(path))
     path.write_text("{not json")
-    with pytest.raises(photos.UsageError, match="--hints"):
+    with pytest.raises(UsageError, match="--hints"):
         hint_input.read_hints_file(str(path))
 
 
 def test_single_hints_need_exactly_one_photo_and_must_lie_inside_it():
-    with pytest.raises(photos.UsageError, match="one photo"):
+    with pytest.raises(UsageError, match="one photo"):
         hint_input.assign(_found(), [Hint(1, 1, (0, 0, 0))], {})
-    with pytest.raises(photos.UsageError, match=r"outside /in/roses/a.jpg \(100x50\)"):
+    with pytest.raises(UsageError, match=r"outside /in/roses/a.jpg \(100x50\)"):
         hint_input.check_inside(_found()[0], [Hint(100, 10, (0, 0, 0))], 50, 100)

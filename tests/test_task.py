@@ -56,17 +56,22 @@ def test_training_lowers_the_loss(finished_run):
 def test_a_run_writes_metrics_history_curves_and_models(finished_run):
     model_dir, stdout, _ = finished_run
     metrics = json.loads((model_dir / "metrics.json").read_text())
-    names = {"loss", "ab_psnr", "ab_ssim", "rgb_psnr", "rgb_ssim", "colourfulness", "colourfulness_true",
-             "colourfulness_gap"}
+    names = {"ab_psnr", "ab_ssim", "rgb_psnr", "rgb_ssim", "colourfulness", "colourfulness_true",
+             "colourfulness_gap", "neutral_false_colour"}
     for split in ("val", "test"):
         assert names <= set(metrics[split]) and set(metrics["gray_baseline"][split]) == set(metrics[split])
+    assert "loss" in metrics["val"]
     assert metrics["model"] == "context_unet" and metrics["flags"]["loss"] == "classification"
     assert metrics["flags"]["optimizer"] == "adam" and metrics["versions"]["tensorflow"] == tf.__version__
     assert metrics["epochs_run"] == EPOCHS and metrics["train_examples_per_second"] > 0
     assert metrics["data"]["image_size"] == [TINY_SIZE, TINY_SIZE]
     assert cv2.imread(str(model_dir / "curves.png")).shape[1] > 1000
     assert keras.models.load_model(model_dir / "model.keras").input_shape[:3] == (None, TINY_SIZE, TINY_SIZE)
-    assert "rgb_psnr" in stdout and "gray" in stdout
+    assert "RGB PSNR (dB)" in stdout and "gray" in stdout
+    report = json.loads((model_dir / "evaluation" / "metrics.json").read_text())
+    assert report["count"] == metrics["data"]["test_examples"]
+    assert report["overall"]["model"]["rgb_psnr"] == pytest.approx(metrics["test"]["rgb_psnr"])
+    assert cv2.imread(str(model_dir / "evaluation" / "contact_sheet.png")) is not None
 
 
 def test_both_exported_models_carry_the_records_photo_preparation(finished_run, tiny_records):
@@ -252,7 +257,8 @@ def test_a_run_killed_at_random_moments_resumes_and_ends_as_an_uninterrupted_one
     assert done is not None and sum("killed" in line for line in report) >= 3, report
 
     uninterrupted, reference, _ = finished_run
-    assert done[done.index("test metric"):] == reference[reference.index("test metric"):]  # weights fingerprint too
+    ending = done[done.index("test photos"):].replace(str(model_dir), "RUN")
+    assert ending == reference[reference.index("test photos"):].replace(str(uninterrupted), "RUN")  # weights too
     result, expected = (json.loads((d / "metrics.json").read_text()) for d in (model_dir, uninterrupted))
     for key in ("val", "test", "gray_baseline", "epochs_run", "best_epoch", "parameters"):
         assert result[key] == expected[key], key
@@ -357,8 +363,10 @@ def test_two_workers_train_in_sync_and_only_the_chief_writes(tiny_records, tmp_p
     outputs = [worker.communicate(timeout=600) for worker in workers]
     for worker, (_, stderr) in zip(workers, outputs):
         assert worker.returncode == 0, stderr[-3000:]
-    summaries = [stdout[stdout.index("test metric"):] for stdout, _ in outputs]
-    assert summaries[0] == summaries[1] and "weights fingerprint" in summaries[0]
+    fingerprints = [[line for line in stdout.splitlines() if line.startswith("weights fingerprint: ")]
+                    for stdout, _ in outputs]
+    assert fingerprints[0] == fingerprints[1] and len(fingerprints[0]) == 1  # the same weights on both
+    assert "test photos" in outputs[0][0] and "test photos" not in outputs[1][0]  # the chief scores the test split
     metrics = json.loads((model_dir / "metrics.json").read_text())
     assert metrics["strategy"] == {"name": "multi_worker", "replicas": 2, "workers": 2,
                                    "jit_compile": False}

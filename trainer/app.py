@@ -13,15 +13,12 @@ refused with a message before anything is decoded. The page is plain HTML, CSS
 and JavaScript from `trainer/applying/app_page` and fetches nothing from the internet.
 """
 
-import os
+from trainer import command  # first: it quiets TensorFlow's start-up
 
-# TensorFlow's C++ start-up noise, unless the user set a level: the console keeps to the address line.
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+from absl import flags
 
-from absl import app, flags  # noqa: E402
-
-from pipeline import errors  # noqa: E402
-from trainer.applying import web_app  # noqa: E402
+from pipeline import errors
+from trainer.applying import web_app
 
 flags.DEFINE_string("model", None, "A .keras model, a training run's model_dir or a SavedModel folder "
                     "(default: the model shipped with the project).")
@@ -35,15 +32,11 @@ FLAGS = flags.FLAGS
 
 
 def main(argv):
-    if len(argv) > 1:
-        errors.exit_with(errors.UsageError(f"unexpected arguments {' '.join(argv[1:])}; the app takes only flags"))
     limits = web_app.Limits(int(FLAGS.max_upload_mb * 1e6), FLAGS.max_pixels)
     try:
         server = web_app.make_server(FLAGS.model, FLAGS.host, FLAGS.port, limits)
-    except errors.UsageError as error:
-        errors.exit_with(error)
     except OSError as error:
-        errors.exit_with(errors.UsageError(f"cannot listen on {FLAGS.host}:{FLAGS.port}: {error.strerror or error}"))
+        raise errors.UsageError(f"cannot listen on {FLAGS.host}:{FLAGS.port}: {error.strerror or error}") from None
     print(f"Colourizing at {web_app.address(server)} (Ctrl+C to stop)", flush=True)
     try:
         server.serve_forever()
@@ -54,4 +47,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-    app.run(main)
+    command.run(main)

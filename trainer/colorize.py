@@ -12,16 +12,13 @@ number. Unreadable files are listed with their reason at the end; the exit
 code is 1 if there were any.
 """
 
-import os
 import sys
 
-# TensorFlow's C++ start-up noise (CUDA factories, oneDNN, TF-TRT) and notices, unless the user set a level.
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+from trainer import command  # first: it quiets TensorFlow's start-up
 
-from absl import app, flags  # noqa: E402
+from absl import flags
 
-from pipeline import errors  # noqa: E402
-from trainer.applying import inference, photos  # noqa: E402
+from trainer.applying import inference
 
 flags.DEFINE_string("output", None, "Folder for the colourized photos (local or gs://).")
 flags.DEFINE_string("model", None, "A .keras model, a training run's model_dir or a SavedModel folder "
@@ -48,14 +45,11 @@ FLAGS = flags.FLAGS
 def main(argv):
     from trainer.applying import hint_input
 
-    try:
-        single = [hint_input.parse_hint(text) for text in FLAGS.hint]
-        by_key = hint_input.read_hints_file(FLAGS.hints) if FLAGS.hints else {}
-        written, failures = inference.run(argv[1:], FLAGS.output, FLAGS.model, FLAGS.compare, FLAGS.batch_size,
-                                          single, by_key, FLAGS.temperature, FLAGS.edge_aware,
-                                          FLAGS.max_pixels, FLAGS.vividness)
-    except errors.UsageError as error:
-        errors.exit_with(error)
+    single = [hint_input.parse_hint(text) for text in FLAGS.hint]
+    by_key = hint_input.read_hints_file(FLAGS.hints) if FLAGS.hints else {}
+    written, failures = inference.run(argv[1:], FLAGS.output, FLAGS.model, FLAGS.compare, FLAGS.batch_size,
+                                      single, by_key, FLAGS.temperature, FLAGS.edge_aware, FLAGS.max_pixels,
+                                      FLAGS.vividness)
     print(f"{written} photos colourized into {FLAGS.output}; {len(failures)} failed")
     for failure in failures:
         print(f"  {failure.path}: {failure.reason}: {failure.detail}")
@@ -64,4 +58,4 @@ def main(argv):
 
 if __name__ == "__main__":
     flags.mark_flag_as_required("output")
-    app.run(main)
+    command.run(main, takes_arguments=True)

@@ -10,16 +10,11 @@ truth). --images are prepared as the model's own records were
 `trainer.evaluation.metrics`.
 """
 
-import os
-import sys
+from trainer import command  # first: it quiets TensorFlow's start-up
 
-# TensorFlow's C++ start-up noise (CUDA factories, oneDNN, TF-TRT) and notices, unless the user set a level.
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+from absl import flags
 
-from absl import app, flags  # noqa: E402
-
-from pipeline import errors  # noqa: E402
-from trainer.evaluation import scoring  # noqa: E402
+from trainer.evaluation import scoring
 
 flags.DEFINE_string("model", None, "A .keras model or a training run's model_dir (default: the shipped model).")
 flags.DEFINE_string("data_dir", None, "Records written by beam_jobs.preprocess.")
@@ -38,14 +33,8 @@ FLAGS = flags.FLAGS
 
 
 def main(argv):
-    if len(argv) > 1:
-        raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
-    try:
-        summary = scoring.run(FLAGS.model, FLAGS.data_dir, FLAGS.split, FLAGS.images, FLAGS.output,
-                              FLAGS.batch_size, FLAGS.sheet_photos, FLAGS.hints, FLAGS.temperature,
-                              FLAGS.vividness)
-    except errors.UsageError as error:
-        errors.exit_with(error)
+    summary = scoring.run(FLAGS.model, FLAGS.data_dir, FLAGS.split, FLAGS.images, FLAGS.output, FLAGS.batch_size,
+                          FLAGS.sheet_photos, FLAGS.hints, FLAGS.temperature, FLAGS.vividness)
     print(scoring.markdown(summary))
     for failure in summary["failures"]:
         print(f"  skipped {failure['path']}: {failure['reason']}: {failure['detail']}")
@@ -53,4 +42,4 @@ def main(argv):
 
 if __name__ == "__main__":
     flags.mark_flag_as_required("output")
-    app.run(main)
+    command.run(main)

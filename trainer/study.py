@@ -18,18 +18,16 @@ the colour-classification head, then decodes the classifier at each
 temperature of `HEAD_TEMPERATURES` (decoding needs no retraining).
 """
 
-import os
 import sys
 
-# TensorFlow's C++ start-up noise (CUDA factories, oneDNN, TF-TRT) and notices, unless the user set a level.
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+from trainer import command  # first: it quiets TensorFlow's start-up
 
-from absl import app, flags  # noqa: E402
+from absl import flags
 
-from pipeline import errors  # noqa: E402
-from trainer.studies import runner  # noqa: E402
-from trainer.studies.runner import STUDIES  # noqa: E402
-from trainer.training import flags as trainer_flags  # noqa: E402  (defines every trainer flag, passed through)
+from trainer.evaluation import metrics
+from trainer.studies import runner
+from trainer.studies.runner import STUDIES
+from trainer.training import flags as trainer_flags  # defines every trainer flag, passed through
 
 flags.adopt_module_key_flags(trainer_flags)  # --help lists the trainer flags a study passes through too
 
@@ -39,9 +37,8 @@ flags.DEFINE_integer("trials", 8, "hparams: how many random settings to try.", l
 flags.DEFINE_integer("folds", None, "cv: how many folds (default: all the records have).", lower_bound=2)
 flags.DEFINE_integer("search_seed", 0, "hparams: seed of the random search (same seed, same trials).")
 flags.DEFINE_float("study_minutes", None, "Start no new trial after this many minutes.", lower_bound=0.0)
-flags.DEFINE_enum("rank_by", "rgb_psnr", ("rgb_psnr", "rgb_ssim", "ab_psnr", "ab_ssim", "colourfulness",
-                                         "colourfulness_ratio", "ab_error_auc", "loss"),
-                  "Validation metric that names the best trial (lowest for loss, else highest).")
+flags.DEFINE_enum("rank_by", runner.Plan.rank_by, ("loss", *metrics.SHOWN),
+                  "Validation metric that names the best trial (lowest for loss, gaps and false colour; else highest).")
 FLAGS = flags.FLAGS
 
 
@@ -53,19 +50,14 @@ def passed_through() -> dict:
 
 
 def main(argv):
-    if len(argv) > 1:
-        raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
     plan = runner.Plan(FLAGS.study, FLAGS.study_dir, FLAGS.data_dir, passed_through(), FLAGS.epochs,
                        FLAGS.batch_size, FLAGS.trials, FLAGS.folds, FLAGS.search_seed, FLAGS.study_minutes,
                        FLAGS.rank_by, " ".join(["python -m trainer.study", *sys.argv[1:]]))
-    try:
-        summary, all_finished = runner.run(plan)
-    except errors.UsageError as error:
-        errors.exit_with(error)
+    summary, all_finished = runner.run(plan)
     print(summary)
     sys.exit(0 if all_finished else 1)
 
 
 if __name__ == "__main__":
     flags.mark_flags_as_required(["study", "data_dir", "study_dir"])
-    app.run(main)
+    command.run(main)

@@ -13,6 +13,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from pipeline.errors import UsageError
 from pipeline import color, preparation
 from pipeline.preparation import Preparation
 from trainer.network import colour_classes, hints, model_file, models
@@ -83,7 +84,7 @@ class KerasColorizer:
         if self.hint_aware:
             return np.concatenate([lightness, hint_planes(rgb, photo_hints, *lightness.shape[:2])], axis=-1)
         if photo_hints:
-            raise photos.UsageError("this model takes no colour hints (it was trained without them)")
+            raise UsageError("this model takes no colour hints (it was trained without them)")
         return lightness
 
     def __call__(self, rgbs: list[np.ndarray], photo_hints: list[list[Hint]] | None = None) -> list[np.ndarray]:
@@ -110,7 +111,7 @@ class SavedModelColorizer:
             if not given:
                 output = self._module.signatures[serving.SIGNATURE](images=tf.constant(rgb[None]))
             elif serving.HINTS_SIGNATURE not in self._module.signatures:
-                raise photos.UsageError("this SavedModel takes no colour hints (it was exported without them)")
+                raise UsageError("this SavedModel takes no colour hints (it was exported without them)")
             else:
                 output = self._module.signatures[serving.HINTS_SIGNATURE](
                     images=tf.constant(rgb[None]),
@@ -125,16 +126,16 @@ def load(path: str | None, temperature: float | None = None, edge_aware: bool = 
     """A colourizer from a SavedModel folder, a .keras file, a run's model_dir, or the shipped default."""
     if path and tf.io.gfile.exists(f"{path.rstrip('/')}/saved_model.pb"):
         if temperature is not None or vividness is not None or not edge_aware:
-            raise photos.UsageError("--temperature, --vividness and --noedge_aware need a .keras model; a SavedModel "
+            raise UsageError("--temperature, --vividness and --noedge_aware need a .keras model; a SavedModel "
                                     "decodes as it was exported")
         if not tf.io.gfile.exists(f"{path.rstrip('/')}/{serving.PREPARATION_FILE}"):
-            raise photos.UsageError(f"--model {path}: no {serving.PREPARATION_FILE}, so how its photos are prepared "
+            raise UsageError(f"--model {path}: no {serving.PREPARATION_FILE}, so how its photos are prepared "
                                     "is unknown; export it again with this version")
         return SavedModelColorizer(path)
     try:
         return KerasColorizer(models.resolve(path), temperature, edge_aware, vividness)
     except FileNotFoundError as error:
-        raise photos.UsageError(f"--model: {error}") from None
+        raise UsageError(f"--model: {error}") from None
 
 
 def output_name(relative: str) -> str:
@@ -168,10 +169,10 @@ def plan(arguments: list[str], output: str) -> list[tuple[photos.Photo, str]]:
     targets = [target for _, target in planned]
     clashes = [t for t in targets if (os.path.abspath(t) if "://" not in t else t) in inputs]
     if clashes:
-        raise photos.UsageError(f"--output {output} would overwrite input photos, e.g. {clashes[0]}; "
+        raise UsageError(f"--output {output} would overwrite input photos, e.g. {clashes[0]}; "
                                 "choose another folder")
     if len(set(targets)) != len(targets):
-        raise photos.UsageError("two inputs map to the same output name; colourize them into separate folders")
+        raise UsageError("two inputs map to the same output name; colourize them into separate folders")
     return planned
 
 
@@ -186,7 +187,7 @@ def run(arguments: list[str], output: str, model: str | None, compare: bool, bat
     from trainer.applying import hint_input
 
     if not arguments:
-        raise photos.UsageError("name at least one photo, folder or glob to colourize")
+        raise UsageError("name at least one photo, folder or glob to colourize")
     planned = plan(arguments, output)
     assigned = hint_input.assign([photo for photo, _ in planned], list(single_hints), hints_by_key or {})
     colourizer = load(model, temperature, edge_aware, vividness)

@@ -35,6 +35,13 @@ NAMES = ("ab_psnr", "ab_ssim", "rgb_psnr", "rgb_ssim", "colourfulness", "colourf
          "colourfulness_gap", "ab_error_auc", "neutral_false_colour", "neutral_share")
 WEIGHTS = {"neutral_false_colour": "neutral_share"}  # averaged over images weighted by this
 SET_NAMES = ("colourfulness_ratio", "delta_cf")
+# What a set's results show, in this order, and each one's title in tables.
+TITLES = {"rgb_psnr": "RGB PSNR (dB)", "rgb_ssim": "RGB SSIM", "ab_psnr": "ab PSNR, seed scale",
+          "ab_ssim": "ab SSIM, seed scale", "colourfulness": "colourfulness", "colourfulness_gap": "colourfulness gap",
+          "colourfulness_ratio": "colourfulness / truth", "delta_cf": "delta-CF", "ab_error_auc": "ab error AuC",
+          "neutral_false_colour": "neutral false colour"}
+SHOWN = tuple(TITLES)
+LOWER_IS_BETTER = ("loss", "colourfulness_gap", "delta_cf", "neutral_false_colour")
 
 
 def _seed_scale(ab: tf.Tensor) -> tf.Tensor:
@@ -116,7 +123,7 @@ def per_image(lightness: tf.Tensor, ab_true: tf.Tensor, ab_pred: tf.Tensor) -> d
 
 def colour_errors(ab_true: tf.Tensor, ab_pred: tf.Tensor) -> dict[str, tf.Tensor]:
     """ab_error_auc, neutral_false_colour and neutral_share per image (see the module docstring)."""
-    lab_units = color_tf.AB_SCALE
+    lab_units = color.AB_SCALE
     error = tf.norm((ab_true - ab_pred) * lab_units, axis=-1)
     within = tf.cast(error[..., None] <= tf.constant(AUC_THRESHOLDS), tf.float32)
     neutral = tf.cast(tf.norm(ab_true * lab_units, axis=-1) < NEUTRAL_CHROMA, tf.float32)

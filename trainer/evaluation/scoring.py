@@ -13,16 +13,15 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from pipeline.errors import UsageError
 from pipeline import color, color_tf, dataset
 from pipeline.preparation import Preparation
 from trainer.network import colour_classes, hints, model_file, models
 from trainer.evaluation import metrics, sheets
 from trainer.applying import photos
 
-COLUMNS = (("rgb_psnr", "RGB PSNR (dB)"), ("rgb_ssim", "RGB SSIM"), ("ab_psnr", "ab PSNR, seed scale"),
-           ("ab_ssim", "ab SSIM, seed scale"), ("colourfulness", "colourfulness"),
-           ("colourfulness_ratio", "colourfulness / truth"), ("ab_error_auc", "ab error AuC"),
-           ("neutral_false_colour", "neutral false colour"))
+COLUMNS = ("rgb_psnr", "rgb_ssim", "ab_psnr", "ab_ssim", "colourfulness", "colourfulness_ratio", "ab_error_auc",
+           "neutral_false_colour")  # the report's, titled by metrics.TITLES
 HINT_SEED = 1234
 
 
@@ -46,7 +45,7 @@ def record_batches(data_dir: str, split: str, batch_size: int, prep: Preparation
     records = dataset.Records.open(data_dir, split)
     made = records.preparation
     if (made.size, made.resize) != (prep.size, prep.resize):
-        raise photos.UsageError(f"{data_dir} holds {made.size}x{made.size} {made.resize} photos, the model was trained "
+        raise UsageError(f"{data_dir} holds {made.size}x{made.size} {made.resize} photos, the model was trained "
                                 f"on {prep.size}x{prep.size} {prep.resize} ones")
     for l8, ab8, labels in dataset.make_dataset(records, batch_size, training=False, with_labels=True):
         yield color_tf.l8_to_input(l8), color_tf.ab8_to_target(ab8), [label.decode() for label in labels.numpy()]
@@ -137,12 +136,12 @@ def summarize(scores: Scores) -> dict:
 
 def markdown(summary: dict) -> str:
     """One row per class and one overall: each metric as model / gray baseline (colourfulness: model / truth)."""
-    header = ["class", "photos"] + [title for _, title in COLUMNS]
+    header = ["class", "photos"] + [metrics.TITLES[name] for name in COLUMNS]
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     groups = [*summary["per_class"].items(), ("all", {"count": summary["count"], **summary["overall"]})]
     for label, group in groups:
         cells = [label, str(group["count"])]
-        for name, _ in COLUMNS:
+        for name in COLUMNS:
             other = group["model"]["colourfulness_true"] if name == "colourfulness" else group["gray"][name]
             if name == "colourfulness_ratio":
                 cells.append(f"{group['model'][name]:.2f}")
@@ -158,10 +157,10 @@ def load(model_path: str | None, num_hints: int = 0, temperature: float | None =
     try:
         path = models.resolve(model_path)
     except FileNotFoundError as error:
-        raise photos.UsageError(f"--model: {error}") from None
+        raise UsageError(f"--model: {error}") from None
     net, prep = model_file.load(path)
     if num_hints and not hints.is_hint_aware(net):
-        raise photos.UsageError(f"--hints {num_hints}: {path} takes no colour hints")
+        raise UsageError(f"--hints {num_hints}: {path} takes no colour hints")
     colour_classes.override_decoding(net, temperature, vividness, path)
     return path, net, prep
 
@@ -176,7 +175,7 @@ def overall(model_path, data_dir: str, split: str, batch_size: int, num_hints: i
 def run(model_path, data_dir, split, image_arguments, output, batch_size, sheet_photos, num_hints=0,
         temperature=None, vividness=None) -> dict:
     if bool(data_dir) == bool(image_arguments):
-        raise photos.UsageError("give either --data_dir (with --split) or --images")
+        raise UsageError("give either --data_dir (with --split) or --images")
     path, net, prep = load(model_path, num_hints, temperature, vividness)
     failures = []
     if data_dir:
@@ -184,12 +183,18 @@ def run(model_path, data_dir, split, image_arguments, output, batch_size, sheet_
     else:
         batches = photo_batches(image_arguments, prep, batch_size, failures)
         source = " ".join(image_arguments)
+    return report(net, prep, batches, source, output, sheet_photos, num_hints, failures, path)
+
+
+def report(net: keras.Model, prep: Preparation, batches, source: str, output: str, sheet_photos: int,
+           num_hints: int = 0, failures=(), model_path: str | None = None) -> dict:
+    """Score `net` on `batches` beside the gray baseline; write metrics.json, metrics.md, contact_sheet.png."""
     scores, extremes = score(net, batches, sheet_photos, num_hints)
     if not scores.labels:
-        raise photos.UsageError(f"no usable photos in {source}")
+        raise UsageError(f"no usable photos in {source}")
     decoding = dict(zip(("temperature", "vividness"), colour_classes.decoding(net))) if (
         colour_classes.is_classifier(net)) else None
-    summary = {"model": path, "source": source, "preparation": prep.to_json(), "hints_per_photo": num_hints,
+    summary = {"model": model_path, "source": source, "preparation": prep.to_json(), "hints_per_photo": num_hints,
                "decoding": decoding,
                **summarize(scores),
                "failures": [dataclasses.asdict(f) for f in failures]}

@@ -20,7 +20,7 @@ from pipeline.errors import UsageError
 from trainer.evaluation import metrics as quality
 from trainer.evaluation import plots, scoring
 from trainer.training import losses
-from trainer.training.flags import OPTIMIZERS
+from trainer.training.config import OPTIMIZERS
 
 STUDIES = ("optimizers", "losses", "heads", "hints", "hparams", "cv")
 HEAD_TEMPERATURES = (1.0, 0.6, 0.38, 0.2)
@@ -47,8 +47,7 @@ class Plan:
 # hparams search space, as the original project's: learning rate, batch size, epochs.
 LEARNING_RATES = (1e-4, 3e-3)  # log-uniform
 BATCH_SIZES = (8, 16, 32)
-COLUMNS = ("loss", "ab_psnr", "ab_ssim", "rgb_psnr", "rgb_ssim", "colourfulness", "colourfulness_gap",
-           "colourfulness_ratio", "delta_cf", "ab_error_auc", "neutral_false_colour")
+COLUMNS = ("loss", *quality.SHOWN)
 
 
 def trials(study: str, epochs: int, count: int, folds: int | None, seed: int) -> list[tuple[str, dict]]:
@@ -161,7 +160,7 @@ def _cell(value) -> str:
 
 def best_line(rows: list[dict], metric: str) -> str:
     trained = [r for r in rows if r["trial"] != "gray baseline"]
-    pick = min if metric == "loss" else max
+    pick = min if metric in quality.LOWER_IS_BETTER else max
     best = pick(trained, key=lambda r: r[metric])
     return f"Best by validation {metric}: {best['trial']} ({metric} = {best[metric]:.4f})"
 

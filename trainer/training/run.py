@@ -12,6 +12,7 @@ A run lives in its model_dir:
 | curves.png | loss, PSNR and SSIM per epoch |
 | model.keras | the best network, loadable with Keras alone, carrying the records' photo preparation |
 | saved_model/ | the best network as a SavedModel: any photo in, colour photo out (`trainer.applying.serving`) |
+| evaluation/ | the test photos' report, as `python -m trainer.evaluate` writes it: metrics per class, contact sheet |
 | metrics.json | final validation and test metrics beside the gray baseline's; written last |
 """
 
@@ -28,13 +29,16 @@ import numpy as np
 import tensorflow as tf
 
 from pipeline import dataset
+from pipeline.errors import ConfigError, DataError
 from trainer.training import callbacks as trainer_callbacks
 from trainer.training import colorizer, distribute, losses
+from trainer.training.config import RunConfig
 from trainer.network import colour_classes, model_file, models
-from trainer.evaluation import metrics, plots
+from trainer.evaluation import metrics, plots, scoring
 from trainer.applying import serving
 
 _SAME_RUN = ("model", "data_dir")
+TEST_SHEET_PHOTOS = 4  # best and worst test photos on the contact sheet
 
 # Keras says this whenever an evaluation dataset of unknown length ends, which is how every one ends.
 warnings.filterwarnings("ignore", message="Your input ran out of data")
@@ -53,6 +57,7 @@ class Layout:
         self.curves = f"{self.root}/curves.png"
         self.keras_model = f"{self.root}/model.keras"
         self.saved_model = f"{self.root}/saved_model"
+        self.evaluation = f"{self.root}/evaluation"
         self.metrics = f"{self.root}/metrics.json"
 
 
@@ -66,29 +71,30 @@ def _write_json(path: str, value: dict) -> None:
     trainer_callbacks.write_text_atomically(path, json.dumps(value, indent=2, default=float))
 
 
-def _check_run_dir(layout: Layout, config: dict, is_chief: bool) -> bool:
+def _check_run_dir(layout: Layout, config: RunConfig, is_chief: bool) -> bool:
     """True when the run already finished. Refuses to resume a different run."""
-    if config["overwrite"] and is_chief and tf.io.gfile.exists(layout.root):
+    if config.overwrite and is_chief and tf.io.gfile.exists(layout.root):
         tf.io.gfile.rmtree(layout.root)
     if tf.io.gfile.exists(layout.metrics):
         return True
     if tf.io.gfile.exists(layout.config):
         previous = _read_json(layout.config)
-        changed = [f"--{k}={previous.get(k)} (now {config[k]})" for k in _SAME_RUN if previous.get(k) != config[k]]
+        changed = [f"--{k}={previous.get(k)} (now {getattr(config, k)})" for k in _SAME_RUN
+                   if previous.get(k) != getattr(config, k)]
         if changed:
-            raise distribute.ConfigError(
+            raise ConfigError(
                 f"--model_dir {layout.root} holds a run with {', '.join(changed)}; use another "
                 "--model_dir, or --overwrite to start again")
     elif is_chief:
-        _write_json(layout.config, config)
+        _write_json(layout.config, config.to_json())
     return False
 
 
 class Data:
     """The splits a run uses, and the checks that they fit the run."""
 
-    def __init__(self, config: dict, global_batch: int):
-        data_dir, fold = config["data_dir"], config["cv_fold"]
+    def __init__(self, config: RunConfig, global_batch: int):
+        data_dir, fold = config.data_dir, config.cv_fold
         self.train = dataset.Records.open(data_dir, "train")
         self.size = self.train.image_size[0]
         if fold is None:
@@ -96,14 +102,14 @@ class Data:
         else:
             folds = self.train.manifest.split_rule.folds
             if fold >= folds:
-                raise distribute.ConfigError(f"--cv_fold={fold}, but the records have {folds} folds (0-{folds - 1})")
+                raise ConfigError(f"--cv_fold={fold}, but the records have {folds} folds (0-{folds - 1})")
             self.train_folds = set(range(folds)) - {fold}
             self.val, self.val_folds = self.train, {fold}
         self.test = dataset.Records.open(data_dir, "test")
         self.bins = colour_classes.ColourBins.from_histogram(self.train.ab_histogram())
         self.train_examples = self.train.num_examples(self.train_folds)
         if self.train_examples < global_batch:
-            raise dataset.DataError(f"the training data has {self.train_examples} examples, fewer than one "
+            raise DataError(f"the training data has {self.train_examples} examples, fewer than one "
                                     f"batch of {global_batch}")
 
     def describe(self) -> dict:
@@ -113,40 +119,40 @@ class Data:
                 "val_examples": self.val.num_examples(self.val_folds), "test_examples": self.test.num_examples()}
 
 
-def _optimizer(config: dict) -> keras.optimizers.Optimizer:
-    rate = config["learning_rate"]
-    if config["optimizer"] == "sgd":
-        return keras.optimizers.SGD(rate, momentum=config["momentum"], nesterov=True)
-    return {"adam": keras.optimizers.Adam, "rmsprop": keras.optimizers.RMSprop}[config["optimizer"]](rate)
+def _optimizer(config: RunConfig) -> keras.optimizers.Optimizer:
+    rate = config.learning_rate
+    if config.optimizer == "sgd":
+        return keras.optimizers.SGD(rate, momentum=config.momentum, nesterov=True)
+    return {"adam": keras.optimizers.Adam, "rmsprop": keras.optimizers.RMSprop}[config.optimizer](rate)
 
 
-def _network(config: dict, data: Data) -> keras.Model:
+def _network(config: RunConfig, data: Data) -> keras.Model:
     size = data.size
-    if not config["init_model"]:
-        head = {} if config["loss"] != "classification" else {
-            "bins": data.bins, "rebalancing": config["rebalancing"], "temperature": config["temperature"],
-            "vividness": config["vividness"]}
+    if not config.init_model:
+        head = {} if config.loss != "classification" else {
+            "bins": data.bins, "rebalancing": config.rebalancing, "temperature": config.temperature,
+            "vividness": config.vividness}
         try:
-            return models.build(config["model"], size, **head)
+            return models.build(config.model, size, **head)
         except ValueError as error:
-            raise distribute.ConfigError(str(error)) from None
-    net = keras.models.load_model(config["init_model"], compile=False)
+            raise ConfigError(str(error)) from None
+    net = keras.models.load_model(config.init_model, compile=False)
     expected = net.input_shape[1:3]
     if tuple(expected) != (size, size):
-        raise distribute.ConfigError(f"the records are {size}x{size} but --init_model {config['init_model']} "
+        raise ConfigError(f"the records are {size}x{size} but --init_model {config.init_model} "
                                      f"takes {expected[0]}x{expected[1]}")
     return net
 
 
-def _training_data(strategy, data: Data, config: dict, global_batch: int, first_epoch: int):
+def _training_data(strategy, data: Data, config: RunConfig, global_batch: int, first_epoch: int):
     """An endless stream of epochs, each shuffled by (seed + epoch): a resumed run sees what it would have seen."""
 
     def per_pipeline(context: tf.distribute.InputContext):
         def epoch(number):
             return dataset.make_dataset(
                 data.train, context.get_per_replica_batch_size(global_batch), training=True,
-                folds=data.train_folds, input_context=context, seed=config["seed"] + number,
-                shuffle_buffer=config["shuffle_buffer"], augmentation=config["augment"])
+                folds=data.train_folds, input_context=context, seed=config.seed + number,
+                shuffle_buffer=config.shuffle_buffer, augmentation=config.augment)
 
         return tf.data.Dataset.range(first_epoch, sys.maxsize).flat_map(epoch).prefetch(tf.data.AUTOTUNE)
 
@@ -163,21 +169,21 @@ def _callbacks(config, layout, data, cluster, global_batch, write_dir):
         keras.callbacks.TensorBoard(f"{write_dir}/logs", write_graph=False, profile_batch=0),
         trainer_callbacks.Progress(global_batch),
     ]
-    if config["early_stopping_patience"]:
-        keras_callbacks.append(keras.callbacks.EarlyStopping(monitor, patience=config["early_stopping_patience"]))
-    if config["reduce_lr_patience"]:
+    if config.early_stopping_patience:
+        keras_callbacks.append(keras.callbacks.EarlyStopping(monitor, patience=config.early_stopping_patience))
+    if config.reduce_lr_patience:
         keras_callbacks.append(keras.callbacks.ReduceLROnPlateau(monitor, factor=0.5,
-                                                                 patience=config["reduce_lr_patience"]))
-    if config["time_budget_minutes"] is not None:
+                                                                 patience=config.reduce_lr_patience))
+    if config.time_budget_minutes is not None:
         if cluster.workers > 1:
-            raise distribute.ConfigError("--time_budget_minutes works with one worker only: workers would not "
+            raise ConfigError("--time_budget_minutes works with one worker only: workers would not "
                                          "agree on when to stop; use --epochs")
-        keras_callbacks.append(trainer_callbacks.TimeBudget(config["time_budget_minutes"]))
-    if config["log_images_every"] and cluster.is_chief:
-        l8, ab8 = next(iter(dataset.make_dataset(data.val, config["num_log_images"], training=False,
+        keras_callbacks.append(trainer_callbacks.TimeBudget(config.time_budget_minutes))
+    if config.log_images_every and cluster.is_chief:
+        l8, ab8 = next(iter(dataset.make_dataset(data.val, config.num_log_images, training=False,
                                                  folds=data.val_folds)))
         keras_callbacks.append(trainer_callbacks.PhotoLogger(f"{write_dir}/logs/images", l8.numpy(),
-                                                             ab8.numpy(), config["log_images_every"]))
+                                                             ab8.numpy(), config.log_images_every))
     keras_callbacks.append(trainer_callbacks.ResumableBackup(layout.backup, keras_callbacks, cluster.is_chief))
     return keras_callbacks
 
@@ -203,20 +209,25 @@ def weights_fingerprint(net: keras.Model) -> str:
     return digest.hexdigest()[:16]
 
 
-def _summary(result: dict, net: keras.Model) -> str:
-    lines = [f"{'test metric':<20}{'model':>10}{'gray':>10}"]
-    for name, value in result["test"].items():
-        lines.append(f"{name:<20}{value:>10.4f}{result['gray_baseline']['test'][name]:>10.4f}")
+def _summary(result: dict, net: keras.Model, layout: Layout) -> str:
+    """The test metrics beside the gray baseline's (the chief's), and the weights' fingerprint (every worker's)."""
+    lines = []
+    if "test" in result:
+        lines.append(f"{'test photos':<24}{'model':>10}{'gray':>10}")
+        for name in metrics.SHOWN:
+            lines.append(f"{metrics.TITLES[name]:<24}{result['test'][name]:>10.4f}"
+                         f"{result['gray_baseline']['test'][name]:>10.4f}")
+        lines.append(f"per class and the best and worst photos: {layout.evaluation}/")
     lines.append(f"weights fingerprint: {weights_fingerprint(net)}")
     return "\n".join(lines)
 
 
-def _build(strategy, config: dict, data: Data, jit: bool):
+def _build(strategy, config: RunConfig, data: Data, jit: bool):
     """The model to train and the gray baseline, every variable created in the strategy's scope."""
-    loss_fn = losses.build(config["loss"], data.bins, config["rebalancing"])
+    loss_fn = losses.build(config.loss, data.bins, config.rebalancing)
     with strategy.scope():
         net = _network(config, data)
-        model = colorizer.Colorizer(net, loss_fn, jit, seed=config["seed"], train_hints=config["train_hints"])
+        model = colorizer.Colorizer(net, loss_fn, jit, seed=config.seed, train_hints=config.train_hints)
         model.compile(optimizer=_optimizer(config), jit_compile=False)
         model.build_all(data.size)
         gray_loss = loss_fn if not colour_classes.is_classifier(net) else losses.mae
@@ -226,35 +237,43 @@ def _build(strategy, config: dict, data: Data, jit: bool):
     return model, gray
 
 
-def _evaluate(model, gray, data: Data, global_batch: int) -> dict:
-    """Validation and test metrics of the model and of the gray baseline, on the same photos."""
-    result = {"gray_baseline": {}}
-    for name, (records, folds) in {"val": (data.val, data.val_folds), "test": (data.test, None)}.items():
-        evaluation = dataset.make_dataset(records, global_batch, training=False, folds=folds)
-        result[name] = metrics.set_metrics(model.evaluate(evaluation, return_dict=True, verbose=0))
-        result["gray_baseline"][name] = metrics.set_metrics(gray.evaluate(evaluation, return_dict=True, verbose=0))
+def _evaluate(model, gray, data: Data, global_batch: int, layout: Layout, is_chief: bool) -> dict:
+    """Validation and test metrics of the model and of the gray baseline, on the same photos.
+
+    Validation on every worker, as in training; the test report (per class, with a contact sheet,
+    as `python -m trainer.evaluate` writes it) by the chief, into evaluation/.
+    """
+    evaluation = dataset.make_dataset(data.val, global_batch, training=False, folds=data.val_folds)
+    result = {"val": metrics.set_metrics(model.evaluate(evaluation, return_dict=True, verbose=0)),
+              "gray_baseline": {"val": metrics.set_metrics(gray.evaluate(evaluation, return_dict=True, verbose=0))}}
+    if is_chief:
+        print(f"Scoring the {data.test.num_examples()} test photos", flush=True)
+        batches = scoring.record_batches(data.test.data_dir, "test", global_batch, data.test.preparation)
+        report = scoring.report(model.net, data.test.preparation, batches, f"{data.test.data_dir} (test split)",
+                                layout.evaluation, TEST_SHEET_PHOTOS)
+        result["test"], result["gray_baseline"]["test"] = report["overall"]["model"], report["overall"]["gray"]
     return result
 
 
-def train(config: dict) -> str:
-    """Train, evaluate and export as `config` (the trainer's flag values) says; return a summary."""
-    layout = Layout(config["model_dir"])
+def train(config: RunConfig) -> str:
+    """Train, evaluate and export as `config` says; return a summary."""
+    layout = Layout(config.model_dir)
     cluster = distribute.read_cluster()
-    strategy = distribute.make_strategy(config["strategy"], cluster)
-    global_batch = config["batch_size"]
+    strategy = distribute.make_strategy(config.strategy, cluster)
+    global_batch = config.batch_size
     if global_batch % strategy.num_replicas_in_sync:
-        raise distribute.ConfigError(f"--batch_size={global_batch} is not divisible by the "
+        raise ConfigError(f"--batch_size={global_batch} is not divisible by the "
                                      f"{strategy.num_replicas_in_sync} replicas")
     data = Data(config, global_batch)
     if _check_run_dir(layout, config, cluster.is_chief):
         return f"{layout.root} holds a finished run (metrics.json); nothing to do"
-    jit = distribute.jit_default(config["jit_compile"])
-    keras.utils.set_random_seed(config["seed"])
+    jit = distribute.jit_default(config.jit_compile)
+    keras.utils.set_random_seed(config.seed)
     model, gray = _build(strategy, config, data, jit)
 
     first_epoch = trainer_callbacks.initial_epoch(layout.backup)
-    model.fit(_training_data(strategy, data, config, global_batch, first_epoch), epochs=config["epochs"],
-              steps_per_epoch=config["steps_per_epoch"] or data.train_examples // global_batch,
+    model.fit(_training_data(strategy, data, config, global_batch, first_epoch), epochs=config.epochs,
+              steps_per_epoch=config.steps_per_epoch or data.train_examples // global_batch,
               validation_data=dataset.make_dataset(data.val, global_batch, training=False, folds=data.val_folds),
               callbacks=_callbacks(config, layout, data, cluster, global_batch,
                                    distribute.writable_dir(layout.root, cluster)),
@@ -262,11 +281,11 @@ def train(config: dict) -> str:
     distribute.barrier(strategy)  # every worker waits for the chief's last checkpoint
     if tf.io.gfile.exists(layout.best_weights):
         model.load_weights(layout.best_weights)
-    result = _evaluate(model, gray, data, global_batch)
+    result = _evaluate(model, gray, data, global_batch, layout, cluster.is_chief)
     if cluster.is_chief:
         _write_outputs(model.net, layout, config, data, strategy, cluster, jit, result)
     distribute.barrier(strategy)  # workers leave together: one that exits early looks like a crash
-    return _summary(result, model.net)
+    return _summary(result, model.net, layout)
 
 
 def _write_outputs(net, layout, config, data, strategy, cluster, jit, result) -> None:
@@ -278,7 +297,7 @@ def _write_outputs(net, layout, config, data, strategy, cluster, jit, result) ->
     speeds = [float(row["examples_per_second"]) for row in history[1:] or history]
     _write_json(layout.metrics, {
         "finished": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-        "model": config["model"], "parameters": net.count_params(),
+        "model": config.model, "parameters": net.count_params(),
         "data": data.describe(),
         "strategy": {"name": distribute.kind(strategy), "replicas": strategy.num_replicas_in_sync,
                      "workers": cluster.workers, "jit_compile": jit},
@@ -287,6 +306,6 @@ def _write_outputs(net, layout, config, data, strategy, cluster, jit, result) ->
         "training_seconds": sum(float(row["epoch_seconds"]) for row in history),
         "train_examples_per_second": float(np.mean(speeds)) if speeds else None,
         **result,
-        "flags": config,
+        "flags": config.to_json(),
         "versions": _versions(),
     })

@@ -1,0 +1,19 @@
+"""Every command keeps the error convention for its flags: one line naming the problem, exit status 2."""
+
+import pytest
+
+from tests.conftest import run_module
+
+
+@pytest.mark.parametrize("module, flags, message", [
+    ("trainer.task", ["--data_dir=d", "--model_dir=m", "--batch_size=0"], "--batch_size=0: 0 is not a positive"),
+    ("trainer.colorize", ["--output=o", "--temperature=hot"], "--temperature"),
+    ("trainer.evaluate", ["--output=o", "--split=holdout"], "--split"),
+    ("trainer.study", ["--study=cv", "--data_dir=d"], "--study_dir must have a value"),
+    ("trainer.app", ["--nosuchflag"], "Unknown command line flag 'nosuchflag'"),
+])
+def test_a_bad_flag_is_one_line_and_exit_status_2(module, flags, message):
+    done = run_module(module, *flags)
+    assert done.returncode == 2
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: ") and message in lines[0], done.stderr[-2000:]

@@ -1,0 +1,54 @@
+"""A training run's configuration: frozen and typed, built from the trainer's flags (`trainer.training.flags`).
+
+The defaults live here; the flags take them, so `--help` shows them. Library
+code receives a `RunConfig`, never the global flags.
+"""
+
+import dataclasses
+
+OPTIMIZERS = ("adam", "rmsprop", "sgd")
+
+
+@dataclasses.dataclass(frozen=True)
+class RunConfig:
+    """Everything one training run needs to know; see `trainer.training.flags` for what each field means."""
+
+    data_dir: str
+    model_dir: str
+    model: str = "context_unet"
+    init_model: str | None = None
+    optimizer: str = "adam"
+    loss: str = "classification"
+    rebalancing: float = 0.5
+    temperature: float = 0.38
+    vividness: float = 1.0
+    augment: bool = True
+    train_hints: bool = True
+    learning_rate: float = 1e-3
+    momentum: float = 0.9
+    batch_size: int = 16
+    epochs: int = 20
+    steps_per_epoch: int | None = None
+    time_budget_minutes: float | None = None
+    early_stopping_patience: int = 5
+    reduce_lr_patience: int = 0
+    cv_fold: int | None = None
+    strategy: str = "auto"
+    jit_compile: str = "auto"
+    logical_cpus: int = 0
+    seed: int = 42
+    shuffle_buffer: int = 1024
+    log_images_every: int = 1
+    num_log_images: int = 6
+    overwrite: bool = False
+
+    @classmethod
+    def from_flags(cls, flag_values) -> "RunConfig":
+        """The config from parsed absl flag values (every field is a flag of the same name)."""
+        return cls(**{field.name: flag_values[field.name].value for field in dataclasses.fields(cls)})
+
+    def to_json(self) -> dict:
+        return dataclasses.asdict(self)
+
+
+DEFAULTS = RunConfig("", "")

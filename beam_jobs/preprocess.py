@@ -30,17 +30,14 @@ from beam_jobs import manifest, options as job_options, transforms  # noqa: E402
 
 
 def _spec(opts: job_options.PreprocessOptions) -> transforms.ExampleSpec:
-    if opts.size < 8:
-        raise UsageError(f"--size must be at least 8, got {opts.size}")
-    if opts.min_side < 1:
-        raise UsageError(f"--min_side must be at least 1, got {opts.min_side}")
-    if opts.max_pixels < 1:
-        raise UsageError(f"--max_pixels must be at least 1, got {opts.max_pixels}")
+    try:
+        prep = Preparation(opts.size, opts.resize, opts.min_side, opts.max_pixels, opts.gray_tolerance)
+    except ValueError as error:  # its message starts with the flag's name
+        raise UsageError(f"--{error}") from None
     try:
         rule = splits.SplitRule.parse(opts.split, folds=opts.folds, num_shards=opts.num_shards)
     except ValueError as error:
         raise UsageError(f"--split/--folds/--num_shards: {error}") from None
-    prep = Preparation(opts.size, opts.resize, opts.min_side, opts.max_pixels, opts.gray_tolerance)
     return transforms.ExampleSpec(prep, opts.keep_gray, rule)
 
 

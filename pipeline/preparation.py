@@ -63,10 +63,12 @@ class Preparation:
     gray_tolerance: int = 2  # a photo whose |a| and |b| never exceed this has no colour
 
     def __post_init__(self):
+        """Refuse what cannot work; each message starts with the field's name (the Beam job's flag)."""
         if self.resize not in RESIZE_MODES:
-            raise ValueError(f"resize mode must be one of {RESIZE_MODES}, got {self.resize!r}")
-        if self.size < 8 or self.min_side < 1 or self.max_pixels < 1 or self.gray_tolerance < 0:
-            raise ValueError(f"impossible preparation {self}")
+            raise ValueError(f"resize must be one of {RESIZE_MODES}, got {self.resize!r}")
+        for name, least in (("size", 8), ("min_side", 1), ("max_pixels", 1), ("gray_tolerance", 0)):
+            if getattr(self, name) < least:
+                raise ValueError(f"{name} must be at least {least}, got {getattr(self, name)}")
 
     def to_json(self) -> dict:
         return {**dataclasses.asdict(self), "interpolation": INTERPOLATION}

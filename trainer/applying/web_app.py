@@ -6,6 +6,7 @@ The library behind `python -m trainer.app` (see there).
 import collections
 import dataclasses
 import http.server
+import ipaddress
 import importlib.resources
 import json
 import os
@@ -220,12 +221,23 @@ class Handler(http.server.BaseHTTPRequestHandler):
     def _answer(self, route):
         """Run the route; a refusal becomes its JSON answer, a failure of the app a 500 the page can show."""
         try:
+            self._check_host()
             route(urllib.parse.urlsplit(self.path).path)
         except ClientError as error:
             self._send_json(error.status, {"error": error.message})
         except Exception as error:  # noqa: BLE001  the person sees a sentence; the console keeps the traceback
             traceback.print_exc()
             self._send_json(500, {"error": f"The app failed on this request: {type(error).__name__}: {error}"})
+
+    def _check_host(self) -> None:
+        """On a loopback address, answer only requests addressed to this computer by name or number.
+
+        Otherwise a web page elsewhere could reach the app through a DNS name of its own that it
+        points at 127.0.0.1 (DNS rebinding) and read the photos.
+        """
+        allowed = self.server.allowed_hosts
+        if allowed is not None and (self.headers.get("Host") or "").lower() not in allowed:
+            raise ClientError(403, f"This app answers requests for {sorted(allowed)[0]} only.")
 
     def _body(self, limit: int, what: str) -> bytes:
         """The request body, refused (after discarding it) above `limit` bytes."""
@@ -277,12 +289,20 @@ def make_server(model: str | None, host: str, port: int, limits: Limits) -> http
     """
     server = http.server.ThreadingHTTPServer((host, port), Handler)
     server.daemon_threads = True
+    server.allowed_hosts = _loopback_names(*server.server_address[:2])
     try:
         server.studio = Studio(inference.load(model), limits)
     except BaseException:
         server.server_close()
         raise
     return server
+
+
+def _loopback_names(host: str, port: int) -> set[str] | None:
+    """The Host headers a loopback server answers ("localhost:8080", ...); None (any) on other addresses."""
+    if not ipaddress.ip_address(host).is_loopback:
+        return None
+    return {f"{name}:{port}" for name in ("127.0.0.1", "localhost", "[::1]", host)}
 
 
 def address(server: http.server.ThreadingHTTPServer) -> str:

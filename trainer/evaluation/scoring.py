@@ -7,6 +7,8 @@ import dataclasses
 import heapq
 import itertools
 import json
+import sys
+import time
 
 import cv2
 import keras
@@ -23,6 +25,7 @@ from trainer.applying import photos
 COLUMNS = ("rgb_psnr", "rgb_ssim", "ab_psnr", "ab_ssim", "colourfulness", "colourfulness_ratio", "ab_error_auc",
            "neutral_false_colour")  # the report's, titled by metrics.TITLES
 HINT_SEED = 1234
+PROGRESS_SECONDS = 30.0
 
 
 @dataclasses.dataclass
@@ -108,14 +111,49 @@ def predict(net: keras.Model, lightness, ab, num_hints: int = 0):
     return net(hints.revealed_input(net, lightness, ab, counts, seed), training=False)
 
 
-def score(net: keras.Model, batches, sheet_photos: int, num_hints: int = 0) -> tuple[Scores, _Extremes]:
+class _Progress:
+    """Keras's progress bar on a terminal; elsewhere (a log, a pipe) a plain line every PROGRESS_SECONDS."""
+
+    def __init__(self, total: int | None):
+        self.total, self.count, self.start = total, 0, time.perf_counter()
+        self.last = self.start
+        self.bar = keras.utils.Progbar(total, unit_name="photo") if sys.stdout.isatty() else None
+
+    def add(self, count: int) -> None:
+        self.count += count
+        if self.bar:
+            self.bar.add(count)
+        elif time.perf_counter() - self.last >= PROGRESS_SECONDS:
+            self.last = time.perf_counter()
+            self._line()
+
+    def done(self) -> None:
+        if not self.bar:
+            self._line()
+
+    def _line(self) -> None:
+        of = f"/{self.total}" if self.total else ""
+        rate = self.count / max(time.perf_counter() - self.start, 1e-9)
+        print(f"  scored {self.count}{of} photos, {rate:.1f} photos/s", flush=True)
+
+
+def score(net: keras.Model, batches, sheet_photos: int, num_hints: int = 0,
+          total: int | None = None) -> tuple[Scores, _Extremes]:
+    """Every photo's metrics, the model's and the gray baseline's, and the best and worst photos.
+
+    Shows progress as it goes (`total` photos, when known): a bar on a terminal, else a line every
+    PROGRESS_SECONDS, so scoring a few thousand photos on a CPU does not look hung.
+    """
     compute = tf.function(metrics.per_image)
     scores, extremes = Scores(), _Extremes(sheet_photos)
+    progress = _Progress(total)
     for lightness, ab, labels in batches:
         predicted = predict(net, lightness, ab, num_hints)
         values = compute(lightness, ab, predicted)
         scores.add(values, compute(lightness, ab, tf.zeros_like(ab)), labels)
         extremes.offer(values["rgb_psnr"].numpy(), np.asarray(lightness), np.asarray(ab), predicted.numpy())
+        progress.add(len(labels))
+    progress.done()
     return scores, extremes
 
 
@@ -183,13 +221,15 @@ def run(model_path, data_dir, split, image_arguments, output, batch_size, sheet_
     else:
         batches = photo_batches(image_arguments, prep, batch_size, failures)
         source = " ".join(image_arguments)
-    return report(net, prep, batches, source, output, sheet_photos, num_hints, failures, path)
+    total = dataset.Records.open(data_dir, split).num_examples() if data_dir else None
+    return report(net, prep, batches, source, output, sheet_photos, num_hints, failures, path, total)
 
 
 def report(net: keras.Model, prep: Preparation, batches, source: str, output: str, sheet_photos: int,
-           num_hints: int = 0, failures=(), model_path: str | None = None) -> dict:
-    """Score `net` on `batches` beside the gray baseline; write metrics.json, metrics.md, contact_sheet.png."""
-    scores, extremes = score(net, batches, sheet_photos, num_hints)
+           num_hints: int = 0, failures=(), model_path: str | None = None, total: int | None = None) -> dict:
+    """Score `net` on `batches` (`total` photos) beside the gray baseline; write metrics.json, metrics.md and
+    contact_sheet.png."""
+    scores, extremes = score(net, batches, sheet_photos, num_hints, total)
     if not scores.labels:
         raise UsageError(f"no usable photos in {source}")
     decoding = dict(zip(("temperature", "vividness"), colour_classes.decoding(net))) if (

@@ -25,7 +25,8 @@ flags.DEFINE_float("temperature", DEFAULTS.temperature, "--loss=classification: 
                    "with (1: the mean, towards 0: the mode); `trainer.colorize --temperature` changes it later.",
                    lower_bound=0.01)
 flags.DEFINE_float("vividness", DEFAULTS.vividness, "--loss=classification: 1 decodes the rebalanced distribution (most vivid), "
-                   "0 divides the rebalancing back out (duller, fewer tinted neutrals).", lower_bound=0.0,
+                   "0 divides the rebalancing back out (duller, fewer tinted whites and skies; the shipped model's); "
+                   "`trainer.colorize --vividness` changes it later.", lower_bound=0.0,
                    upper_bound=1.0)
 flags.DEFINE_bool("augment", DEFAULTS.augment, "Random flips and scale-and-crop of the training photos.")
 flags.DEFINE_bool("train_hints", DEFAULTS.train_hints, "Hint-aware networks: show simulated colour hints in training (--notrain_hints: "

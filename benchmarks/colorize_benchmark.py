@@ -36,13 +36,14 @@ print(written / (time.perf_counter() - start))
 NOTEBOOK = """
 import glob, sys, time
 import cv2, keras, numpy as np
-from trainer.network import models
+from trainer.network import hints, models
 paths = sorted(glob.glob(sys.argv[1] + "/*.jpg"))
 net = keras.models.load_model(models.resolve(sys.argv[2]), compile=False)
 start = time.perf_counter()
 lightness = np.array([cv2.cvtColor(cv2.resize(cv2.imread(p), (200, 200)), cv2.COLOR_BGR2LAB)[..., :1] / 255.0
                       for p in paths], np.float32)
-ab = net.predict(lightness, batch_size=32, verbose=0)
+inputs = hints.network_input(lightness).numpy() if hints.is_hint_aware(net) else lightness  # no hints given
+ab = net.predict(inputs, batch_size=32, verbose=0)
 lab = np.concatenate([lightness * 255.0, ab * 128.0 + 128.0], axis=-1).clip(0, 255).astype(np.uint8)
 rgb = [cv2.cvtColor(x, cv2.COLOR_LAB2BGR) for x in lab]
 print(len(rgb) / (time.perf_counter() - start))

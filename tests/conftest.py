@@ -1,4 +1,11 @@
-"""Shared fixtures: the reference photos in ../shared/data, and images the tests make."""
+"""Shared fixtures: photos the tests draw themselves, and the reference photos in ../shared/data.
+
+Most tests run on `made_photos`, flower photos drawn here at test time (seeded, so the
+same on every run), and on `tiny_records`, the real Beam job's records of them. Only
+end-to-end tests about real photos need ../shared/data (fixture `shared_data`):
+test_default_model.py (the shipped model's colours on a real daisy), the Beam job on
+real photos in test_preprocess.py, and the real-photo half of test_color.py.
+"""
 
 import os
 import pathlib
@@ -15,10 +22,12 @@ SHARED_DATA = pathlib.Path(os.environ.get("SHARED_DATA_DIR", REPO.parent / "shar
 
 @pytest.fixture(scope="session")
 def shared_data() -> pathlib.Path:
-    """../shared/data (or $SHARED_DATA_DIR): real photos, read in place.
+    """../shared/data (or $SHARED_DATA_DIR): real photos, read in place, for the end-to-end tests about them.
 
-    Without them the tests that need them are skipped on a developer's machine, but
-    fail under CI=true: a CI run that skipped them would pass without testing much.
+    Those are test_default_model.py, test_preprocess.py's test of the Beam job on real
+    photos, and test_color.py's round trips on real photos; everything else runs on
+    `made_photos`. Without the photos those tests are skipped on a developer's machine,
+    but fail under CI=true: a CI run that skipped them would pass without testing them.
     """
     if not (SHARED_DATA / "flowers").is_dir():
         missing = f"reference photos not found at {SHARED_DATA} (set SHARED_DATA_DIR)"
@@ -61,15 +70,95 @@ def png_declaring(width: int, height: int) -> bytes:
             + chunk(b"IEND", b""))
 
 
+# Class-typical colours of the made photos, BGR: petals, flower centres, the ground (two ends of a gradient)
+# and leaves. Each class's colours go with its own lightness and shapes, so a network can learn them.
+PHOTO_STYLES = {
+    "marigold": {"petal": (20, 165, 245), "centre": (20, 60, 120), "ground": ((40, 110, 45), (90, 170, 110)),
+                 "leaf": (30, 90, 40)},
+    "cornflower": {"petal": (215, 115, 70), "centre": (110, 40, 80), "ground": ((150, 160, 150), (90, 120, 95)),
+                   "leaf": (70, 110, 60)},
+    "poppy": {"petal": (45, 40, 205), "centre": (25, 25, 35), "ground": ((120, 185, 215), (80, 150, 190)),
+              "leaf": (40, 120, 80)},
+    "violet": {"petal": (150, 50, 120), "centre": (40, 200, 230), "ground": ((30, 70, 35), (60, 120, 70)),
+               "leaf": (50, 140, 70)},
+}
+# made_photos: source folder -> class folder -> how many photos (tests draw violets for themselves).
+MADE_PHOTOS = {"garden": {"marigold": 36, "cornflower": 36}, "own": {"poppy": 30}}
+
+
+def _bgr(colour, scale: float = 1.0) -> tuple:
+    return tuple(float(v) for v in np.clip(np.asarray(colour, np.float64) * scale, 0, 255))
+
+
+def draw_photo(label: str, seed: int, height: int, width: int) -> np.ndarray:
+    """A flower photo of class `label` (a PHOTO_STYLES key), height x width uint8 BGR, the same for the same seed.
+
+    Leaves and 1-3 flowers (petals around a centre) on a lit, textured gradient of the class's ground colour.
+    """
+    style = PHOTO_STYLES[label]
+    rng = np.random.default_rng([sorted(PHOTO_STYLES).index(label), seed])
+    y, x = np.mgrid[0:height, 0:width].astype(np.float32)
+    angle = rng.uniform(0, 2 * np.pi)
+    ramp = np.cos(angle) * x / width + np.sin(angle) * y / height
+    ramp = (ramp - ramp.min()) / max(float(np.ptp(ramp)), 1e-6)
+    near, far = (np.float32(rng.uniform(0.85, 1.15)) * np.array(end, np.float32) for end in style["ground"])
+    image = near + ramp[..., None] * (far - near)
+    side = min(height, width)
+    for _ in range(rng.integers(2, 6)):  # leaves
+        centre = (int(rng.integers(0, width)), int(rng.integers(0, height)))
+        axes = (int(side * rng.uniform(0.1, 0.3)), int(side * rng.uniform(0.04, 0.1)))
+        cv2.ellipse(image, centre, axes, rng.uniform(0, 180), 0, 360, _bgr(style["leaf"], rng.uniform(0.7, 1.2)),
+                    -1, cv2.LINE_AA)
+    for _ in range(rng.integers(1, 4)):  # flowers
+        cx, cy = int(rng.uniform(0.2, 0.8) * width), int(rng.uniform(0.2, 0.8) * height)
+        radius = side * rng.uniform(0.3, 0.5)
+        petal, petals, turn = _bgr(style["petal"], rng.uniform(0.8, 1.1)), int(rng.integers(5, 12)), rng.uniform(0, 360)
+        for k in range(petals):
+            a = np.deg2rad(turn + 360 * k / petals)
+            cv2.ellipse(image, (int(cx + 0.55 * radius * np.cos(a)), int(cy + 0.55 * radius * np.sin(a))),
+                        (max(2, int(radius * 0.5)), max(1, int(radius * 0.22))), np.rad2deg(a), 0, 360, petal, -1,
+                        cv2.LINE_AA)
+        cv2.circle(image, (cx, cy), max(2, int(radius * 0.28)), _bgr(style["centre"], rng.uniform(0.8, 1.2)), -1,
+                   cv2.LINE_AA)
+    light = 1 + 0.15 * (np.cos(rng.uniform(0, 2 * np.pi)) * (x / width - 0.5)
+                        + np.sin(rng.uniform(0, 2 * np.pi)) * (y / height - 0.5))
+    texture = cv2.GaussianBlur(rng.normal(0, 14, (height, width)).astype(np.float32), (0, 0), rng.uniform(0.8, 2.5))
+    image = cv2.GaussianBlur(image * light[..., None] + texture[..., None], (0, 0), 0.7)
+    return np.clip(np.round(image), 0, 255).astype(np.uint8)
+
+
+@pytest.fixture(scope="session")
+def made_photos(tmp_path_factory) -> pathlib.Path:
+    """102 distinct, colourful flower photos drawn for the tests: a folder of SOURCE/CLASS/PHOTO files.
+
+    Sources and classes as in MADE_PHOTOS (garden: marigold and cornflower; own: poppy), named
+    CLASS_NNN; sides of 60-300 pixels, most not square; every fourth a PNG, the rest JPEGs of
+    quality 85-95. The same files on every run.
+    """
+    root = tmp_path_factory.mktemp("made_photos")
+    for source, classes in MADE_PHOTOS.items():
+        for label, count in classes.items():
+            rng = np.random.default_rng(sorted(PHOTO_STYLES).index(label))
+            for index in range(count):
+                height = int(rng.integers(60, 301))
+                width = height if index % 5 == 0 else int(rng.integers(60, 301))
+                photo = draw_photo(label, index, height, width)
+                name = root / source / label / f"{label}_{index:03d}"
+                if index % 4 == 3:
+                    write_image(name.with_suffix(".png"), photo)
+                else:
+                    write_image(name.with_suffix(".jpg"), photo, cv2.IMWRITE_JPEG_QUALITY, int(rng.integers(85, 96)))
+    return root
+
+
 TINY_SIZE = 32
 
 
 @pytest.fixture(scope="session")
-def tiny_records(shared_data, tmp_path_factory) -> pathlib.Path:
-    """About 100 real photos (two classes, two sources) as 32x32 records in few shards."""
+def tiny_records(made_photos, tmp_path_factory) -> pathlib.Path:
+    """The made photos (three classes, two sources) as 32x32 records in few shards, by the real Beam job."""
     output = tmp_path_factory.mktemp("tiny_records")
-    run_preprocess(output, f"--input=flowers={shared_data / 'flowers' / 'sunflower' / '2[0-4]*.jpg'}",
-                   f"--input=own={shared_data / 'extra_plants' / 'pansy' / 'image_12*.jpg'}",
+    run_preprocess(output, f"--input=garden={made_photos / 'garden'}", f"--input=own={made_photos / 'own'}",
                    f"--size={TINY_SIZE}", "--num_shards=6")
     return output
 

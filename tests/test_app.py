@@ -16,7 +16,7 @@ import keras
 import numpy as np
 import pytest
 
-from tests.conftest import REPO, colourful_photos, run_module, write_image
+from tests.conftest import REPO, draw_photo, run_module, write_image
 
 CHROMEDRIVER = pathlib.Path("/usr/bin/chromedriver")
 WAIT_SECONDS = 240  # the machine may be busy training: waits are on conditions, and generous
@@ -102,10 +102,10 @@ def hex_ab(colour: str) -> np.ndarray:
 
 
 @pytest.fixture(scope="module")
-def photo(shared_data, tmp_path_factory) -> pathlib.Path:
-    """A real flower photo at 1024x768."""
-    source = cv2.imread(str(colourful_photos(shared_data / "flowers" / "tulip", 1)[0]))
-    path = tmp_path_factory.mktemp("photo") / "tulip.jpg"
+def photo(tmp_path_factory) -> pathlib.Path:
+    """A drawn flower photo at 1024x768."""
+    source = draw_photo("poppy", 0, 240, 320)
+    path = tmp_path_factory.mktemp("photo") / "poppy.jpg"
     return write_image(path, cv2.resize(source, (1024, 768), interpolation=cv2.INTER_CUBIC),
                        cv2.IMWRITE_JPEG_QUALITY, 92)
 
@@ -307,7 +307,7 @@ def test_a_hint_placed_by_clicking_moves_the_colour_there_and_downloads_at_full_
     assert abs(dot_x - (image_x - 120)) < 2 and abs(dot_y - (image_y - 60)) < 2
 
     browser.find_element(By.ID, "download").click()
-    path = wait(browser, lambda d: downloaded(d.downloads, "tulip-colourized.png"), "the download")
+    path = wait(browser, lambda d: downloaded(d.downloads, "poppy-colourized.png"), "the download")
     result = cv2.imread(str(path))
     assert result.shape == (768, 1024, 3)
 

@@ -12,11 +12,16 @@ from pipeline.preparation import Preparation
 from tests.conftest import colourful_photos, psnr
 
 
-@pytest.fixture(scope="module")
-def photos(shared_data) -> np.ndarray:
-    """20 real flower photos at 200x200, uint8 RGB."""
-    paths = colourful_photos(shared_data / "flowers" / "rose", 10)
-    paths += colourful_photos(shared_data / "flowers" / "sunflower", 10)
+@pytest.fixture(scope="module", params=["made", "real"])
+def photos(request, made_photos) -> np.ndarray:
+    """20 flower photos at 200x200, uint8 RGB: made ones (two classes), and real ones (../shared/data)."""
+    if request.param == "made":
+        paths = colourful_photos(made_photos / "garden" / "cornflower", 10)
+        paths += colourful_photos(made_photos / "garden" / "marigold", 10)
+    else:
+        shared_data = request.getfixturevalue("shared_data")
+        paths = colourful_photos(shared_data / "flowers" / "rose", 10)
+        paths += colourful_photos(shared_data / "flowers" / "sunflower", 10)
     return np.stack([Preparation().square(Preparation().decode(p.read_bytes())) for p in paths])
 
 

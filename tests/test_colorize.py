@@ -11,7 +11,7 @@ from trainer.applying import inference, serving
 from trainer.evaluation import sheets
 from trainer.network import model_file, models
 
-from tests.conftest import colourful_photos, run_module, write_image
+from tests.conftest import draw_photo, run_module, write_image
 
 
 def _exported(folder, prep: Preparation):
@@ -35,10 +35,10 @@ def crop_model_paths(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def photo_dir(shared_data, tmp_path_factory):
-    """Odd sizes, a gray photo, a one-pixel image and a corrupt file, in nested folders."""
+def photo_dir(tmp_path_factory):
+    """Odd sizes of a drawn flower photo, a gray photo, a one-pixel image and a corrupt file, in nested folders."""
     folder = tmp_path_factory.mktemp("photos")
-    source = cv2.imread(str(colourful_photos(shared_data / "flowers" / "tulip", 1)[0]))
+    source = draw_photo("poppy", 0, 240, 320)
     write_image(folder / "odd" / "tall.png", cv2.resize(source, (333, 517), interpolation=cv2.INTER_AREA))
     write_image(folder / "big.jpg", cv2.resize(source, (2000, 1500)), cv2.IMWRITE_JPEG_QUALITY, 95)
     write_image(folder / "odd" / "gray.png", cv2.cvtColor(cv2.resize(source, (150, 90)), cv2.COLOR_BGR2GRAY))

@@ -163,8 +163,8 @@ def test_unknown_split_is_named(records_dir):
         dataset.Records.open(str(records_dir), "training")
 
 
-def test_empty_split_is_a_clear_error(shared_data, tmp_path):
-    run_preprocess(tmp_path, f"--input={shared_data / 'extra_plants' / 'pansy' / 'image_128*.jpg'}",
+def test_empty_split_is_a_clear_error(made_photos, tmp_path):
+    run_preprocess(tmp_path, f"--input={made_photos / 'own' / 'poppy' / 'poppy_00*'}",
                    f"--size={SIZE}", "--split=100/0/0")
     with pytest.raises(dataset.DataError, match="split 'val' .* has no examples"):
         dataset.make_dataset(dataset.Records.open(str(tmp_path), "val"), 4, training=False)

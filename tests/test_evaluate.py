@@ -14,7 +14,7 @@ from pipeline.preparation import Preparation
 from trainer.evaluation import scoring, sheets
 from trainer.network import model_file, models
 
-from tests.conftest import colourful_photos, run_module
+from tests.conftest import run_module
 
 SIZE = 32
 
@@ -28,14 +28,14 @@ def model_path(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def photo_dir(shared_data, tmp_path_factory):
-    """Three real photos each of two classes, and a file that is not a photo."""
+def photo_dir(made_photos, tmp_path_factory):
+    """Three made photos (JPEGs) each of two classes, and a file that is not a photo."""
     folder = tmp_path_factory.mktemp("photos")
-    for label in ("rose", "sunflower"):
+    for label in ("cornflower", "marigold"):
         (folder / label).mkdir()
-        for path in colourful_photos(shared_data / "flowers" / label, 3):
+        for path in sorted((made_photos / "garden" / label).glob("*.jpg"))[:3]:
             shutil.copyfile(path, folder / label / path.name)
-    (folder / "rose" / "notes.txt").write_text("not a photo")
+    (folder / "cornflower" / "notes.txt").write_text("not a photo")
     return folder
 
 
@@ -73,7 +73,7 @@ def report(model_path, photo_dir, tmp_path_factory):
 def test_numbers_equal_an_independent_computation(report, model_path, photo_dir):
     _, summary = report
     net = keras.models.load_model(model_path)
-    for label in ("rose", "sunflower"):
+    for label in ("cornflower", "marigold"):
         references = [_reference(p, net) for p in sorted((photo_dir / label).glob("*.jpg"))]
         group = summary["per_class"][label]
         assert group["count"] == 3
@@ -87,7 +87,7 @@ def test_the_table_says_what_the_json_says(report):
     output, _ = report
     summary = json.loads((output / "metrics.json").read_text())
     rows = [line for line in (output / "metrics.md").read_text().splitlines() if line.startswith("| ")][1:]
-    assert [row.split("|")[1].strip() for row in rows] == ["rose", "sunflower", "all"]
+    assert [row.split("|")[1].strip() for row in rows] == ["cornflower", "marigold", "all"]
     for row in rows:
         cells = [c.strip() for c in row.strip("|").split("|")]
         group = summary["overall"] if cells[0] == "all" else summary["per_class"][cells[0]]

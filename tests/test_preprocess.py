@@ -1,4 +1,4 @@
-"""The real Beam job on real photos plus every kind of bad file: counts, reasons, pixels, splits."""
+"""The real Beam job on drawn photos with every kind of bad file, and on real photos: counts, reasons, pixels."""
 
 import hashlib
 import io
@@ -12,46 +12,49 @@ from PIL import Image
 
 from beam_jobs import preprocess
 
-from tests.conftest import (colourful_photos, png_declaring, psnr, read_examples, run_module, run_preprocess,
-                            write_image)
+from tests.conftest import (colourful_photos, draw_photo, png_declaring, psnr, read_examples, run_module,
+                            run_preprocess, write_image)
 
 EXPECTED_REJECTS = {"empty_file": 1, "not_an_image": 1, "no_colour": 1, "too_small": 1, "truncated": 1,
                     "too_large": 1, "unreadable": 1}
 
 
 @pytest.fixture(scope="module")
-def photo_dirs(shared_data, tmp_path_factory):
-    """Two sources: 20 real flower photos with bad files among them, and 4 real plant photos in 4 formats."""
+def photo_dirs(tmp_path_factory):
+    """Two sources: 20 drawn flower photos with bad files among them, and 4 drawn violets in 4 formats.
+
+    The flower photos are JPEGs of at least 200x200 pixels: the records' 200x200 squares shrink them.
+    """
     root = tmp_path_factory.mktemp("photos")
-    real = {}
-    for label, count in (("daisy", 8), ("rose", 8), ("sunflower", 4)):
-        for path in colourful_photos(shared_data / "flowers" / label, count):
-            target = root / "flowers" / label / path.name
-            target.parent.mkdir(parents=True, exist_ok=True)
-            shutil.copyfile(path, target)
-            real[str(target)] = path
-    daisy = sorted((root / "flowers" / "daisy").iterdir())[0]
-    shutil.copyfile(daisy, root / "flowers" / "rose" / "same_as_a_daisy.jpg")
-    bad = root / "flowers" / "tulip"
+    rng = np.random.default_rng(7)
+    drawn = {}
+    for label, count in (("cornflower", 8), ("marigold", 8), ("poppy", 4)):
+        for index in range(count):
+            photo = draw_photo(label, 1000 + index, *(int(side) for side in rng.integers(200, 321, 2)))
+            target = write_image(root / "flowers" / label / f"{label}_{index}.jpg", photo, cv2.IMWRITE_JPEG_QUALITY, 92)
+            drawn[str(target)] = target
+    cornflower = sorted((root / "flowers" / "cornflower").iterdir())[0]
+    shutil.copyfile(cornflower, root / "flowers" / "marigold" / "same_as_a_cornflower.jpg")
+    bad = root / "flowers" / "odd"
     bad.mkdir()
-    data = daisy.read_bytes()
+    data = cornflower.read_bytes()
     (bad / "truncated.jpg").write_bytes(data[: len(data) // 2])
     (bad / "zero_bytes.jpg").write_bytes(b"")
     (bad / "notes.jpg").write_text("not a photo at all\n")
-    photo = cv2.imread(str(daisy))
+    photo = cv2.imread(str(cornflower))
     write_image(bad / "alpha.png", np.dstack([photo, np.full(photo.shape[:2], 255, np.uint8)]))
     write_image(bad / "deep.png", photo.astype(np.uint16) * 257)
     write_image(bad / "gray.jpg", cv2.cvtColor(photo, cv2.COLOR_BGR2GRAY))
     write_image(bad / "one_pixel.png", photo[:1, :1])
     (bad / "huge.png").write_bytes(png_declaring(20000, 20000))
     (bad / "moved_away.png").symlink_to(root / "no_such_photo.png")
-    own = colourful_photos(shared_data / "extra_plants" / "pansy", 4)
-    for path, ext in zip(own, (".webp", ".bmp", ".tiff")):
-        write_image(root / "own" / "pansy" / (path.stem + ext), cv2.imread(str(path)))
+    own = [draw_photo("violet", index, *(int(side) for side in rng.integers(120, 261, 2))) for index in range(4)]
+    for index, (photo, ext) in enumerate(zip(own, (".webp", ".bmp", ".tiff"))):
+        write_image(root / "own" / "violet" / f"violet_{index}{ext}", photo)
     buffer = io.BytesIO()
-    Image.open(own[3]).convert("CMYK").save(buffer, "JPEG", quality=95)
-    (root / "own" / "pansy" / "cmyk.jpg").write_bytes(buffer.getvalue())
-    return root, real
+    Image.fromarray(own[3][..., ::-1]).convert("CMYK").save(buffer, "JPEG", quality=95)
+    (root / "own" / "violet" / "cmyk.jpg").write_bytes(buffer.getvalue())
+    return root, drawn
 
 
 @pytest.fixture(scope="module")
@@ -83,7 +86,7 @@ def test_every_reject_is_listed_with_its_reason(job):
     by_name = {line["path"].rsplit("/", 1)[-1]: line["reason"] for line in lines}
     assert by_name == {"truncated.jpg": "truncated", "zero_bytes.jpg": "empty_file",
                        "notes.jpg": "not_an_image", "gray.jpg": "no_colour",
-                       "one_pixel.png": "too_small", "same_as_a_daisy.jpg": "duplicate",
+                       "one_pixel.png": "too_small", "same_as_a_cornflower.jpg": "duplicate",
                        "huge.png": "too_large", "moved_away.png": "unreadable"}
 
 
@@ -105,15 +108,15 @@ def test_sources_labels_and_formats_are_recorded(job):
     own = sorted(e["path"].decode().rsplit(".", 1)[-1] for e in examples if e["source"] == b"own")
     assert own == ["bmp", "jpg", "tiff", "webp"]
     labels = {label for entry in manifest["splits"].values() for label in entry["by_label"]}
-    assert labels == {"daisy", "rose", "sunflower", "tulip", "pansy"}
+    assert labels == {"cornflower", "marigold", "poppy", "odd", "violet"}
 
 
-def test_written_pairs_decode_back_to_the_source_photo(job, photo_dirs):
-    output, _, _ = job
-    _, real = photo_dirs
+def _decoded_quality(output, sources: dict) -> list[float]:
+    """PSNR of each written photo of `sources` (record path -> photo file), decoded from its record, against
+    the photo shrunk to 200x200 by OpenCV."""
     quality = []
     for example in _all_examples(output):
-        source = real.get(example["path"].decode())
+        source = sources.get(example["path"].decode())
         if source is None:
             continue
         lab8 = np.concatenate([np.frombuffer(example["l"], np.uint8).reshape(200, 200, 1),
@@ -121,6 +124,32 @@ def test_written_pairs_decode_back_to_the_source_photo(job, photo_dirs):
         decoded = cv2.cvtColor(lab8, cv2.COLOR_LAB2RGB)
         reference = cv2.resize(cv2.imread(str(source)), (200, 200), interpolation=cv2.INTER_AREA)
         quality.append(psnr(decoded, reference[..., ::-1]))
+    return quality
+
+
+def test_written_pairs_decode_back_to_the_source_photo(job, photo_dirs):
+    output, _, _ = job
+    _, drawn = photo_dirs
+    quality = _decoded_quality(output, drawn)
+    assert len(quality) == 20
+    assert np.mean(quality) > 45.0 and min(quality) > 35.0, quality
+
+
+def test_real_photos_are_written_and_decode_back_to_themselves(shared_data, tmp_path):
+    """End to end on real photos: 20 flower photos of three classes, each written once and decoding back."""
+    chosen = {label: colourful_photos(shared_data / "flowers" / label, count)
+              for label, count in (("daisy", 8), ("rose", 8), ("sunflower", 4))}
+    root = tmp_path / "flowers"
+    sources = {}
+    for label, paths in chosen.items():
+        for path in paths:
+            (root / label).mkdir(parents=True, exist_ok=True)
+            sources[str(root / label / path.name)] = path
+            (root / label / path.name).symlink_to(path)  # read in place, under a folder per class
+    manifest, _ = run_preprocess(tmp_path / "records", f"--input=flowers={root}")
+    assert manifest["counts"] == {"inputs": 20, "written": 20, "rejected": 0, "duplicates": 0}
+    assert {label for entry in manifest["splits"].values() for label in entry["by_label"]} == set(chosen)
+    quality = _decoded_quality(tmp_path / "records", sources)
     assert len(quality) == 20
     # 8-bit Lab rounds the most saturated reds hardest: one red rose here decodes at 36.6 dB.
     assert np.mean(quality) > 45.0 and min(quality) > 35.0, quality
@@ -141,22 +170,22 @@ def test_rerun_gives_the_same_split_whatever_the_file_names(job, photo_dirs, tmp
                 for e in read_examples(directory, split)}
 
     first, second = placement(output), placement(tmp_path / "again")
-    assert len(second) == 20 and second.keys() <= first.keys()  # the 20 real photos, each written by both runs
+    assert len(second) == 20 and second.keys() <= first.keys()  # the 20 drawn photos, each written by both runs
     assert {digest: first[digest] for digest in second} == second
 
 
 def test_duplicates_keep_the_first_copy_by_path(job, photo_dirs):
     output, _, _ = job
     root, _ = photo_dirs
-    copy = root / "flowers" / "rose" / "same_as_a_daisy.jpg"
+    copy = root / "flowers" / "marigold" / "same_as_a_cornflower.jpg"
     digest = hashlib.sha256(copy.read_bytes()).hexdigest().encode()
     kept = [e for e in _all_examples(output) if e["sha256"] == digest]
-    assert [e["label"] for e in kept] == [b"daisy"]
+    assert [e["label"] for e in kept] == [b"cornflower"]
 
 
 def test_keep_gray_writes_colourless_photos(photo_dirs, tmp_path):
     root, _ = photo_dirs
-    manifest, _ = run_preprocess(tmp_path / "out", f"--input={root / 'flowers' / 'tulip'}", "--keep_gray")
+    manifest, _ = run_preprocess(tmp_path / "out", f"--input={root / 'flowers' / 'odd'}", "--keep_gray")
     assert manifest["counts"]["written"] == 3  # alpha.png, deep.png and now gray.jpg
     assert "no_colour" not in manifest["rejected"]
 
@@ -165,7 +194,7 @@ def test_max_pixels_moves_the_limit(photo_dirs, tmp_path):
     root, _ = photo_dirs
     lowered, _ = run_preprocess(tmp_path / "lowered", f"--input={root / 'own'}", "--max_pixels=10000")
     assert lowered["rejected"] == {"too_large": 4} and lowered["counts"]["written"] == 0
-    raised, _ = run_preprocess(tmp_path / "raised", f"--input={root / 'flowers' / 'tulip'}",
+    raised, _ = run_preprocess(tmp_path / "raised", f"--input={root / 'flowers' / 'odd'}",
                                f"--max_pixels={20000 * 20000}")
     assert "too_large" not in raised["rejected"] and raised["rejected"]["corrupt"] == 1  # huge.png was decoded
 

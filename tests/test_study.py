@@ -55,9 +55,9 @@ def test_a_rerun_trains_nothing(search, tiny_records):
     assert {p: p.stat().st_mtime for p in study_dir.glob("trial-*/metrics.json")} == before
 
 
-def test_cross_validation_folds_partition_the_training_split(shared_data, tmp_path):
+def test_cross_validation_folds_partition_the_training_split(made_photos, tmp_path):
     records = tmp_path / "records"
-    run_preprocess(records, f"--input={shared_data / 'extra_plants' / 'pansy'}", "--size=16", "--folds=2")
+    run_preprocess(records, f"--input={made_photos}", "--size=16", "--folds=2")
     done = run_module("trainer.study", "--study=cv", f"--data_dir={records}", f"--study_dir={tmp_path / 'cv'}",
                       *QUICK)
     assert done.returncode == 0, done.stderr[-3000:]

@@ -9,7 +9,9 @@ import sys
 import tarfile
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
+from http import client as http_client
 
 import cv2
 import keras
@@ -168,6 +170,20 @@ def test_bad_hints_are_refused_with_a_message(app_url, photo, hints, status, mes
     added = upload(app_url, photo.read_bytes())
     answer, _, body = colourize(app_url, added["id"], hints)
     assert answer == status and message in json.loads(body)["error"]
+
+
+@pytest.mark.parametrize("host,status", [("attacker.example:{port}", 403), ("localhost:{port}", 200),
+                                         ("127.0.0.1:{port}", 200)])
+def test_on_loopback_only_requests_addressed_to_this_computer_are_answered(app_url, host, status):
+    """A page elsewhere that points a DNS name of its own at 127.0.0.1 (DNS rebinding) is refused."""
+    address = urllib.parse.urlsplit(app_url)
+    connection = http_client.HTTPConnection(address.hostname, address.port, timeout=WAIT_SECONDS)
+    connection.request("GET", "/api/info", headers={"Host": host.format(port=address.port)})
+    response = connection.getresponse()
+    body = json.loads(response.read())
+    connection.close()
+    assert response.status == status
+    assert ("error" in body) == (status == 403)
 
 
 def test_a_photo_the_app_does_not_hold_is_named_as_such(app_url):

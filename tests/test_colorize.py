@@ -120,3 +120,29 @@ def test_the_shipped_model_works_without_a_model_flag(photo_dir, tmp_path):
     result = cv2.imread(str(tmp_path / "tall.png"))
     assert result.shape == (517, 333, 3)
     assert np.abs(result.astype(int) - result.mean(axis=-1, keepdims=True)).mean() > 1  # it added colour
+
+
+def _window_mean_painter(size: int) -> keras.Model:
+    """ab = mean L of the window it is shown, minus one half: the colour tells which window the network saw."""
+    inputs = keras.Input((size, size, 1))
+    mean = keras.layers.GlobalAveragePooling2D(keepdims=True)(inputs)
+    shifted = keras.layers.Rescaling(1.0, offset=-0.5)(keras.layers.UpSampling2D(size)(mean))
+    return keras.Model(inputs, keras.layers.Concatenate()([shifted, shifted]))
+
+
+@pytest.mark.parametrize("resize", ["stretch", "crop"])
+def test_a_crop_trained_model_sees_the_photo_in_windows_at_its_training_scale(resize, tmp_path):
+    """A wide gray photo, dark on the left and light on the right: stretched, the network sees all of it at once
+    (one mean, one colour); crop-trained, it sees square windows of it (a colour per side)."""
+    path = tmp_path / f"{resize}.keras"
+    model_file.save(_window_mean_painter(32), str(path), Preparation(size=32, resize=resize, min_side=8))
+    photo = np.full((64, 256), 60, np.uint8)
+    photo[:, 128:] = 190
+    write_image(tmp_path / "in" / "wide.png", photo)
+    inference.run([str(tmp_path / "in")], str(tmp_path / resize), str(path), False, 1)
+    a = cv2.cvtColor(cv2.imread(str(tmp_path / resize / "wide.png")), cv2.COLOR_BGR2LAB)[..., 1].astype(float) - 128
+    left, right = a[:, :48].mean(), a[:, -48:].mean()
+    if resize == "stretch":
+        assert abs(right - left) < 4
+    else:
+        assert left < 0 < right and right - left > 15

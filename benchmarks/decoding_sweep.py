@@ -17,7 +17,6 @@ import pathlib
 import sys
 
 import keras
-import numpy as np
 import tensorflow as tf
 
 REPO = pathlib.Path(__file__).resolve().parents[1]

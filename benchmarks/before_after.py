@@ -18,12 +18,13 @@ REPO = pathlib.Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from pipeline import color_tf  # noqa: E402
+from pipeline.dataset import Records  # noqa: E402
 from trainer.evaluation import scoring, sheets  # noqa: E402
 
 
 def fixed_photos(data_dir: str, split: str, count: int, prep):
     """(lightness, ab, label) of `count` photos evenly spaced through the split."""
-    everything = [(l, a, lab) for ls, abs_, labels in scoring.record_batches(data_dir, split, 64, prep)
+    everything = [(l, a, lab) for ls, abs_, labels in scoring.record_batches(Records.open(data_dir, split), 64, prep)
                   for l, a, lab in zip(ls.numpy(), abs_.numpy(), labels)]
     step = len(everything) / count
     return [everything[int(i * step)] for i in range(count)]

@@ -24,6 +24,7 @@ sys.path.insert(0, str(REPO))
 
 from benchmarks import measure  # noqa: E402
 from trainer.network import colour_classes, hints, model_file  # noqa: E402
+from pipeline.dataset import Records  # noqa: E402
 from trainer.evaluation import metrics, scoring  # noqa: E402
 
 TEMPERATURES = (1.0, 0.6, 0.38, 0.2)
@@ -49,7 +50,7 @@ def sweep(net: keras.Model, prep, data_dir: str, split: str) -> tuple[dict, dict
     values = {s: {name: [] for name in metrics.NAMES} for s in settings}
     gray = {name: [] for name in metrics.NAMES}
     compute = tf.function(metrics.per_image)
-    for lightness, ab, _ in scoring.record_batches(data_dir, split, 32, prep):
+    for lightness, ab, _ in scoring.record_batches(Records.open(data_dir, split), 32, prep):
         logits = body(hints.network_input(lightness), training=False)
         for setting in settings:
             colour_classes.set_decoding(head, *setting)

@@ -50,9 +50,11 @@ def passed_through() -> dict:
 
 
 def main(argv):
-    plan = runner.Plan(FLAGS.study, FLAGS.study_dir, FLAGS.data_dir, passed_through(), FLAGS.epochs,
-                       FLAGS.batch_size, FLAGS.trials, FLAGS.folds, FLAGS.search_seed, FLAGS.study_minutes,
-                       FLAGS.rank_by, " ".join(["python -m trainer.study", *sys.argv[1:]]))
+    plan = runner.Plan(study=FLAGS.study, study_dir=FLAGS.study_dir, data_dir=FLAGS.data_dir,
+                       trainer_flags=passed_through(), epochs=FLAGS.epochs, batch_size=FLAGS.batch_size,
+                       trials=FLAGS.trials, folds=FLAGS.folds, search_seed=FLAGS.search_seed,
+                       study_minutes=FLAGS.study_minutes, rank_by=FLAGS.rank_by,
+                       command=" ".join(["python -m trainer.study", *sys.argv[1:]]))
     summary, all_finished = runner.run(plan)
     print(summary)
     sys.exit(0 if all_finished else 1)

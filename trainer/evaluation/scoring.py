@@ -43,12 +43,11 @@ class Scores:
         self.labels += labels
 
 
-def record_batches(data_dir: str, split: str, batch_size: int, prep: Preparation):
+def record_batches(records: dataset.Records, batch_size: int, prep: Preparation):
     """A split's records in model tensors; refused unless they were prepared as the model's own were."""
-    records = dataset.Records.open(data_dir, split)
     made = records.preparation
     if (made.size, made.resize) != (prep.size, prep.resize):
-        raise UsageError(f"{data_dir} holds {made.size}x{made.size} {made.resize} photos, the model was trained "
+        raise UsageError(f"{records.data_dir} holds {made.size}x{made.size} {made.resize} photos, the model was trained "
                                 f"on {prep.size}x{prep.size} {prep.resize} ones")
     for l8, ab8, labels in dataset.make_dataset(records, batch_size, training=False, with_labels=True):
         yield color_tf.l8_to_input(l8), color_tf.ab8_to_target(ab8), [label.decode() for label in labels.numpy()]
@@ -206,7 +205,7 @@ def load(model_path: str | None, num_hints: int = 0, temperature: float | None =
 def overall(model_path, data_dir: str, split: str, batch_size: int, num_hints: int = 0, temperature=None) -> dict:
     """The model's metrics over a split of records (no files written)."""
     _, net, prep = load(model_path, num_hints, temperature)
-    scores, _ = score(net, record_batches(data_dir, split, batch_size, prep), 1, num_hints)
+    scores, _ = score(net, record_batches(dataset.Records.open(data_dir, split), batch_size, prep), 1, num_hints)
     return summarize(scores)["overall"]["model"]
 
 
@@ -215,13 +214,14 @@ def run(model_path, data_dir, split, image_arguments, output, batch_size, sheet_
     if bool(data_dir) == bool(image_arguments):
         raise UsageError("give either --data_dir (with --split) or --images")
     path, net, prep = load(model_path, num_hints, temperature, vividness)
-    failures = []
+    failures, total = [], None
     if data_dir:
-        batches, source = record_batches(data_dir, split, batch_size, prep), f"{data_dir} ({split} split)"
+        records = dataset.Records.open(data_dir, split)
+        batches, source, total = record_batches(records, batch_size, prep), f"{data_dir} ({split} split)", (
+            records.num_examples())
     else:
         batches = photo_batches(image_arguments, prep, batch_size, failures)
         source = " ".join(image_arguments)
-    total = dataset.Records.open(data_dir, split).num_examples() if data_dir else None
     return report(net, prep, batches, source, output, sheet_photos, num_hints, failures, path, total)
 
 

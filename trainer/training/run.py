@@ -248,7 +248,7 @@ def _evaluate(model, gray, data: Data, global_batch: int, layout: Layout, is_chi
               "gray_baseline": {"val": metrics.set_metrics(gray.evaluate(evaluation, return_dict=True, verbose=0))}}
     if is_chief:
         print(f"Scoring the {data.test.num_examples()} test photos", flush=True)
-        batches = scoring.record_batches(data.test.data_dir, "test", global_batch, data.test.preparation)
+        batches = scoring.record_batches(data.test, global_batch, data.test.preparation)
         report = scoring.report(model.net, data.test.preparation, batches, f"{data.test.data_dir} (test split)",
                                 layout.evaluation, TEST_SHEET_PHOTOS, total=data.test.num_examples())
         result["test"], result["gray_baseline"]["test"] = report["overall"]["model"], report["overall"]["gray"]

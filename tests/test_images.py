@@ -11,7 +11,10 @@ from PIL import Image
 from pipeline import images
 from pipeline.preparation import Preparation
 
+from tests import fuzz_corpus
 from tests.conftest import png_declaring
+
+CORPUS = fuzz_corpus.corpus()
 
 
 def _encode(image: np.ndarray, ext: str, *params) -> bytes:
@@ -80,6 +83,54 @@ def test_exif_orientation_is_applied(rgb):
     assert decoded.shape == (64, 48, 3)
     upright = np.rot90(rgb, k=-1)
     assert np.abs(decoded.astype(int) - upright.astype(int)).mean() < 4
+
+
+@pytest.mark.parametrize("fmt", ["PNG", "TIFF"])
+@pytest.mark.parametrize("orientation", range(1, 9))
+def test_a_transparent_photo_is_turned_as_an_opaque_one_is(rgb, fmt, orientation):
+    """OpenCV turns photos by their EXIF orientation when it decodes colour, not always when it keeps alpha."""
+    def saved(image: Image.Image) -> bytes:
+        buffer, exif = io.BytesIO(), Image.Exif()
+        exif[0x0112] = orientation
+        image.save(buffer, fmt, exif=exif)
+        return buffer.getvalue()
+
+    rgba = np.dstack([rgb, np.full(rgb.shape[:2], 255, np.uint8)])
+    rgba[0, 0, 3] = 0  # one transparent pixel: the photo goes through the alpha path
+    opaque, transparent = images.decode_rgb(saved(Image.fromarray(rgb))), images.decode_rgb(saved(Image.fromarray(rgba)))
+    assert transparent.shape == opaque.shape
+    assert np.abs(transparent.astype(int) - opaque.astype(int)).mean() < 1
+    if orientation in (5, 6, 7, 8):
+        assert opaque.shape == (64, 48, 3)
+
+
+def test_a_png_pillow_cannot_read_is_measured_from_its_own_header_and_refused_before_decoding():
+    """The CRC bomb: 20000x20000 gray pixels behind a damaged text chunk, which Pillow refuses to parse."""
+    bomb = fuzz_corpus.crc_bomb()
+    with pytest.raises(Exception):
+        Image.open(io.BytesIO(bomb)).size  # noqa: B018  Pillow cannot tell its size
+    start = time.perf_counter()
+    with pytest.raises(images.ImageError) as raised:
+        Preparation().decode(bomb)
+    assert raised.value.reason == "too_large" and "20000x20000" in raised.value.detail
+    assert time.perf_counter() - start < 1.0  # decoding it takes seconds and 1.2 GB: it never starts
+
+
+def test_a_file_whose_size_no_header_gives_is_refused_as_corrupt_without_decoding():
+    fake = b"\xff\xd8\xff" + b"\x00" * 500 + b"\xff\xda\xff\xd9"  # JPEG magic, then nothing Pillow can parse
+    with pytest.raises(images.ImageError) as raised:
+        images.decode_rgb(fake)
+    assert raised.value.reason == "corrupt" and "how many pixels" in raised.value.detail
+
+
+@pytest.mark.parametrize("name,data,allowed", CORPUS, ids=[entry[0] for entry in CORPUS])
+def test_every_hostile_file_is_refused_with_a_reason_or_decoded_within_the_limit(name, data, allowed):
+    try:
+        decoded = Preparation(min_side=8).decode(data, max_pixels=1_000_000)
+    except images.ImageError as error:
+        assert error.reason in allowed, (name, error)
+        return
+    assert "ok" in allowed and decoded.shape[0] * decoded.shape[1] <= 1_000_000, name
 
 
 @pytest.mark.parametrize("make,reason", [

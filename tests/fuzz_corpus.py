@@ -1,0 +1,96 @@
+"""Hostile photo files, made at test time: what an attacker or a damaged disk hands the decoders.
+
+Every entry is (name, bytes, the reasons it may be refused with). The test modules of the Beam job,
+colorize and the web page send the same files, so each door refuses the same inputs the same way.
+"""
+
+import struct
+import zlib
+
+import cv2
+import numpy as np
+
+BOMB_SIDE = 20_000
+# Reasons a damaged photo may get: which one depends on where the damage fell.
+DAMAGED = ("truncated", "corrupt", "not_an_image", "too_large", "too_small")
+
+
+def chunk(kind: bytes, body: bytes, crc: int | None = None) -> bytes:
+    """One PNG chunk; a crc other than the right one makes it damaged."""
+    right = zlib.crc32(kind + body)
+    return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", right if crc is None else crc)
+
+
+def crc_bomb(side: int = BOMB_SIDE) -> bytes:
+    """A real side x side gray PNG of zeros (about 400 KB at 20000) that Pillow cannot read the header of.
+
+    A tEXt chunk with a wrong CRC sits before the pixels: Pillow refuses the file while OpenCV, which does
+    not check ancillary chunks, would decode all side^2 pixels (3 bytes each as colour).
+    """
+    squeeze = zlib.compressobj(9)
+    row = b"\x00" * (side + 1)  # filter byte, then the row's pixels
+    pixels = b"".join(squeeze.compress(row * 1000) for _ in range(side // 1000)) + squeeze.flush()
+    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", side, side, 8, 0, 0, 0, 0))
+            + chunk(b"tEXt", b"Comment\x00hello", crc=0) + chunk(b"IDAT", pixels) + chunk(b"IEND", b""))
+
+
+def _photo(height: int = 96, width: int = 128) -> np.ndarray:
+    y, x = np.mgrid[0:height, 0:width]
+    return np.stack([x * 2 % 256, y * 2 % 256, (x + y) % 256], axis=-1).astype(np.uint8)
+
+
+def _encoded(ext: str) -> bytes:
+    return cv2.imencode(ext, _photo())[1].tobytes()
+
+
+def _bit_flips(name: str, data: bytes, count: int, seed: int) -> list[tuple[str, bytes, tuple]]:
+    """`count` copies of data, each with 8 random bits flipped past the format's magic."""
+    rng = np.random.default_rng(seed)
+    flipped = []
+    for index in range(count):
+        damaged = bytearray(data)
+        for position in rng.integers(8, len(data), 8):
+            damaged[position] ^= 1 << int(rng.integers(0, 8))
+        flipped.append((f"{name}_flip{index}", bytes(damaged), DAMAGED + ("ok",)))
+    return flipped
+
+
+def _absurd_pngs() -> list[tuple[str, bytes, tuple]]:
+    def declaring(width: int, height: int, depth: int = 8, colour: int = 2) -> bytes:
+        header = struct.pack(">IIBBBBB", width, height, depth, colour, 0, 0, 0)
+        return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(b"\x00" * 64))
+                + chunk(b"IEND", b""))
+
+    return [("png_2e31_square", declaring(2**31 - 1, 2**31 - 1), ("too_large", "corrupt")),
+            ("png_one_by_billion", declaring(1, 10**9), ("too_large", "corrupt")),
+            ("png_zero_by_zero", declaring(0, 0), ("corrupt",)),
+            ("png_depth_99", declaring(64, 64, depth=99), ("corrupt",))]
+
+
+def corpus() -> list[tuple[str, bytes, tuple]]:
+    """(name, bytes, allowed reasons) of every hostile file; 'ok' among the reasons means it may also decode."""
+    jpeg, png, webp = _encoded(".jpg"), _encoded(".png"), _encoded(".webp")
+    bmp_huge = bytearray(_encoded(".bmp"))
+    bmp_huge[18:26] = struct.pack("<ii", 100_000, 100_000)  # a BMP whose header claims 10^10 pixels
+    entries = [
+        ("crc_bomb", crc_bomb(), ("too_large", "corrupt")),
+        ("bmp_huge", bytes(bmp_huge), ("too_large", "corrupt", "truncated")),
+        ("png_magic_then_text", b"\x89PNG\r\n\x1a\n" + b"not a png at all" * 4 + b"IEND\xaeB`\x82", ("corrupt",)),
+        ("jpeg_magic_then_zeros", b"\xff\xd8\xff" + b"\x00" * 500 + b"\xff\xda\xff\xd9", ("corrupt",)),
+        ("gif_magic_only", b"GIF89a", ("corrupt", "truncated")),
+        ("riff_not_webp", b"RIFF\x10\x00\x00\x00WEBX" + b"\x00" * 32, ("not_an_image",)),
+        ("text", b"<html>not a photo</html>", ("not_an_image",)),
+        ("empty", b"", ("empty_file",)),
+        ("jpeg_half", jpeg[: len(jpeg) // 2], ("truncated",)),
+        ("png_half", png[: len(png) // 2], ("truncated",)),
+        ("webp_half", webp[: len(webp) // 2], ("truncated", "corrupt")),
+        *_absurd_pngs(),
+        *_bit_flips("jpeg", jpeg, 6, 1),
+        *_bit_flips("png", png, 6, 2),
+    ]
+    return entries
+
+
+def good_photo(ext: str = ".png") -> bytes:
+    """A small colourful photo every door accepts."""
+    return _encoded(ext)

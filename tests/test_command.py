@@ -17,3 +17,14 @@ def test_a_bad_flag_is_one_line_and_exit_status_2(module, flags, message):
     assert done.returncode == 2
     lines = done.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("error: ") and message in lines[0], done.stderr[-2000:]
+
+
+@pytest.mark.parametrize("module, flag", [("trainer.task", "--time_budget_minutes"), ("trainer.colorize", "--hint"),
+                                          ("trainer.evaluate", "--split"), ("trainer.study", "--study"),
+                                          ("trainer.app", "--max_pixels")])
+def test_help_exits_0_with_the_commands_text_and_flags_and_no_file_path(module, flag):
+    done = run_module(module, "--help")
+    assert done.returncode == 0 and not done.stderr.strip(), done.stderr[-2000:]
+    assert f"  {flag}:" in done.stdout
+    assert f"python -m {module}" in done.stdout  # the command's own docstring comes first
+    assert ".py:" not in done.stdout

@@ -20,8 +20,8 @@ flags.adopt_module_key_flags(trainer_flags)  # --help lists the trainer's flags,
 def main(argv):
     if not FLAGS["verbosity"].present:
         logging.set_verbosity(logging.WARNING)
-    # The CPU must be split into logical devices before TensorFlow starts, so nothing
-    # importing TensorFlow is imported before this line.
+    # The CPU must be split into logical devices before TensorFlow initializes its devices: TensorFlow is
+    # imported by now, but nothing has touched a device yet; the trainer's own modules come after.
     distribute.split_cpu(FLAGS.logical_cpus)
     from trainer.training import run
     from trainer.training.config import RunConfig

@@ -1,9 +1,12 @@
 """The colour-hint web app, run as a person runs it: a real server process, real HTTP, a real headless Chromium."""
 
+import concurrent.futures
+import dataclasses
 import json
 import os
 import pathlib
 import re
+import socket
 import subprocess
 import sys
 import tarfile
@@ -18,7 +21,9 @@ import keras
 import numpy as np
 import pytest
 
+from tests import fuzz_corpus
 from tests.conftest import REPO, draw_photo, run_module, write_image
+from trainer.applying import web_app
 
 CHROMEDRIVER = pathlib.Path("/usr/bin/chromedriver")
 WAIT_SECONDS = 240  # the machine may be busy training: waits are on conditions, and generous
@@ -69,7 +74,7 @@ def stop(process: subprocess.Popen) -> None:
 
 def http(url: str, data: bytes | None = None, content_type: str = "application/octet-stream"):
     """(status, headers, body) of a GET, or of a POST when there is data; refusals are answers too."""
-    request = urllib.request.Request(url, data=data, headers={"Content-Type": content_type} if data else {})
+    request = urllib.request.Request(url, data=data, headers={"Content-Type": content_type} if data is not None else {})
     try:
         with urllib.request.urlopen(request, timeout=WAIT_SECONDS) as response:
             return response.status, response.headers, response.read()
@@ -112,14 +117,26 @@ def photo(tmp_path_factory) -> pathlib.Path:
                        cv2.IMWRITE_JPEG_QUALITY, 92)
 
 
+@dataclasses.dataclass(frozen=True)
+class App:
+    url: str
+    process: subprocess.Popen
+    stderr: pathlib.Path
+
+
 @pytest.fixture(scope="module")
-def app_url(tmp_path_factory):
+def app(tmp_path_factory):
     """The app on the hint painter, with limits low enough to test cheaply: 1 MB, 1 megapixel."""
     folder = tmp_path_factory.mktemp("app")
     model = hint_painter(folder / "painter.keras")
     process, url = start_app(folder, f"--model={model}", "--max_upload_mb=1", "--max_pixels=1000000")
-    yield url
+    yield App(url, process, folder / "stderr.txt")
     stop(process)
+
+
+@pytest.fixture(scope="module")
+def app_url(app) -> str:
+    return app.url
 
 
 def test_the_page_is_served_from_the_package_and_fetches_nothing_from_elsewhere(app_url):
@@ -186,6 +203,207 @@ def test_on_loopback_only_requests_addressed_to_this_computer_are_answered(app_u
     assert ("error" in body) == (status == 403)
 
 
+# --- Refusing what an attacker sends ----------------------------------------------------------------------
+
+
+def raw(url: str, data: bytes, timeout: float = WAIT_SECONDS) -> tuple[int, dict[str, str], bytes]:
+    """Send these bytes as they are (requests no HTTP library would make) and read the answer to its end."""
+    address = urllib.parse.urlsplit(url)
+    with socket.create_connection((address.hostname, address.port), timeout=timeout) as connection:
+        connection.sendall(data)
+        received = b""
+        while chunk := connection.recv(1 << 16):
+            received += chunk
+    head, _, body = received.partition(b"\r\n\r\n")
+    status_line, *lines = head.decode("latin-1").split("\r\n")
+    headers = {name.strip().lower(): value.strip() for name, value in (line.split(":", 1) for line in lines)}
+    return int(status_line.split()[1]), headers, body
+
+
+def request(url: str, method: str, path: str, body: bytes = b"", **headers: str) -> tuple[int, dict[str, str], bytes]:
+    """One request with exactly these headers (and Host, Content-Length), as raw bytes."""
+    host = urllib.parse.urlsplit(url).netloc
+    given = {"Host": host, **({"Content-Length": str(len(body))} if body or method == "POST" else {}),
+             **{name.replace("_", "-"): value for name, value in headers.items()}}
+    head = "".join(f"{name}: {value}\r\n" for name, value in given.items())
+    return raw(url, f"{method} {path} HTTP/1.1\r\n{head}\r\n".encode() + body)
+
+
+def memory(process: subprocess.Popen) -> tuple[int, int]:
+    """(resident, peak resident) bytes of a running process, from /proc."""
+    fields = dict(line.split(":", 1) for line in pathlib.Path(f"/proc/{process.pid}/status").read_text().splitlines())
+    return int(fields["VmRSS"].split()[0]) * 1024, int(fields["VmHWM"].split()[0]) * 1024
+
+
+def still_answers(url: str, photo: pathlib.Path) -> None:
+    """A normal upload and colourization still work."""
+    added = upload(url, photo.read_bytes())
+    status, _, body = colourize(url, added["id"], [])
+    assert status == 200 and decode(body).shape == (768, 1024, 3)
+
+
+HEADROOM = 500 * 2**20  # bytes a request may add to the app's peak memory; decoding the CRC bomb would take 1.2 GB
+
+
+def test_hostile_files_are_refused_before_decoding_and_memory_stays_bounded(app, photo):
+    still_answers(app.url, photo)
+    resident, peak = memory(app.process)
+    for name, data, allowed in fuzz_corpus.corpus():
+        status, headers, body = request(app.url, "POST", "/api/photos", data, Content_Type=web_app.PHOTO_TYPE)
+        assert status in (201, 400, 413), name
+        if status != 201:
+            assert headers["content-type"] == "application/json" and json.loads(body)["error"].endswith("."), name
+        assert status != 201 or "ok" in allowed, name
+    assert memory(app.process)[1] <= max(peak, resident + HEADROOM), memory(app.process)
+    still_answers(app.url, photo)
+
+
+def test_the_crc_bomb_is_refused_as_too_large(app_url):
+    status, _, body = request(app_url, "POST", "/api/photos", fuzz_corpus.crc_bomb(), Content_Type=web_app.PHOTO_TYPE)
+    assert status == 413 and "20000x20000 pixels" in json.loads(body)["error"]
+
+
+def test_a_negative_content_length_is_refused(app_url, photo):
+    head = f"POST /api/photos HTTP/1.1\r\nHost: {urllib.parse.urlsplit(app_url).netloc}\r\n" \
+           f"Content-Type: application/octet-stream\r\nContent-Length: -1\r\n\r\n"
+    status, _, body = raw(app_url, head.encode() + os.urandom(100_000))
+    assert status == 400 and "negative" in json.loads(body)["error"]
+    still_answers(app_url, photo)
+
+
+@pytest.mark.parametrize("headers,status", [
+    ({"Origin": "https://evil.example", "Content_Type": "text/plain"}, 403),
+    ({"Origin": "https://evil.example", "Content_Type": web_app.PHOTO_TYPE}, 403),
+    ({"Origin": "null", "Content_Type": web_app.PHOTO_TYPE}, 403),
+    ({"Content_Type": "text/plain"}, 415),
+    ({"Content_Type": "multipart/form-data; boundary=x"}, 415),
+    ({"Origin": "http://{host}", "Content_Type": web_app.PHOTO_TYPE}, 201),
+    ({"Content_Type": web_app.PHOTO_TYPE}, 201),
+])
+def test_only_the_apps_own_page_may_upload(app_url, photo, headers, status):
+    """Another site's script can post text/plain without asking first; the page's own types make browsers ask."""
+    host = urllib.parse.urlsplit(app_url).netloc
+    answer, _, body = request(app_url, "POST", "/api/photos", photo.read_bytes(),
+                              **{name: value.format(host=host) for name, value in headers.items()})
+    assert answer == status, body
+    assert ("error" in json.loads(body)) == (status != 201)
+
+
+def test_a_preflight_is_refused_and_grants_nothing(app_url):
+    status, headers, body = request(app_url, "OPTIONS", "/api/photos", Origin="https://evil.example",
+                                    Access_Control_Request_Method="POST",
+                                    Access_Control_Request_Headers="content-type")
+    assert status == 403 and "other web sites" in json.loads(body)["error"]
+    assert not [name for name in headers if name.startswith("access-control-")]
+
+
+def test_colourizing_from_another_site_is_refused(app_url, photo):
+    added = upload(app_url, photo.read_bytes())
+    payload = json.dumps({"hints": []}).encode()
+    path = f"/api/photos/{added['id']}/colourize"
+    assert request(app_url, "POST", path, payload, Origin="https://evil.example", Content_Type="text/plain")[0] == 403
+    assert request(app_url, "POST", path, payload, Content_Type="text/plain")[0] == 415
+    assert request(app_url, "POST", path, payload, Content_Type=web_app.JSON_TYPE)[0] == 200
+
+
+@pytest.mark.parametrize("payload,message", [
+    (b"[" * 20_000 + b"]" * 20_000, "nested too deeply"),
+    (b'{"hints": [{"x": 1' + b"0" * 400 + b', "y": 5, "color": "#2060e8"}]}', "x is too large a number"),
+    (b'{"hints": [{"x": 1e400, "y": 5, "color": "#2060e8"}]}', "x must be a finite number"),
+    (b'{"hints": [{"x": NaN, "y": 5, "color": "#2060e8"}]}', "x must be a finite number"),
+    (b'{"hints": [{"x": true, "y": 5, "color": "#2060e8"}]}', "x must be a number, not true"),
+    (b'{"hints": [{"x": 5, "y": "7", "color": "#2060e8"}]}', 'y must be a number, not "7"'),
+    (b'{"hints": [{"x": 5, "y": 7, "color": 123456}]}', "color must be a string #RRGGBB, not 123456"),
+    (b'{"hints": [[1, 2, 3]]}', "each hint needs x, y and color"),
+    (b'{"hints": {"x": 1}}', 'Expected {"hints": [...]}'),
+])
+def test_absurd_hints_are_refused_with_a_sentence(app_url, photo, payload, message):
+    added = upload(app_url, photo.read_bytes())
+    status, _, body = request(app_url, "POST", f"/api/photos/{added['id']}/colourize", payload,
+                              Content_Type=web_app.JSON_TYPE)
+    assert status == 400 and message in json.loads(body)["error"], body[:300]
+
+
+@pytest.mark.parametrize("data,status", [
+    (b"PUT /api/photos HTTP/1.1\r\nHost: {host}\r\n\r\n", 501),
+    (b"GET /" + b"a" * 70_000 + b" HTTP/1.1\r\nHost: {host}\r\n\r\n", 414),
+    (b"GET / HTTP/1.1\r\nHost: {host}\r\nX-Long: " + b"a" * 70_000 + b"\r\n\r\n", 431),
+    (b"GET / HTTP/1.1\r\nHost: {host}\r\n" + b"X-Many: 1\r\n" * 120 + b"\r\n", 431),
+    (b"GET / HTTP/1.x\r\nHost: {host}\r\n\r\n", 400),
+    (b"GET / HTTP/2.0\r\nHost: {host}\r\n\r\n", 505),
+])
+def test_the_servers_own_refusals_carry_the_same_headers_and_no_python_version(app_url, data, status):
+    host = urllib.parse.urlsplit(app_url).netloc.encode()
+    answer, headers, body = raw(app_url, data.replace(b"{host}", host))
+    assert answer == status and json.loads(body)["error"]
+    for name, value in web_app._SECURITY_HEADERS.items():
+        assert headers[name.lower()] == value, name
+    assert headers["server"] == "flower-colorizer"
+
+
+def test_a_silent_client_is_dropped_after_a_while(app_url, photo):
+    address = urllib.parse.urlsplit(app_url)
+    with socket.create_connection((address.hostname, address.port), timeout=WAIT_SECONDS) as half:
+        half.sendall(f"POST /api/photos HTTP/1.1\r\nHost: {address.netloc}\r\nContent-Type: "
+                     "application/octet-stream\r\nContent-Length: 5000\r\n\r\n".encode() + b"x" * 100)
+        start = time.monotonic()
+        try:
+            assert half.recv(1024) == b""  # closed, with no answer: there is nobody waiting for one
+        except ConnectionResetError:
+            pass
+        waited = time.monotonic() - start
+    assert web_app.IDLE_SECONDS - 1 < waited < WAIT_SECONDS
+    still_answers(app_url, photo)
+
+
+def test_connections_beyond_the_cap_are_refused_at_once_and_the_app_recovers(app_url, photo):
+    address = urllib.parse.urlsplit(app_url)
+    idle = [socket.create_connection((address.hostname, address.port), timeout=WAIT_SECONDS)
+            for _ in range(web_app.MAX_CONNECTIONS)]
+    try:
+        time.sleep(1)  # the app has taken every one of them
+        status, headers, body = request(app_url, "GET", "/api/info")
+        assert status == 503 and "too many open connections" in json.loads(body)["error"]
+        assert headers["x-content-type-options"] == "nosniff"
+    finally:
+        for connection in idle:
+            connection.close()
+    deadline = time.monotonic() + WAIT_SECONDS
+    while request(app_url, "GET", "/api/info")[0] == 503 and time.monotonic() < deadline:
+        time.sleep(0.2)
+    still_answers(app_url, photo)
+
+
+def test_parallel_uploads_are_all_answered_within_bounded_memory(app, tmp_path):
+    big = write_image(tmp_path / "big.png", cv2.resize(draw_photo("violet", 1, 240, 320), (1150, 860)))
+    resident, peak = memory(app.process)
+    with concurrent.futures.ThreadPoolExecutor(8) as pool:
+        answers = list(pool.map(lambda _: http(f"{app.url}api/photos", big.read_bytes())[0], range(8)))
+    assert answers == [201] * 8
+    assert memory(app.process)[1] <= max(peak, resident + HEADROOM)
+
+
+def test_a_client_that_goes_away_leaves_no_traceback(app, photo):
+    address = urllib.parse.urlsplit(app.url)
+    added = upload(app.url, photo.read_bytes())
+    before = app.stderr.read_text()
+    for _ in range(3):
+        connection = socket.create_connection((address.hostname, address.port), timeout=WAIT_SECONDS)
+        connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00")
+        body = b'{"hints": []}'
+        connection.sendall(f"POST /api/photos/{added['id']}/colourize HTTP/1.1\r\nHost: {address.netloc}\r\n"
+                           f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n".encode() + body)
+        connection.close()  # at once, with a reset: the app's answer, a 1 MB PNG, has nowhere to go
+    still_answers(app.url, photo)
+    assert "Traceback" not in app.stderr.read_text()[len(before):]
+    assert app.process.poll() is None
+
+
+def test_on_port_80_browsers_may_leave_the_port_out_of_host():
+    assert {"localhost", "127.0.0.1:80", "localhost:80"} <= web_app._loopback_names("127.0.0.1", 80)
+    assert "localhost" not in web_app._loopback_names("127.0.0.1", 8080)
+
+
 def test_a_photo_the_app_does_not_hold_is_named_as_such(app_url):
     status, _, body = colourize(app_url, "no-such-photo", [])
     assert status == 404 and "open it again" in json.loads(body)["error"]
@@ -206,7 +424,8 @@ def test_mistakes_are_one_line_and_exit_2(app_url, flags, message):
 
 
 def test_help_lists_the_flags():
-    done = run_module("trainer.app", "--help")  # absl's --help exits 1, as every command's here
+    done = run_module("trainer.app", "--help")
+    assert done.returncode == 0
     for flag in ("--model", "--host", "--port", "--max_upload_mb", "--max_pixels"):
         assert flag in done.stdout, flag
 

@@ -7,16 +7,27 @@ found in, or bare file names. Every mistake is a one-line `UsageError`
 naming the hint, key or photo.
 """
 
+import dataclasses
 import json
+import math
 import re
 
 import tensorflow as tf
 
 from pipeline.errors import UsageError
 from trainer.applying import photos
-from trainer.applying.inference import Hint
 
 _COLOUR = re.compile(r"#?([0-9a-fA-F]{6})")
+_KEYS = ("x", "y", "color")
+
+
+@dataclasses.dataclass(frozen=True)
+class Hint:
+    """A person's colour hint: this colour's chroma at (x, y), in the photo's own pixels, origin top-left."""
+
+    x: float
+    y: float
+    rgb: tuple[int, int, int]
 
 
 def parse_colour(text: str) -> tuple[int, int, int]:
@@ -39,6 +50,28 @@ def parse_hint(text: str) -> Hint:
     return Hint(x, y, parse_colour(parts[2]))
 
 
+def _coordinate(name: str, value) -> float:
+    """A JSON number as a pixel coordinate; true, "12", 1e400 or a number of 400 digits are mistakes."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise UsageError(f"{name} must be a number, not {json.dumps(value)[:40]}")
+    try:
+        number = float(value)
+    except OverflowError:
+        raise UsageError(f"{name} is too large a number") from None
+    if not math.isfinite(number):
+        raise UsageError(f"{name} must be a finite number")
+    return number
+
+
+def hint_from_json(entry) -> Hint:
+    """{"x": 120, "y": 45, "color": "#d02030"} -> Hint, as a hints file and the web page send them."""
+    if not isinstance(entry, dict) or not all(key in entry for key in _KEYS):
+        raise UsageError('each hint needs x, y and color, e.g. {"x": 120, "y": 45, "color": "#d02030"}')
+    if not isinstance(entry["color"], str):
+        raise UsageError(f"color must be a string #RRGGBB, not {json.dumps(entry['color'])[:40]}")
+    return Hint(_coordinate("x", entry["x"]), _coordinate("y", entry["y"]), parse_colour(entry["color"]))
+
+
 def read_hints_file(path: str) -> dict[str, list[Hint]]:
     """A hints JSON file -> {photo key: hints}."""
     try:
@@ -51,9 +84,11 @@ def read_hints_file(path: str) -> dict[str, list[Hint]]:
     result = {}
     for key, entries in content.items():
         try:
-            result[key] = [Hint(float(e["x"]), float(e["y"]), parse_colour(str(e["color"]))) for e in entries]
-        except (TypeError, KeyError, ValueError) as error:
-            raise UsageError(f"--hints {path}: {key!r}: each hint needs x, y and color ({error})") from None
+            if not isinstance(entries, list):
+                raise UsageError("expected a list of hints")
+            result[key] = [hint_from_json(entry) for entry in entries]
+        except UsageError as error:
+            raise UsageError(f"--hints {path}: {key!r}: {error}") from None
     return result
 
 

@@ -3,7 +3,6 @@
 The library behind `python -m trainer.colorize`.
 """
 
-import dataclasses
 import os
 import posixpath
 import sys
@@ -17,19 +16,11 @@ from pipeline.errors import UsageError
 from pipeline import color, preparation
 from pipeline.preparation import Preparation
 from trainer.network import colour_classes, hints, model_file, models
-from trainer.applying import photos, serving, upsampling
+from trainer.applying import hint_input, photos, serving, upsampling
+from trainer.applying.hint_input import Hint
 from trainer.evaluation import sheets
 
 _WRITABLE = (".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff")
-
-
-@dataclasses.dataclass(frozen=True)
-class Hint:
-    """A person's colour hint: this colour's chroma at (x, y), in the photo's own pixels, origin top-left."""
-
-    x: float
-    y: float
-    rgb: tuple[int, int, int]
 
 
 def view_lightness(rgb: np.ndarray, prep: Preparation) -> np.ndarray:
@@ -184,8 +175,6 @@ def run(arguments: list[str], output: str, model: str | None, compare: bool, bat
     Photos are read and refused (too_small, too_large, ...) by the model's own preparation;
     max_pixels, when given, replaces its pixel limit.
     """
-    from trainer.applying import hint_input
-
     if not arguments:
         raise UsageError("name at least one photo, folder or glob to colourize")
     planned = plan(arguments, output)

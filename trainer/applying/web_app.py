@@ -1,6 +1,9 @@
 """The web page's server: photos in memory, colourized and re-colourized with hints.
 
-The library behind `python -m trainer.app` (see there).
+The library behind `python -m trainer.app` (see there). It answers only its own page:
+other web sites the person visits cannot post to it (Origin, content types that make
+browsers ask first, which it refuses), and no request can make it decode past the pixel
+limit, hold a connection forever or open threads without bound.
 """
 
 import collections
@@ -12,6 +15,7 @@ import json
 import os
 import re
 import secrets
+import sys
 import threading
 import time
 import traceback
@@ -23,6 +27,7 @@ import numpy as np
 from pipeline import color, errors, images
 from pipeline.preparation import Preparation
 from trainer.applying import hint_input, inference
+from trainer.applying.hint_input import Hint
 
 
 # A person works on one photo at a time; a few more let two tabs work side by side while memory stays bounded
@@ -33,6 +38,16 @@ MAX_JSON_BYTES = 64_000
 # An oversized upload is read and discarded up to this size, so that the client, still sending, gets the refusal
 # instead of a reset connection; beyond it the connection is just closed.
 MAX_DISCARD_BYTES = 1 << 30
+# A connection silent this long (seconds) is closed, and at most this many are open at once: a client that
+# sends half a request, or many that send nothing, cannot hold threads and memory for ever.
+IDLE_SECONDS = 10
+MAX_CONNECTIONS = 32
+# Photos decoded at the same time: each may take several hundred MB while it is decoded.
+PARALLEL_DECODES = 2
+# The content types the page sends. Both make a browser ask the app first (a CORS preflight) before another
+# web site's script may send them, and the app refuses that question.
+PHOTO_TYPE = "application/octet-stream"
+JSON_TYPE = "application/json"
 
 _PAGE_TYPES = {".html": "text/html; charset=utf-8", ".css": "text/css; charset=utf-8",
                ".js": "text/javascript; charset=utf-8", ".svg": "image/svg+xml"}
@@ -101,7 +116,7 @@ def accepts_hints(colourizer) -> bool:
     blank = np.full((48, 64, 3), 128, np.uint8)
     colourizer([blank])
     try:
-        colourizer([blank], [[inference.Hint(32, 24, (200, 40, 40))]])
+        colourizer([blank], [[Hint(32, 24, (200, 40, 40))]])
     except errors.UsageError:
         return False
     return True
@@ -118,7 +133,7 @@ def decode_upload(data: bytes, limits: Limits, prep: Preparation) -> np.ndarray:
                           f"{error.detail}.") from None
 
 
-def parse_hints(payload, width: int, height: int) -> list[inference.Hint]:
+def parse_hints(payload, width: int, height: int) -> list[Hint]:
     """{"hints": [{"x": .., "y": .., "color": "#rrggbb"}, ...]} -> hints inside a width x height photo."""
     entries = payload.get("hints") if isinstance(payload, dict) else None
     if not isinstance(entries, list) or len(entries) > MAX_HINTS:
@@ -126,8 +141,8 @@ def parse_hints(payload, width: int, height: int) -> list[inference.Hint]:
     hints = []
     for entry in entries:
         try:
-            hint = inference.Hint(float(entry["x"]), float(entry["y"]), hint_input.parse_colour(str(entry["color"])))
-        except (TypeError, KeyError, ValueError) as error:  # errors.UsageError is a ValueError
+            hint = hint_input.hint_from_json(entry)
+        except errors.UsageError as error:
             raise ClientError(400, f"Each hint needs x, y and color #rrggbb ({error}).") from None
         if not (0 <= hint.x < width and 0 <= hint.y < height):
             raise ClientError(400, f"The hint ({hint.x:g}, {hint.y:g}) is outside the {width}x{height} photo.")
@@ -153,13 +168,15 @@ class Studio:
         self.photos = PhotoStore()
         self.page = load_page()
         self._model_lock = threading.Lock()  # two at once would only share the same 2 cores, each slower
+        self._decoding = threading.BoundedSemaphore(PARALLEL_DECODES)
 
     def info(self) -> dict:
         return {"hint_aware": self.hint_aware, "max_upload_bytes": self.limits.upload_bytes,
                 "max_pixels": self.limits.pixels}
 
     def add_photo(self, data: bytes) -> dict:
-        rgb = decode_upload(data, self.limits, self.colourizer.preparation)
+        with self._decoding:
+            rgb = decode_upload(data, self.limits, self.colourizer.preparation)
         return {"id": self.photos.add(rgb), "width": rgb.shape[1], "height": rgb.shape[0]}
 
     def gray_png(self, key: str) -> bytes:
@@ -186,16 +203,38 @@ class Handler(http.server.BaseHTTPRequestHandler):
     """Routes the page's requests to the Studio; every refusal is JSON {"error": sentence}."""
 
     server_version = "flower-colorizer"
+    timeout = IDLE_SECONDS
 
     @property
     def studio(self) -> Studio:
         return self.server.studio
+
+    def version_string(self) -> str:
+        """The Server header: the app's name, not the Python version it runs on."""
+        return self.server_version
 
     def do_GET(self):
         self._answer(self._get)
 
     def do_POST(self):
         self._answer(self._post)
+
+    def do_OPTIONS(self):
+        """A browser asks this before another web site's script may post a photo or hints: the answer is no."""
+        self._answer(self._refuse_preflight)
+
+    def send_error(self, code: int, message: str | None = None, explain: str | None = None) -> None:
+        """http.server's own refusals (414, 431, 501, ...) as JSON, with the headers of every other answer.
+
+        A request line it cannot read leaves it taking the client for HTTP/0.9, which gets no headers at all;
+        no browser speaks that, so the answer is HTTP/1.0 like every other.
+        """
+        self.close_connection = True
+        self.request_version = "HTTP/1.0" if self.request_version == "HTTP/0.9" else self.request_version
+        self._send_json(code, {"error": f"{message or http.HTTPStatus(code).phrase}."})
+
+    def _refuse_preflight(self, path: str):
+        raise ClientError(403, "This app answers its own page only; other web sites may not send it requests.")
 
     def _get(self, path: str):
         if path in self.studio.page:
@@ -209,7 +248,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
 
     def _post(self, path: str):
         if path == "/api/photos":
-            self._send_json(201, self.studio.add_photo(self._body(self.studio.limits.upload_bytes, "photo")))
+            self._send_json(201, self.studio.add_photo(self._body(self.studio.limits.upload_bytes, "photo", PHOTO_TYPE)))
         elif (match := _PHOTO_PATH.fullmatch(path)) and match.group(2) == "colourize":
             payload = self._json_body()
             png, seconds = self.studio.colourize_png(match.group(1), payload)
@@ -219,12 +258,20 @@ class Handler(http.server.BaseHTTPRequestHandler):
             raise ClientError(404, f"Nothing to post to at {path}.")
 
     def _answer(self, route):
-        """Run the route; a refusal becomes its JSON answer, a failure of the app a 500 the page can show."""
+        """Run the route; a refusal becomes its JSON answer, a failure of the app a 500 the page can show.
+
+        A client that went away or fell silent gets nothing, and the console no traceback: there is
+        nobody to tell and nothing to mend.
+        """
         try:
             self._check_host()
+            self._check_origin()
             route(urllib.parse.urlsplit(self.path).path)
         except ClientError as error:
+            self.close_connection = True  # a refused request's body may be unread: the connection cannot go on
             self._send_json(error.status, {"error": error.message})
+        except (ConnectionError, TimeoutError):
+            self.close_connection = True
         except Exception as error:  # noqa: BLE001  the person sees a sentence; the console keeps the traceback
             traceback.print_exc()
             self._send_json(500, {"error": f"The app failed on this request: {type(error).__name__}: {error}"})
@@ -239,12 +286,28 @@ class Handler(http.server.BaseHTTPRequestHandler):
         if allowed is not None and (self.headers.get("Host") or "").lower() not in allowed:
             raise ClientError(403, f"This app answers requests for {sorted(allowed)[0]} only.")
 
-    def _body(self, limit: int, what: str) -> bytes:
-        """The request body, refused (after discarding it) above `limit` bytes."""
+    def _check_origin(self) -> None:
+        """A browser names the site of the page that sends a request (Origin): only the app's own page may.
+
+        Otherwise any web site the person visits could post photos to the app and evict theirs.
+        """
+        origin = self.headers.get("Origin")
+        if origin is not None and origin.lower() != f"http://{self.headers.get('Host', '')}".lower():
+            raise ClientError(403, "This app answers its own page only; other web sites may not send it requests.")
+
+    def _body(self, limit: int, what: str, content_type: str) -> bytes:
+        """The request body of this content type, refused (after discarding it) above `limit` bytes."""
         try:
             length = int(self.headers["Content-Length"])
         except (TypeError, ValueError):
             raise ClientError(411, f"Send the {what} with a Content-Length.") from None
+        if length < 0:
+            self.close_connection = True
+            raise ClientError(400, f"The Content-Length {length} is negative.")
+        given = (self.headers.get("Content-Type") or "none").split(";")[0].strip().lower()
+        if given != content_type:
+            self._discard(length)
+            raise ClientError(415, f"Send the {what} as {content_type}, not {given[:60]}.")
         if length > limit:
             self._discard(length)
             raise ClientError(413, f"This {what} is {length / 1e6:.1f} MB, more than the limit of "
@@ -263,9 +326,11 @@ class Handler(http.server.BaseHTTPRequestHandler):
 
     def _json_body(self):
         try:
-            return json.loads(self._body(MAX_JSON_BYTES, "request"))
+            return json.loads(self._body(MAX_JSON_BYTES, "request", JSON_TYPE))
         except ValueError:
             raise ClientError(400, "The request is not valid JSON.") from None
+        except RecursionError:
+            raise ClientError(400, "The request's JSON is nested too deeply.") from None
 
     def _send_json(self, status: int, content: dict) -> None:
         self._send(status, json.dumps(content).encode(), "application/json")
@@ -282,13 +347,56 @@ class Handler(http.server.BaseHTTPRequestHandler):
         pass
 
 
-def make_server(model: str | None, host: str, port: int, limits: Limits) -> http.server.ThreadingHTTPServer:
+class Server(http.server.ThreadingHTTPServer):
+    """A thread per connection, at most MAX_CONNECTIONS of them; clients that go away are not errors."""
+
+    daemon_threads = True
+
+    def __init__(self, address: tuple[str, int]):
+        super().__init__(address, Handler)
+        self._connections = threading.BoundedSemaphore(MAX_CONNECTIONS)
+
+    def process_request(self, request, client_address):
+        if not self._connections.acquire(blocking=False):
+            _answer_busy(request)
+            self.shutdown_request(request)
+            return
+        try:
+            super().process_request(request, client_address)
+        except BaseException:
+            self._connections.release()
+            raise
+
+    def process_request_thread(self, request, client_address):
+        try:
+            super().process_request_thread(request, client_address)
+        finally:
+            self._connections.release()
+
+    def handle_error(self, request, client_address):
+        if not isinstance(sys.exc_info()[1], (ConnectionError, TimeoutError)):
+            super().handle_error(request, client_address)
+
+
+def _answer_busy(request) -> None:
+    """503, written straight to a connection over the cap, which gets no thread."""
+    body = json.dumps({"error": "The app has too many open connections; try again in a moment."}).encode()
+    headers = {"Content-Type": "application/json", "Content-Length": str(len(body)), "Connection": "close",
+               "Server": Handler.server_version, **_SECURITY_HEADERS}
+    head = "".join(f"{name}: {value}\r\n" for name, value in headers.items())
+    try:
+        request.settimeout(1)
+        request.sendall(f"HTTP/1.1 503 Service Unavailable\r\n{head}\r\n".encode() + body)
+    except OSError:
+        pass  # the client is gone already
+
+
+def make_server(model: str | None, host: str, port: int, limits: Limits) -> Server:
     """The app's server, listening, with its model loaded and warmed up; raises errors.UsageError or OSError.
 
     It binds before loading the model, so a busy port is reported at once, not after the load.
     """
-    server = http.server.ThreadingHTTPServer((host, port), Handler)
-    server.daemon_threads = True
+    server = Server((host, port))
     server.allowed_hosts = _loopback_names(*server.server_address[:2])
     try:
         server.studio = Studio(inference.load(model), limits)
@@ -299,12 +407,16 @@ def make_server(model: str | None, host: str, port: int, limits: Limits) -> http
 
 
 def _loopback_names(host: str, port: int) -> set[str] | None:
-    """The Host headers a loopback server answers ("localhost:8080", ...); None (any) on other addresses."""
+    """The Host headers a loopback server answers ("localhost:8080", ...); None (any) on other addresses.
+
+    On port 80 browsers leave the port out of Host.
+    """
     if not ipaddress.ip_address(host).is_loopback:
         return None
-    return {f"{name}:{port}" for name in ("127.0.0.1", "localhost", "[::1]", host)}
+    names = ("127.0.0.1", "localhost", "[::1]", host)
+    return {f"{name}:{port}" for name in names} | ({*names} if port == 80 else set())
 
 
-def address(server: http.server.ThreadingHTTPServer) -> str:
+def address(server: Server) -> str:
     host, port = server.server_address[:2]
     return f"http://{host}:{port}/"

@@ -7,6 +7,8 @@ import csv
 import dataclasses
 import json
 import math
+import os
+import re
 import subprocess
 import sys
 import time
@@ -206,6 +208,11 @@ def _plot(path: str, study: str, rows: list[dict]) -> None:
     plots.save_panels(path, panels)
 
 
+def _relative(text: str) -> str:
+    """Absolute local paths in text made relative to the working directory: results name no one's machine."""
+    return re.sub(r"(?<![\w:/])/[^\s,:]+", lambda match: os.path.relpath(match.group()), text)
+
+
 def run(plan: Plan) -> tuple[str, bool]:
     """Run (or finish) every trial; write the results; return the summary and whether every trial finished."""
     study, study_dir = plan.study, plan.study_dir.rstrip("/")
@@ -241,8 +248,8 @@ def run(plan: Plan) -> tuple[str, bool]:
             (f"head-classification-T{t}", {"loss": "classification", "temperature": t}) for t in HEAD_TEMPERATURES]
     rows = table_rows(names_and_overrides, results)
     first = next(iter(results.values()))
-    setup = {"command": plan.command,
-             "data": f"{first['data']['data_dir']}: {first['data']['image_size'][0]}x"
+    setup = {"command": _relative(plan.command),
+             "data": f"{_relative(first['data']['data_dir'])}: {first['data']['image_size'][0]}x"
                      f"{first['data']['image_size'][1]}, {first['data']['train_examples']} training examples, "
                      f"validation: {first['data']['validation']} ({first['data']['val_examples']} examples)",
              "model": first["model"], "trials finished": f"{len(results)} of {len(names_and_overrides)}"}

@@ -19,6 +19,8 @@ stamp="$venv/.installed-$extras"
 want="$(cat setup.py "$lock" | sha256sum | cut -d' ' -f1)"
 if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
   "$venv/bin/pip" install --quiet --upgrade pip
-  "$venv/bin/pip" install --quiet -c "$lock" -e ".[$extras]"
+  # setuptools warns, in ten lines, that folders named like the package may take precedence over it when
+  # imported from the checkout: here those folders are the package itself, so there is nothing to heed.
+  PYTHONWARNINGS="ignore:Editable installation" "$venv/bin/pip" install --quiet -c "$lock" -e ".[$extras]"
   echo "$want" > "$stamp"
 fi

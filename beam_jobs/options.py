@@ -5,10 +5,9 @@ import re
 
 from apache_beam.options.pipeline_options import PipelineOptions, StandardOptions
 
-from pipeline import preparation, schema
+from pipeline import paths, preparation, schema
 
 _NAMED_INPUT = re.compile(r"^([A-Za-z0-9_.-]+)=(.+)$")
-_GLOB_CHARS = re.compile(r"[*?\[]")
 
 
 class PreprocessOptions(PipelineOptions):
@@ -85,7 +84,7 @@ def parse_inputs(values: list[str]) -> list[tuple[str, str]]:
 
 def _default_name(location: str) -> str:
     """The last path component that is not a wildcard: '/data/flowers/*/*.jpg' -> 'flowers'."""
-    parts = [part for part in location.split("/") if part and not _GLOB_CHARS.search(part)]
+    parts = [part for part in location.split("/") if part and not paths.has_wildcard(part)]
     return parts[-1] if parts else "input"
 
 

@@ -21,7 +21,7 @@ from apache_beam.metrics.metric import MetricsFilter  # noqa: E402
 from apache_beam.options.pipeline_options import (  # noqa: E402
     DirectOptions, GoogleCloudOptions, PipelineOptions, StandardOptions)
 
-from pipeline import schema, splits  # noqa: E402
+from pipeline import paths, schema, splits  # noqa: E402
 from pipeline import errors  # noqa: E402
 from pipeline.errors import UsageError  # noqa: E402
 from pipeline.preparation import Preparation  # noqa: E402
@@ -50,7 +50,7 @@ def _matches(pattern: str) -> bool:
 
 def _pattern(location: str) -> str:
     """A folder means every file below it; a file or a glob means itself."""
-    if any(char in location for char in "*?["):
+    if paths.has_wildcard(location):
         return location
     below = transforms.join(location.rstrip("/"), "**")
     return below if _matches(below) else location

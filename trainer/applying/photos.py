@@ -2,16 +2,12 @@
 
 import dataclasses
 import posixpath
-import re
 
 import tensorflow as tf
 
-from pipeline import images
+from pipeline import images, paths
 from pipeline.preparation import Preparation
 from pipeline.errors import UsageError
-
-_GLOB = re.compile(r"[*?\[]")
-
 
 @dataclasses.dataclass(frozen=True)
 class Photo:
@@ -20,8 +16,8 @@ class Photo:
 
     @property
     def label(self) -> str:
-        """The parent folder's name, as the Beam job records it."""
-        return posixpath.basename(posixpath.dirname(self.path))
+        """The class label, as the Beam job records it."""
+        return paths.label_of(self.path)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -35,11 +31,6 @@ def _below(root: str, path: str) -> str:
     return path[len(root):].lstrip("/") if path.startswith(root) else posixpath.basename(path)
 
 
-def _glob_root(pattern: str) -> str:
-    """'photos/*/x*.jpg' -> 'photos': the folder before the first wildcard."""
-    return pattern[: _GLOB.search(pattern).start()].rsplit("/", 1)[0]
-
-
 def find(arguments: list[str]) -> list[Photo]:
     """Every file named by the arguments: files, folders (recursively) and globs."""
     found = []
@@ -48,8 +39,8 @@ def find(arguments: list[str]) -> list[Photo]:
             root = argument.rstrip("/")
             for folder, _, names in tf.io.gfile.walk(root):
                 found += [Photo(f"{folder}/{name}", _below(root, f"{folder}/{name}")) for name in sorted(names)]
-        elif _GLOB.search(argument):
-            root = _glob_root(argument)
+        elif paths.has_wildcard(argument):
+            root = paths.glob_root(argument)
             found += [Photo(path, _below(root, path)) for path in sorted(tf.io.gfile.glob(argument))
                       if not tf.io.gfile.isdir(path)]
         elif tf.io.gfile.exists(argument):

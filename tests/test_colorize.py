@@ -77,6 +77,7 @@ def test_command_exit_code_says_whether_anything_failed(model_paths, photo_dir, 
     done = run_module("trainer.colorize", str(photo_dir / "odd" / "*.png"), f"--output={tmp_path / 'a'}",
                       f"--model={model_paths[0]}")
     assert done.returncode == 0 and "2 photos colourized" in done.stdout
+    assert f"colourizing 2 files with {model_paths[0]}\n" in done.stdout  # which model, first
     assert (tmp_path / "a" / "tall.png").exists() and (tmp_path / "a" / "gray.png").exists()
     done = run_module("trainer.colorize", str(photo_dir), f"--output={tmp_path / 'b'}", f"--model={model_paths[0]}")
     assert done.returncode == 1
@@ -113,10 +114,11 @@ def test_missing_model_is_a_usage_error(photo_dir, tmp_path):
         inference.run([str(photo_dir)], str(tmp_path), str(tmp_path / "nothing"), False, 4)
 
 
-def test_the_shipped_model_works_without_a_model_flag(photo_dir, tmp_path):
+def test_the_shipped_model_works_without_a_model_flag(photo_dir, tmp_path, capsys):
     written, failures = inference.run([str(photo_dir / "odd" / "tall.png")], str(tmp_path), None, compare=False,
                                      batch_size=1)
     assert written == 1 and not failures
+    assert "default_model/model.keras (the model shipped with the project" in capsys.readouterr().out
     result = cv2.imread(str(tmp_path / "tall.png"))
     assert result.shape == (517, 333, 3)
     assert np.abs(result.astype(int) - result.mean(axis=-1, keepdims=True)).mean() > 1  # it added colour

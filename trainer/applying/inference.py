@@ -64,6 +64,7 @@ class KerasColorizer:
 
     def __init__(self, path: str, temperature: float | None = None, edge_aware: bool = True,
                  vividness: float | None = None):
+        self.source = path
         self.net, self.preparation = model_file.load(path)
         self.edge_aware = edge_aware
         self.hint_aware = hints.is_hint_aware(self.net)
@@ -92,6 +93,7 @@ class SavedModelColorizer:
     """The exported serving signatures, one photo at a time (they take a batch of one size)."""
 
     def __init__(self, path: str):
+        self.source = path
         self._module = tf.saved_model.load(path)
         self.preparation = serving.preparation(path)
 
@@ -173,19 +175,22 @@ def run(arguments: list[str], output: str, model: str | None, compare: bool, bat
     """Colourize every photo (with its hints, if any); return how many were written and what failed.
 
     Photos are read and refused (too_small, too_large, ...) by the model's own preparation;
-    max_pixels, when given, replaces its pixel limit.
+    max_pixels, when given, replaces its pixel limit. A photo that fails later, while being
+    colourized or written, is a failure of that photo alone: every other one is still written.
     """
     if not arguments:
         raise UsageError("name at least one photo, folder or glob to colourize")
     planned = plan(arguments, output)
     assigned = hint_input.assign([photo for photo, _ in planned], list(single_hints), hints_by_key or {})
     colourizer = load(model, temperature, edge_aware, vividness)
+    print(f"colourizing {len(planned)} files with {describe(colourizer.source, model)}", flush=True)
     prep = colourizer.preparation
     for photo, _ in planned:  # every hint is checked before anything is written
         rgb = photos.read_rgb(photo, prep, max_pixels) if assigned.get(photo.path) else None
         if rgb is not None and not isinstance(rgb, photos.Failure):
             hint_input.check_inside(photo, assigned[photo.path], *rgb.shape[:2])
     progress = keras.utils.Progbar(len(planned), verbose=1 if sys.stdout.isatty() else 2, unit_name="photo")
+    compare_dir = f"{output.rstrip('/')}/compare" if compare else None
     written, failures = 0, []
     for start in range(0, len(planned), batch_size):
         batch = []
@@ -193,14 +198,51 @@ def run(arguments: list[str], output: str, model: str | None, compare: bool, bat
             rgb = photos.read_rgb(photo, prep, max_pixels)
             if isinstance(rgb, photos.Failure):
                 failures.append(rgb)
-                continue
-            batch.append((photo, target, rgb))
-        results = colourizer([rgb for _, _, rgb in batch], [assigned.get(p.path, []) for p, _, _ in batch]) if batch else []
+            else:
+                batch.append((photo, target, rgb))
+        results = _colourize_each(colourizer, [(photo, rgb, assigned.get(photo.path, [])) for photo, _, rgb in batch])
         for (photo, target, rgb), result in zip(batch, results):
-            _write(target, result)
-            if compare:
-                _write(f"{output.rstrip('/')}/compare/{posixpath.splitext(photo.relative)[0]}.jpg",
-                       compare_sheet(rgb, result, prep))
-            written += 1
+            failure = result if isinstance(result, photos.Failure) else _save(photo, target, rgb, result, compare_dir,
+                                                                               prep)
+            failures += [failure] if failure else []
+            written += not failure
         progress.update(min(start + batch_size, len(planned)))
     return written, failures
+
+
+def describe(source: str, asked: str | None) -> str:
+    """Which model colourizes: its file, and whether it is the one shipped with the project."""
+    return f"{source} (the model shipped with the project; --model chooses another)" if asked is None else source
+
+
+def _failure(photo: photos.Photo, reason: str, error: Exception) -> photos.Failure:
+    """The failure of one photo, in one line: the error's type and the last line of its message."""
+    lines = str(error).strip().splitlines() or [""]
+    return photos.Failure(photo.path, reason, f"{type(error).__name__}: {lines[-1]}")
+
+
+def _colourize_each(colourizer, batch: list[tuple[photos.Photo, np.ndarray, list[Hint]]]) -> list:
+    """Each photo's colourization, or its Failure: a batch that fails is colourized again photo by photo,
+    so that one photo (one too big to recombine in memory, say) fails alone."""
+    if not batch:
+        return []
+    try:
+        return colourizer([rgb for _, rgb, _ in batch], [given for _, _, given in batch])
+    except UsageError:
+        raise
+    except Exception as error:  # noqa: BLE001  whatever it was, it is reported for its photo
+        if len(batch) == 1:
+            return [_failure(batch[0][0], "colourizing_failed", error)]
+        return [result for item in batch for result in _colourize_each(colourizer, [item])]
+
+
+def _save(photo: photos.Photo, target: str, rgb: np.ndarray, result: np.ndarray, compare_dir: str | None,
+          prep: Preparation) -> photos.Failure | None:
+    """Write a photo's colourization (and its comparison sheet); the Failure if either cannot be written."""
+    try:
+        _write(target, result)
+        if compare_dir:
+            _write(f"{compare_dir}/{posixpath.splitext(photo.relative)[0]}.jpg", compare_sheet(rgb, result, prep))
+    except (OSError, tf.errors.OpError, cv2.error) as error:
+        return _failure(photo, "unwritable", error)
+    return None

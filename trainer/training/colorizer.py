@@ -13,7 +13,7 @@ work unchanged on one device, many GPUs or many hosts.
 The data arrive as stored, uint8 L8 and ab8 (a quarter of float32's bytes to
 move to a device), and are scaled inside the step. A hint-aware network gets
 hints simulated from the truth (`trainer.network.hints`): a random number per photo
-in training, `eval_hints` per photo in evaluation (0: automatic colourization).
+in training, none in evaluation (automatic colourization).
 A loss that names an `output_layer` (the colour classifier's logits) is
 computed on that layer's output; metrics always use the network's ab.
 """
@@ -29,12 +29,12 @@ from trainer.evaluation import metrics
 class Colorizer(keras.Model):
     """Trains `net` (L [+ hints] -> ab) with a per-image loss; evaluates every metric of `trainer.evaluation.metrics`."""
 
-    def __init__(self, net: keras.Model, loss_fn, jit_compile: bool, seed: int = 0, eval_hints: int = 0,
-                 train_hints: bool = True, **kwargs):
+    def __init__(self, net: keras.Model, loss_fn, jit_compile: bool, seed: int = 0, train_hints: bool = True,
+                 **kwargs):
         super().__init__(**kwargs)
         self.net = net
         self.loss_fn = loss_fn
-        self.seed, self.eval_hints, self.train_hints = seed, eval_hints, train_hints
+        self.seed, self.train_hints = seed, train_hints
         self.hint_aware = hints.is_hint_aware(net)
         layer = getattr(loss_fn, "output_layer", None)
         loss_output = net.get_layer(layer).output if layer else net.outputs[0]
@@ -93,10 +93,8 @@ class Colorizer(keras.Model):
 
     def _loss_and_metrics(self, l8, ab8):
         lightness, ab = color_tf.l8_to_input(l8), color_tf.ab8_to_target(ab8)
-        # The same photos in the same batches get the same hints, whatever else is evaluated.
-        seed = hints.evaluation_seed(self.seed, l8)
-        counts = tf.fill([tf.shape(l8)[0]], self.eval_hints)
-        loss_output, predicted = self._both(hints.revealed_input(self.net, lightness, ab, counts, seed), training=False)
+        net_input = hints.network_input(lightness) if self.hint_aware else lightness  # no hints: automatic
+        loss_output, predicted = self._both(net_input, training=False)
         return self.loss_fn(ab, loss_output), metrics.per_image(lightness, ab, predicted)
 
     def test_step(self, data):

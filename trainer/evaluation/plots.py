@@ -1,5 +1,7 @@
 """Line charts of training curves as PNG, drawn with OpenCV (no plotting library needed)."""
 
+import math
+
 import cv2
 import numpy as np
 import tensorflow as tf
@@ -7,10 +9,11 @@ import tensorflow as tf
 _SIZE = (360, 480)  # height, width of one panel
 _MARGIN = 48
 _COLOURS = [(200, 90, 30), (40, 130, 240), (60, 170, 60), (150, 60, 180), (40, 40, 200), (140, 140, 140)]  # BGR
+_GRID = (225, 225, 225)
+_Y_TICKS = 5
+_MAX_X_TICKS = 10
 
 
-def _axis_label(value: float) -> str:
-    return f"{value:.4g}"
 
 
 def _padded(low: float, high: float) -> tuple[float, float]:
@@ -21,9 +24,21 @@ def _padded(low: float, high: float) -> tuple[float, float]:
     return low - pad, high + pad
 
 
+def _ticks(low: float, high: float, count: int, whole: bool = False) -> list[tuple[float, str]]:
+    """About `count` round values inside [low, high] (1, 2 or 5 times a power of ten apart), with their labels;
+    whole: no step below 1 (epochs)."""
+    raw = (high - low) / count
+    power = 10.0 ** math.floor(math.log10(raw))
+    step = next(power * m for m in (1, 2, 5, 10) if power * m >= raw)
+    step = max(step, 1.0) if whole else step
+    decimals = max(0, -math.floor(math.log10(step)))
+    values = np.arange(math.ceil(low / step) * step, high + step * 1e-9, step)
+    return [(float(v), f"{v:.{decimals}f}") for v in values]
+
+
 def panel(title: str, xs: list, series: dict[str, list[float]], x_label: str = "epoch",
           points_only: bool = False) -> np.ndarray:
-    """One chart: a line (or just points) per named series over xs, with axis extents and a legend. BGR."""
+    """One chart: a line (or just points) per named series over xs, on a labelled grid, with a legend. BGR."""
     height, width = _SIZE
     image = np.full((height, width, 3), 255, np.uint8)
     values = np.array([v for ys in series.values() for v in ys if np.isfinite(v)], np.float64)
@@ -36,13 +51,19 @@ def panel(title: str, xs: list, series: dict[str, list[float]], x_label: str = "
         py = bottom - (y - low) / (high - low) * (bottom - top)
         return int(round(px)), int(round(py))
 
-    cv2.rectangle(image, (left, top), (right, bottom), (0, 0, 0), 1)
     font = cv2.FONT_HERSHEY_SIMPLEX
-    cv2.putText(image, title, (left, top - 24), font, 0.6, (0, 0, 0), 1, cv2.LINE_AA)
-    cv2.putText(image, _axis_label(high), (4, top + 4), font, 0.4, (0, 0, 0), 1, cv2.LINE_AA)
-    cv2.putText(image, _axis_label(low), (4, bottom), font, 0.4, (0, 0, 0), 1, cv2.LINE_AA)
-    x_range = f"{x_label}: points from {_axis_label(min(xs))} to {_axis_label(max(xs))}"
-    cv2.putText(image, x_range, (left, height - 14), font, 0.45, (0, 0, 0), 1, cv2.LINE_AA)
+    for value, text in _ticks(low, high, _Y_TICKS):
+        y = point(x_low, value)[1]
+        cv2.line(image, (left, y), (right, y), _GRID, 1)
+        cv2.putText(image, text, (4, y + 4), font, 0.38, (0, 0, 0), 1, cv2.LINE_AA)
+    for value, text in _ticks(x_low, x_high, _MAX_X_TICKS, whole=all(float(x).is_integer() for x in xs)):
+        x = point(value, low)[0]
+        cv2.line(image, (x, top), (x, bottom), _GRID, 1)
+        cv2.putText(image, text, (x - 4 * len(text), bottom + 16), font, 0.38, (0, 0, 0), 1, cv2.LINE_AA)
+    cv2.rectangle(image, (left, top), (right, bottom), (0, 0, 0), 1)
+    cv2.putText(image, title, (left, top - 24), font, 0.5, (0, 0, 0), 1, cv2.LINE_AA)
+    cv2.putText(image, x_label, ((left + right) // 2 - 4 * len(x_label), height - 10), font, 0.45, (0, 0, 0), 1,
+                cv2.LINE_AA)
     for i, (name, ys) in enumerate(series.items()):
         colour = _COLOURS[i % len(_COLOURS)]
         points = [point(x, y) for x, y in zip(xs, ys) if np.isfinite(y)]
@@ -94,10 +115,11 @@ def training_curves(path: str, history: list[dict]) -> None:
         return [float(row.get(name, "nan") or "nan") for row in history]
 
     save_panels(path, [
-        panel("loss", epochs, {"train": column("loss"), "validation": column("val_loss")}),
-        panel("validation RGB PSNR (dB)", epochs, {"model": column("val_rgb_psnr")}),
-        panel("validation RGB SSIM", epochs, {"model": column("val_rgb_ssim")}),
-        panel("validation colourfulness", epochs, {"model": column("val_colourfulness"),
-                                                   "truth": column("val_colourfulness_true")}),
-        panel("validation neutral false colour", epochs, {"model": column("val_neutral_false_colour")}),
+        panel("loss (lower is better)", epochs, {"train": column("loss"), "validation": column("val_loss")}),
+        panel("validation RGB PSNR, dB (higher is better)", epochs, {"model": column("val_rgb_psnr")}),
+        panel("validation RGB SSIM (higher is better)", epochs, {"model": column("val_rgb_ssim")}),
+        panel("validation colourfulness (nearer truth: better)", epochs,
+              {"model": column("val_colourfulness"), "truth": column("val_colourfulness_true")}),
+        panel("validation neutral false colour (lower is better)", epochs,
+              {"model": column("val_neutral_false_colour")}),
     ])

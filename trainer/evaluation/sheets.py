@@ -8,14 +8,18 @@ import cv2
 import numpy as np
 
 _FONT = cv2.FONT_HERSHEY_SIMPLEX
-BAND = 20  # pixels: the height of a title or caption band
+BAND = 28  # pixels: the height of a title or caption band
+_SCALE = 0.65  # the text's size, unless the band is too narrow for it
 _BACKGROUND = (32, 32, 32)
 _TEXT = (240, 240, 240)
 
 
 def _band(width: int, text: str) -> np.ndarray:
+    """A dark band with the text as large as fits its width, up to _SCALE."""
     band = np.full((BAND, width, 3), _BACKGROUND, np.uint8)
-    cv2.putText(band, text, (4, BAND - 6), _FONT, 0.45, _TEXT, 1, cv2.LINE_AA)
+    text_width = cv2.getTextSize(text, _FONT, 1.0, 1)[0][0]
+    scale = min(_SCALE, (width - 8) / max(text_width, 1))
+    cv2.putText(band, text, (4, BAND - 9), _FONT, scale, _TEXT, 1, cv2.LINE_AA)
     return band
 
 

@@ -45,6 +45,38 @@ def load_manifest(data_dir: str) -> Manifest:
 
 
 @dataclasses.dataclass(frozen=True)
+class Holdout:
+    """Classes or sources a run never trains or validates on, and scores apart as unseen.
+
+    Holding out whole species (or a whole source) measures what every user's photos
+    are: out of the training distribution. Records are kept or dropped by their
+    `label` or `source` feature; the manifest's per-split counts give how many.
+    """
+
+    labels: tuple[str, ...] = ()
+    sources: tuple[str, ...] = ()
+
+    def __post_init__(self):
+        if self.labels and self.sources:
+            raise DataError("hold out labels or sources, not both: the manifest counts each alone, so the "
+                            "photos left could not be counted")
+
+    def __bool__(self) -> bool:
+        return bool(self.labels or self.sources)
+
+    @property
+    def feature(self) -> str:
+        return schema.SOURCE if self.sources else schema.LABEL
+
+    @property
+    def values(self) -> tuple[str, ...]:
+        return self.sources or self.labels
+
+    def describe(self) -> str:
+        return f"{'sources' if self.sources else 'classes'} {', '.join(self.values)}"
+
+
+@dataclasses.dataclass(frozen=True)
 class Records:
     """One split of a preprocessed data directory."""
 
@@ -78,11 +110,23 @@ class Records:
         """Pixel counts of this split over the ab grid of `pipeline.ab_bins`, as the Beam job counted them."""
         return list(self.manifest.splits[self.split].ab_histogram)
 
-    def num_examples(self, folds=None) -> int:
+    def num_examples(self, folds=None, holdout: Holdout = Holdout(), held_out: bool = False) -> int:
+        """Examples in `folds` (all if None) that are held out (`held_out`) or not."""
         entry = self.manifest.splits[self.split]
-        if folds is None:
-            return entry.examples
-        return sum(entry.by_fold.get(fold, 0) for fold in folds)
+        if folds is not None and holdout:
+            raise DataError("cross-validation folds and a holdout cannot be combined: the manifest counts "
+                            "each alone")
+        if folds is not None:
+            return sum(entry.by_fold.get(fold, 0) for fold in folds)
+
+        def counts(split_entry):
+            return split_entry.by_source if holdout.sources else split_entry.by_label
+
+        unknown = [v for v in holdout.values if not any(v in counts(e) for e in self.manifest.splits.values())]
+        if unknown:
+            raise DataError(f"the records in {self.data_dir} have no {holdout.feature} {', '.join(unknown)}")
+        out = sum(counts(entry).get(value, 0) for value in holdout.values)
+        return out if held_out else entry.examples - out
 
 
 def _spec(*names: str) -> dict:
@@ -112,6 +156,17 @@ def _in_folds(folds):
 
     def keep(serialized):
         return tf.reduce_any(tf.equal(tf.io.parse_single_example(serialized, spec)[schema.FOLD], wanted))
+
+    return keep
+
+
+def _held_out(holdout: Holdout, wanted: bool):
+    values = tf.constant(list(holdout.values))
+    spec = _spec(holdout.feature)
+
+    def keep(serialized):
+        value = tf.io.parse_single_example(serialized, spec)[holdout.feature]
+        return tf.equal(tf.reduce_any(tf.equal(value, values)), wanted)
 
     return keep
 
@@ -203,7 +258,7 @@ def _batch(serialized: tf.data.Dataset, records: Records, batch_size: int, train
 def make_dataset(records: Records, batch_size: int, *, training: bool, folds=None,
                  input_context: tf.distribute.InputContext | None = None, seed: int | None = None,
                  shuffle_buffer: int = 1024, with_labels: bool = False, augmentation: bool = False,
-                 tuning: Tuning = Tuning()) -> tf.data.Dataset:
+                 holdout: Holdout = Holdout(), held_out: bool = False, tuning: Tuning = Tuning()) -> tf.data.Dataset:
     """Batches of (L8 (b, h, w, 1), ab8 (b, h, w, 2)) uint8, as stored; `pipeline.color_tf` scales them.
 
     uint8 is a quarter of float32's bytes to move to an accelerator; the
@@ -217,10 +272,12 @@ def make_dataset(records: Records, batch_size: int, *, training: bool, folds=Non
         share of the files (or of the records, when there are fewer files).
       with_labels: also give each photo's label (its folder name), as bytes.
       augmentation: random flips and scale-and-crop (training only), see `augment`.
+      holdout, held_out: keep only the examples `holdout` names (held_out) or only the others.
       tuning: how to spend the CPU (the same batches whatever it says), see `Tuning`.
     """
-    if records.num_examples(folds) == 0:
+    if records.num_examples(folds, holdout, held_out) == 0:
         which = f"folds {sorted(folds)} of " if folds is not None else ""
+        which += f"{'held-out' if held_out else 'other than held-out'} {holdout.describe()} of " if holdout else ""
         raise DataError(f"{which}split {records.split!r} of {records.data_dir} has no examples")
     pipelines, index = ((input_context.num_input_pipelines, input_context.input_pipeline_id)
                         if input_context else (1, 0))
@@ -229,6 +286,8 @@ def make_dataset(records: Records, batch_size: int, *, training: bool, folds=Non
         dataset = dataset.shard(pipelines, index)
     if folds is not None:
         dataset = dataset.filter(_in_folds(folds))
+    if holdout:
+        dataset = dataset.filter(_held_out(holdout, held_out))
     if training:
         dataset = dataset.shuffle(shuffle_buffer, seed=seed, reshuffle_each_iteration=True)
     dataset = _batch(dataset, records, batch_size, training, with_labels, tuning)

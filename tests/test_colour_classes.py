@@ -39,7 +39,7 @@ def test_every_ab_value_falls_in_the_bin_of_its_nearest_centre():
 
 def test_soft_encoding_sums_to_one_and_peaks_at_the_true_colours_bin(bins):
     ab = (ab_bins.centres(bins.indices[::7]) + np.float32(1.5)) / 128.0
-    nearest, weights = colour_classes.soft_encode(tf.constant(ab, tf.float32), tf.constant(bins.centres))
+    nearest, weights = colour_classes.soft_encode(tf.constant(ab, tf.float32), bins)
     np.testing.assert_allclose(weights.numpy().sum(axis=-1), 1.0, rtol=1e-6)
     assert nearest.shape[-1] == colour_classes.NEIGHBOURS
     np.testing.assert_array_equal(bins.indices[nearest.numpy()[:, 0]], bins.indices[::7])

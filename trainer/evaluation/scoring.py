@@ -43,13 +43,21 @@ class Scores:
         self.labels += labels
 
 
-def record_batches(records: dataset.Records, batch_size: int, prep: Preparation):
-    """A split's records in model tensors; refused unless they were prepared as the model's own were."""
+def record_batches(records: dataset.Records, batch_size: int, prep: Preparation,
+                   holdout: dataset.Holdout = dataset.Holdout(), held_out: bool = False):
+    """A split's records in model tensors (those `holdout` names, or the others, by `held_out`); refused
+    unless they were prepared as the model's own were."""
     made = records.preparation
     if (made.size, made.resize) != (prep.size, prep.resize):
         raise UsageError(f"{records.data_dir} holds {made.size}x{made.size} {made.resize} photos, the model was trained "
                                 f"on {prep.size}x{prep.size} {prep.resize} ones")
-    for l8, ab8, labels in dataset.make_dataset(records, batch_size, training=False, with_labels=True):
+    return labelled_batches(dataset.make_dataset(records, batch_size, training=False, with_labels=True,
+                                                 holdout=holdout, held_out=held_out))
+
+
+def labelled_batches(batches: tf.data.Dataset):
+    """(L8, ab8, label) uint8 record batches -> model tensors and the labels as text."""
+    for l8, ab8, labels in batches:
         yield color_tf.l8_to_input(l8), color_tf.ab8_to_target(ab8), [label.decode() for label in labels.numpy()]
 
 

@@ -1,13 +1,19 @@
 """Colourization networks: L (h, w, 1) in [0, 1], or L and hint planes (h, w, 4), -> ab (h, w, 2) in [-1, 1].
 
 Only built-in Keras layers, so a saved `.keras` file loads without this project.
+Under a mixed-precision policy the body computes in 16 bits; the layers that make
+the output (the colour logits and their decoding, the regressed ab) are float32
+(`OUTPUT_DTYPE`), where the losses and metrics need their precision.
 """
 
 import keras
+import numpy as np
 import tensorflow as tf
 from keras import layers
 
 from trainer.network import colour_classes, hints
+
+OUTPUT_DTYPE = "float32"
 
 
 def seed_autoencoder(size: int = 200) -> keras.Model:
@@ -24,7 +30,7 @@ def seed_autoencoder(size: int = 200) -> keras.Model:
     for filters in (256, 128, 64):
         x = layers.Conv2DTranspose(filters, 3, activation="relu", padding="same")(x)
         x = layers.UpSampling2D(2)(x)
-    outputs = layers.Conv2D(2, 3, padding="same", name="ab")(x)
+    outputs = layers.Conv2D(2, 3, padding="same", name="ab", dtype=OUTPUT_DTYPE)(x)
     return keras.Model(inputs, outputs, name="seed_autoencoder")
 
 
@@ -55,9 +61,16 @@ def lowres_unet(size: int = 200, width: int = 32) -> keras.Model:
     x = layers.Conv2D(width, 1, activation="relu")(x)
     x = layers.UpSampling2D(2, interpolation="bilinear")(x)
     x = _conv(_conv(layers.Concatenate()([x, quarter]), width), width)
-    ab = layers.Conv2D(2, 3, padding="same")(x)
-    outputs = layers.UpSampling2D(4, interpolation="bilinear", name="ab")(ab)
-    return keras.Model(inputs, outputs, name="lowres_unet")
+    return keras.Model(inputs, _regressed_ab(x), name="lowres_unet")
+
+
+def _upsampled(ab_quarter):
+    return layers.UpSampling2D(4, interpolation="bilinear", name="ab", dtype=OUTPUT_DTYPE)(ab_quarter)
+
+
+def _regressed_ab(features):
+    """ab at a quarter of the resolution from the last features, upsampled: the regression head."""
+    return _upsampled(layers.Conv2D(2, 3, padding="same", dtype=OUTPUT_DTYPE)(features))
 
 
 def context_unet(size: int = 200, width: int = 48, bins: "colour_classes.ColourBins | None" = None,
@@ -87,13 +100,10 @@ def context_unet(size: int = 200, width: int = 48, bins: "colour_classes.ColourB
     x = layers.UpSampling2D(2, interpolation="bilinear")(x)
     x = _conv(_conv(layers.Concatenate()([x, quarter]), width * 2), width * 2)
     if bins is None:
-        ab = layers.Conv2D(2, 3, padding="same")(x)
-        return keras.Model(inputs, layers.UpSampling2D(4, interpolation="bilinear", name="ab")(ab),
-                           name="context_unet")
-    logits = layers.Conv2D(bins.size, 1, name=colour_classes.LOGITS_LAYER)(x)
-    ab, fixed = colour_classes.decoding_head(logits, bins, rebalancing, temperature, vividness)
-    net = keras.Model(inputs, layers.UpSampling2D(4, interpolation="bilinear", name="ab")(ab),
-                      name="context_unet_classifier")
+        return keras.Model(inputs, _regressed_ab(x), name="context_unet")
+    logits = layers.Conv2D(bins.size, 1, name=colour_classes.LOGITS_LAYER, dtype=OUTPUT_DTYPE)(x)
+    ab, fixed = colour_classes.decoding_head(logits, bins, rebalancing, temperature, vividness, OUTPUT_DTYPE)
+    net = keras.Model(inputs, _upsampled(ab), name="context_unet_classifier")
     for name, weights in fixed.items():
         net.get_layer(name).set_weights(weights)
     return net
@@ -105,10 +115,18 @@ def gray(size: int, channels: int = 1) -> keras.Model:
     outputs = layers.Lambda(lambda x: keras.ops.zeros_like(keras.ops.repeat(x[..., :1], 2, axis=-1)),
                             name="ab")(inputs)
     return keras.Model(inputs, outputs, name="gray_baseline")
+def _float32_layer(layer: keras.layers.Layer) -> keras.layers.Layer:
+    return layer.__class__.from_config({**layer.get_config(), "dtype": "float32"})
+
+
 def detached(net: keras.Model) -> keras.Model:
-    """A copy of `net` with plain variables, outside any distribution strategy (for saving)."""
-    copy = keras.models.clone_model(net)
-    copy.set_weights(net.get_weights())
+    """A float32 copy of `net` with plain variables, outside any distribution strategy (for saving).
+
+    A network trained in mixed precision is saved in float32: it then computes the
+    same everywhere, on hardware without bfloat16 or float16 too.
+    """
+    copy = keras.models.clone_model(net, clone_function=_float32_layer)
+    copy.set_weights([np.asarray(weight, np.float32) for weight in net.get_weights()])
     return copy
 
 

@@ -182,6 +182,25 @@ class History(keras.callbacks.Callback):
         write_text_atomically(self._path, text.getvalue())
 
 
+class HeldOutValidation(keras.callbacks.Callback):
+    """At each epoch's end, the metrics on photos the run never trains on (held-out species or sources),
+    added to the logs as `val_unseen_<metric>`: history.csv and TensorBoard's validation curves show them
+    beside the seen photos'.
+
+    Put it after `SwapEMAWeights`, so that it scores the weights validation scores.
+    """
+
+    PREFIX = "val_unseen_"
+
+    def __init__(self, dataset: tf.data.Dataset):
+        super().__init__()
+        self._dataset = dataset
+
+    def on_epoch_end(self, epoch, logs=None):
+        results = self.model.evaluate(self._dataset, return_dict=True, verbose=0)
+        logs.update({f"{self.PREFIX}{name}": value for name, value in results.items()})
+
+
 class PhotoLogger(keras.callbacks.Callback):
     """Every N epochs, a TensorBoard image of fixed validation photos: gray | predicted | truth."""
 
@@ -211,6 +230,9 @@ _STATE = {
     BestWeights: ("best",),
     keras.callbacks.ReduceLROnPlateau: ("wait", "best", "cooldown_counter"),
     TimeBudget: ("used",),
+    # Which copy the model holds at an epoch's end (the average): a resumed run must swap back first.
+    # Keras keeps it in a private attribute; tests/test_task.py's resume test with --ema_momentum guards it.
+    keras.callbacks.SwapEMAWeights: ("_ema_weights_in_model",),
 }
 
 

@@ -82,7 +82,9 @@ class Colorizer(keras.Model):
             per_image = self.loss_fn(ab, self._both(inputs, training=True)[0])
             global_batch = tf.cast(tf.shape(per_image)[0] * context.num_replicas_in_sync, per_image.dtype)
             loss = tf.reduce_sum(per_image) / global_batch
-        return per_image, tape.gradient(loss, self.net.trainable_variables)
+            # Under mixed_float16 the optimizer is a LossScaleOptimizer: scaled here, unscaled in `apply`.
+            scaled = self.optimizer.scale_loss(loss)
+        return per_image, tape.gradient(scaled, self.net.trainable_variables)
 
     def train_step(self, data):
         l8, ab8 = data

@@ -7,6 +7,7 @@ code receives a `RunConfig`, never the global flags.
 import dataclasses
 
 OPTIMIZERS = ("adam", "rmsprop", "sgd")
+PRECISIONS = ("float32", "mixed_bfloat16", "mixed_float16")  # Keras dtype policy names
 
 
 @dataclasses.dataclass(frozen=True)
@@ -25,6 +26,8 @@ class RunConfig:
     augment: bool = True
     train_hints: bool = True
     learning_rate: float = 1e-3
+    ema_momentum: float = 0.0  # 0: no moving average of the weights
+    precision: str = "float32"
     momentum: float = 0.9
     batch_size: int = 16
     epochs: int = 20
@@ -33,6 +36,8 @@ class RunConfig:
     early_stopping_patience: int = 5
     reduce_lr_patience: int = 0
     cv_fold: int | None = None
+    holdout_labels: tuple[str, ...] = ()
+    holdout_sources: tuple[str, ...] = ()
     strategy: str = "auto"
     jit_compile: str = "auto"
     logical_cpus: int = 0
@@ -45,10 +50,12 @@ class RunConfig:
     @classmethod
     def from_flags(cls, flag_values) -> "RunConfig":
         """The config from parsed absl flag values (every field is a flag of the same name)."""
-        return cls(**{field.name: flag_values[field.name].value for field in dataclasses.fields(cls)})
+        values = {field.name: flag_values[field.name].value for field in dataclasses.fields(cls)}
+        return cls(**{name: tuple(value) if isinstance(value, list) else value for name, value in values.items()})
 
     def to_json(self) -> dict:
-        return dataclasses.asdict(self)
+        return {name: list(value) if isinstance(value, tuple) else value
+                for name, value in dataclasses.asdict(self).items()}
 
 
 DEFAULTS = RunConfig("", "")

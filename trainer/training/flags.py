@@ -4,7 +4,7 @@ marks the required ones, so that other commands (studies) can import and reuse t
 from absl import flags
 
 from trainer.training import distribute, losses
-from trainer.training.config import DEFAULTS, OPTIMIZERS
+from trainer.training.config import DEFAULTS, OPTIMIZERS, PRECISIONS
 
 from trainer.network import models
 
@@ -32,6 +32,12 @@ flags.DEFINE_bool("augment", DEFAULTS.augment, "Random flips and scale-and-crop 
 flags.DEFINE_bool("train_hints", DEFAULTS.train_hints, "Hint-aware networks: show simulated colour hints in training (--notrain_hints: "
                   "never, an automatic colourizer with the same network).")
 flags.DEFINE_float("learning_rate", DEFAULTS.learning_rate, "Initial learning rate.", lower_bound=0.0)
+flags.DEFINE_float("ema_momentum", DEFAULTS.ema_momentum, "Keep an exponential moving average of the weights "
+                   "with this momentum (e.g. 0.999); validation, checkpoints and the exported model use the "
+                   "average. 0: off.", lower_bound=0.0, upper_bound=0.99999)
+flags.DEFINE_enum("precision", DEFAULTS.precision, PRECISIONS, "Keras dtype policy: mixed_bfloat16 computes in "
+                  "bfloat16 (CPUs with AMX, TPUs, recent GPUs), mixed_float16 in float16 with loss scaling (GPUs); "
+                  "losses, metrics and the colour decoding stay float32, and the exported model is float32.")
 flags.DEFINE_float("momentum", DEFAULTS.momentum, "Momentum for --optimizer=sgd.", lower_bound=0.0, upper_bound=1.0)
 flags.DEFINE_integer("batch_size", DEFAULTS.batch_size, "Global batch size, split evenly across all replicas.", lower_bound=1)
 flags.DEFINE_integer("epochs", DEFAULTS.epochs, "Maximum number of epochs.", lower_bound=1)
@@ -45,6 +51,10 @@ flags.DEFINE_integer("reduce_lr_patience", DEFAULTS.reduce_lr_patience, "Epochs 
                      "learning rate; 0 disables.", lower_bound=0)
 flags.DEFINE_integer("cv_fold", DEFAULTS.cv_fold, "Cross-validation: train on the train split's other folds and validate "
                      "on this fold of it (the val split is then unused).", lower_bound=0)
+flags.DEFINE_list("holdout_labels", list(DEFAULTS.holdout_labels), "Classes (photo folder names) left out of "
+                  "training and validation; the run scores them apart, as species it never saw.")
+flags.DEFINE_list("holdout_sources", list(DEFAULTS.holdout_sources), "Sources (the Beam job's --input names) left "
+                  "out of training and validation; the run scores them apart, as photos from elsewhere.")
 flags.DEFINE_enum("strategy", DEFAULTS.strategy, distribute.STRATEGIES,
                   "auto: multi_worker when TF_CONFIG names several workers, mirrored over all local GPUs "
                   "(or logical CPUs), else one_device.")

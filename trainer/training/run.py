@@ -16,8 +16,10 @@ A run lives in its model_dir:
 | metrics.json | final validation and test metrics beside the gray baseline's; written last |
 """
 
+import contextlib
 import csv
 import datetime
+import functools
 import hashlib
 import json
 import platform
@@ -32,12 +34,15 @@ from pipeline import dataset
 from pipeline.errors import ConfigError, DataError
 from trainer.training import callbacks as trainer_callbacks
 from trainer.training import colorizer, distribute, losses
-from trainer.training.config import RunConfig
+from trainer.training.config import DEFAULTS, RunConfig
 from trainer.network import colour_classes, model_file, models
 from trainer.evaluation import metrics, plots, scoring
 from trainer.applying import serving
 
-_SAME_RUN = ("model", "data_dir")
+# What may differ when a run is resumed: how long it trains, where and how it runs, what it logs.
+# Anything else changes what the run has computed so far, and is refused.
+_MAY_CHANGE = ("epochs", "time_budget_minutes", "overwrite", "strategy", "jit_compile", "logical_cpus",
+               "log_images_every", "num_log_images", "early_stopping_patience")
 TEST_SHEET_PHOTOS = 4  # best and worst test photos on the contact sheet
 
 # Keras says this whenever an evaluation dataset of unknown length ends, which is how every one ends.
@@ -58,6 +63,7 @@ class Layout:
         self.keras_model = f"{self.root}/model.keras"
         self.saved_model = f"{self.root}/saved_model"
         self.evaluation = f"{self.root}/evaluation"
+        self.unseen_evaluation = f"{self.root}/evaluation/unseen"
         self.metrics = f"{self.root}/metrics.json"
 
 
@@ -78,9 +84,9 @@ def _check_run_dir(layout: Layout, config: RunConfig, is_chief: bool) -> bool:
     if tf.io.gfile.exists(layout.metrics):
         return True
     if tf.io.gfile.exists(layout.config):
-        previous = _read_json(layout.config)
-        changed = [f"--{k}={previous.get(k)} (now {getattr(config, k)})" for k in _SAME_RUN
-                   if previous.get(k) != getattr(config, k)]
+        previous, now, default = _read_json(layout.config), config.to_json(), DEFAULTS.to_json()
+        changed = [f"--{k}={previous.get(k, default[k])} (now {value})" for k, value in now.items()
+                   if k not in _MAY_CHANGE and previous.get(k, default[k]) != value]
         if changed:
             raise ConfigError(
                 f"--model_dir {layout.root} holds a run with {', '.join(changed)}; use another "
@@ -95,6 +101,7 @@ class Data:
 
     def __init__(self, config: RunConfig, global_batch: int):
         data_dir, fold = config.data_dir, config.cv_fold
+        self.holdout = dataset.Holdout(config.holdout_labels, config.holdout_sources)
         self.train = dataset.Records.open(data_dir, "train")
         self.size = self.train.image_size[0]
         if fold is None:
@@ -107,23 +114,44 @@ class Data:
             self.val, self.val_folds = self.train, {fold}
         self.test = dataset.Records.open(data_dir, "test")
         self.bins = colour_classes.ColourBins.from_histogram(self.train.ab_histogram())
-        self.train_examples = self.train.num_examples(self.train_folds)
+        self.train_examples = self.train.num_examples(self.train_folds, self.holdout)
         if self.train_examples < global_batch:
             raise DataError(f"the training data has {self.train_examples} examples, fewer than one "
                                     f"batch of {global_batch}")
+
+    def evaluation(self, batch_size: int) -> tf.data.Dataset:
+        """The validation photos the run may see (held-out ones excluded), in a fixed order."""
+        return dataset.make_dataset(self.val, batch_size, training=False, folds=self.val_folds, holdout=self.holdout)
+
+    def unseen(self, batch_size: int, with_labels: bool = False) -> tf.data.Dataset | None:
+        """Every photo of the held-out classes or sources, from all three splits (None without a holdout)."""
+        if not self.holdout:
+            return None
+        parts = [dataset.make_dataset(records, batch_size, training=False, holdout=self.holdout, held_out=True,
+                                      with_labels=with_labels)
+                 for records in (self.train, self.val, self.test)
+                 if records.num_examples(holdout=self.holdout, held_out=True)]
+        return functools.reduce(tf.data.Dataset.concatenate, parts)
+
+    def unseen_examples(self) -> int:
+        return sum(r.num_examples(holdout=self.holdout, held_out=True) for r in (self.train, self.val, self.test))
 
     def describe(self) -> dict:
         return {"data_dir": self.train.data_dir, "image_size": [self.size, self.size],
                 "train_examples": self.train_examples,
                 "validation": "val split" if self.val_folds is None else f"fold {min(self.val_folds)} of train",
-                "val_examples": self.val.num_examples(self.val_folds), "test_examples": self.test.num_examples()}
+                "val_examples": self.val.num_examples(self.val_folds, self.holdout),
+                "test_examples": self.test.num_examples(holdout=self.holdout),
+                **({"held_out": self.holdout.describe(), "unseen_examples": self.unseen_examples()}
+                   if self.holdout else {})}
 
 
 def _optimizer(config: RunConfig) -> keras.optimizers.Optimizer:
     rate = config.learning_rate
+    ema = {"use_ema": bool(config.ema_momentum), "ema_momentum": config.ema_momentum or 0.99}
     if config.optimizer == "sgd":
-        return keras.optimizers.SGD(rate, momentum=config.momentum, nesterov=True)
-    return {"adam": keras.optimizers.Adam, "rmsprop": keras.optimizers.RMSprop}[config.optimizer](rate)
+        return keras.optimizers.SGD(rate, momentum=config.momentum, nesterov=True, **ema)
+    return {"adam": keras.optimizers.Adam, "rmsprop": keras.optimizers.RMSprop}[config.optimizer](rate, **ema)
 
 
 def _network(config: RunConfig, data: Data) -> keras.Model:
@@ -161,7 +189,13 @@ def _training_data(strategy, data: Data, config: RunConfig, global_batch: int, f
 
 def _callbacks(config, layout, data, cluster, global_batch, write_dir):
     monitor = "val_loss"
-    keras_callbacks = [
+    # The weights' average, when kept, goes into the model for validation and stays there over each
+    # epoch's end: the callbacks after this one score, save and log the average.
+    keras_callbacks = [keras.callbacks.SwapEMAWeights(swap_on_epoch=True)] if config.ema_momentum else []
+    unseen = data.unseen(global_batch)
+    if unseen is not None:
+        keras_callbacks.append(trainer_callbacks.HeldOutValidation(unseen))
+    keras_callbacks += [
         trainer_callbacks.Throughput(global_batch),
         keras.callbacks.TerminateOnNaN(),
         trainer_callbacks.BestWeights(f"{write_dir}/checkpoints/best.weights.h5", monitor),
@@ -180,8 +214,7 @@ def _callbacks(config, layout, data, cluster, global_batch, write_dir):
                                          "agree on when to stop; use --epochs")
         keras_callbacks.append(trainer_callbacks.TimeBudget(config.time_budget_minutes))
     if config.log_images_every and cluster.is_chief:
-        l8, ab8 = next(iter(dataset.make_dataset(data.val, config.num_log_images, training=False,
-                                                 folds=data.val_folds)))
+        l8, ab8 = next(iter(data.evaluation(config.num_log_images)))
         keras_callbacks.append(trainer_callbacks.PhotoLogger(f"{write_dir}/logs/images", l8.numpy(),
                                                              ab8.numpy(), config.log_images_every))
     keras_callbacks.append(trainer_callbacks.ResumableBackup(layout.backup, keras_callbacks, cluster.is_chief))
@@ -222,13 +255,29 @@ def _summary(result: dict, net: keras.Model, layout: Layout) -> str:
     return "\n".join(lines)
 
 
+@contextlib.contextmanager
+def _dtype_policy(name: str):
+    """Layers made inside compute as the Keras policy `name` says; the global policy is restored after."""
+    before = keras.mixed_precision.global_policy()
+    keras.mixed_precision.set_global_policy(name)
+    try:
+        yield
+    finally:
+        keras.mixed_precision.set_global_policy(before)
+
+
 def _build(strategy, config: RunConfig, data: Data, jit: bool):
-    """The model to train and the gray baseline, every variable created in the strategy's scope."""
+    """The model to train and the gray baseline, every variable created in the strategy's scope.
+
+    The network and its training model take the precision policy; under mixed_float16 Keras's
+    `compile` wraps the optimizer in a LossScaleOptimizer, whose scale the train step applies.
+    """
     loss_fn = losses.build(config.loss, data.bins, config.rebalancing)
     with strategy.scope():
-        net = _network(config, data)
-        model = colorizer.Colorizer(net, loss_fn, jit, seed=config.seed, train_hints=config.train_hints)
-        model.compile(optimizer=_optimizer(config), jit_compile=False)
+        with _dtype_policy(config.precision):
+            net = _network(config, data)
+            model = colorizer.Colorizer(net, loss_fn, jit, seed=config.seed, train_hints=config.train_hints)
+            model.compile(optimizer=_optimizer(config), jit_compile=False)
         model.build_all(data.size)
         gray_loss = loss_fn if not colour_classes.is_classifier(net) else losses.mae
         gray = colorizer.Colorizer(models.gray(data.size, net.input_shape[-1]), gray_loss, jit)
@@ -243,15 +292,24 @@ def _evaluate(model, gray, data: Data, global_batch: int, layout: Layout, is_chi
     Validation on every worker, as in training; the test report (per class, with a contact sheet,
     as `python -m trainer.evaluate` writes it) by the chief, into evaluation/.
     """
-    evaluation = dataset.make_dataset(data.val, global_batch, training=False, folds=data.val_folds)
+    evaluation = data.evaluation(global_batch)
     result = {"val": metrics.set_metrics(model.evaluate(evaluation, return_dict=True, verbose=0)),
               "gray_baseline": {"val": metrics.set_metrics(gray.evaluate(evaluation, return_dict=True, verbose=0))}}
-    if is_chief:
-        print(f"Scoring the {data.test.num_examples()} test photos", flush=True)
-        batches = scoring.record_batches(data.test, global_batch, data.test.preparation)
-        report = scoring.report(model.net, data.test.preparation, batches, f"{data.test.data_dir} (test split)",
-                                layout.evaluation, TEST_SHEET_PHOTOS, total=data.test.num_examples())
-        result["test"], result["gray_baseline"]["test"] = report["overall"]["model"], report["overall"]["gray"]
+    if not is_chief:
+        return result
+    prep = data.test.preparation
+    tests = data.test.num_examples(holdout=data.holdout)
+    print(f"Scoring the {tests} test photos", flush=True)
+    batches = scoring.record_batches(data.test, global_batch, prep, data.holdout)
+    report = scoring.report(model.net, prep, batches, f"{data.test.data_dir} (test split)", layout.evaluation,
+                            TEST_SHEET_PHOTOS, total=tests)
+    result["test"], result["gray_baseline"]["test"] = report["overall"]["model"], report["overall"]["gray"]
+    if data.holdout:
+        print(f"Scoring the {data.unseen_examples()} photos of the held-out {data.holdout.describe()}", flush=True)
+        batches = scoring.labelled_batches(data.unseen(global_batch, with_labels=True))
+        report = scoring.report(model.net, prep, batches, f"{data.test.data_dir} (held out: {data.holdout.describe()})",
+                                layout.unseen_evaluation, TEST_SHEET_PHOTOS, total=data.unseen_examples())
+        result["unseen"], result["gray_baseline"]["unseen"] = report["overall"]["model"], report["overall"]["gray"]
     return result
 
 
@@ -274,7 +332,7 @@ def train(config: RunConfig) -> str:
     first_epoch = trainer_callbacks.initial_epoch(layout.backup)
     model.fit(_training_data(strategy, data, config, global_batch, first_epoch), epochs=config.epochs,
               steps_per_epoch=config.steps_per_epoch or data.train_examples // global_batch,
-              validation_data=dataset.make_dataset(data.val, global_batch, training=False, folds=data.val_folds),
+              validation_data=data.evaluation(global_batch),
               callbacks=_callbacks(config, layout, data, cluster, global_batch,
                                    distribute.writable_dir(layout.root, cluster)),
               shuffle=False, verbose=1 if sys.stdout.isatty() else 2)

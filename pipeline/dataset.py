@@ -22,6 +22,7 @@ Inflating GZIP records costs far more than all of that.
 """
 
 import dataclasses
+import functools
 import json
 
 import tensorflow as tf
@@ -300,3 +301,19 @@ def make_dataset(records: Records, batch_size: int, *, training: bool, folds=Non
         options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
         dataset = dataset.with_options(options)
     return dataset
+
+
+def held_out_records(data_dir: str, holdout: Holdout) -> list[Records]:
+    """The splits that hold photos of the held-out classes or sources: all of them are unseen by the run."""
+    found = [records for records in map(functools.partial(Records.open, data_dir), splits.SPLITS)
+             if records.num_examples(holdout=holdout, held_out=True)]
+    if not found:
+        raise DataError(f"no photos of the {holdout.describe()} in {data_dir}")
+    return found
+
+
+def held_out_dataset(data_dir: str, holdout: Holdout, batch_size: int, with_labels: bool = False) -> tf.data.Dataset:
+    """Every photo of the held-out classes or sources, from all three splits, in a fixed order."""
+    parts = [make_dataset(records, batch_size, training=False, holdout=holdout, held_out=True, with_labels=with_labels)
+             for records in held_out_records(data_dir, holdout)]
+    return functools.reduce(tf.data.Dataset.concatenate, parts)

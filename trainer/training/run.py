@@ -19,7 +19,6 @@ A run lives in its model_dir:
 import contextlib
 import csv
 import datetime
-import functools
 import hashlib
 import json
 import platform
@@ -127,14 +126,11 @@ class Data:
         """Every photo of the held-out classes or sources, from all three splits (None without a holdout)."""
         if not self.holdout:
             return None
-        parts = [dataset.make_dataset(records, batch_size, training=False, holdout=self.holdout, held_out=True,
-                                      with_labels=with_labels)
-                 for records in (self.train, self.val, self.test)
-                 if records.num_examples(holdout=self.holdout, held_out=True)]
-        return functools.reduce(tf.data.Dataset.concatenate, parts)
+        return dataset.held_out_dataset(self.train.data_dir, self.holdout, batch_size, with_labels)
 
     def unseen_examples(self) -> int:
-        return sum(r.num_examples(holdout=self.holdout, held_out=True) for r in (self.train, self.val, self.test))
+        return sum(r.num_examples(holdout=self.holdout, held_out=True)
+                   for r in dataset.held_out_records(self.train.data_dir, self.holdout))
 
     def describe(self) -> dict:
         return {"data_dir": self.train.data_dir, "image_size": [self.size, self.size],

@@ -12,7 +12,7 @@ from apache_beam.io.filesystems import FileSystems
 from pipeline import ab_bins, schema, splits
 from pipeline.manifest import Manifest, SplitEntry
 
-from beam_jobs import transforms
+from beam_jobs import storage, transforms
 
 _VERSIONED = ("apache-beam", "numpy", "opencv-python-headless", "tensorflow", "tensorflow-io")
 
@@ -67,12 +67,10 @@ def build(facts: list[tuple[tuple, int]], spec: transforms.ExampleSpec, compress
 
 def _write(facts, output: str, spec: transforms.ExampleSpec, compression: str, args: dict) -> str:
     manifest = build(facts, spec, compression, args)
-    path = transforms.join(output, schema.MANIFEST)
+    storage.delete_folder(transforms.staging_dir(output))
+    path = storage.join(output, schema.MANIFEST)
     with FileSystems.create(path) as handle:
         handle.write(json.dumps(manifest.to_json(), indent=2).encode())
-    staging = transforms.staging_dir(output)
-    if FileSystems.exists(staging):
-        FileSystems.delete([staging])
     return path
 
 

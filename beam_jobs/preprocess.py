@@ -26,7 +26,7 @@ from pipeline import errors  # noqa: E402
 from pipeline.errors import UsageError  # noqa: E402
 from pipeline.preparation import Preparation  # noqa: E402
 
-from beam_jobs import manifest, options as job_options, transforms  # noqa: E402
+from beam_jobs import manifest, options as job_options, storage, transforms  # noqa: E402
 
 
 def _spec(opts: job_options.PreprocessOptions) -> transforms.ExampleSpec:
@@ -41,19 +41,12 @@ def _spec(opts: job_options.PreprocessOptions) -> transforms.ExampleSpec:
     return transforms.ExampleSpec(prep, opts.keep_gray, rule)
 
 
-def _matches(pattern: str) -> bool:
-    try:
-        return bool(FileSystems.match([pattern], limits=[1])[0].metadata_list)
-    except ValueError as error:  # no file system for the scheme, e.g. gs:// without the cloud libraries
-        raise UsageError(f"{pattern}: {error}; for gs:// paths run `bash scripts/setup.sh dataflow`") from None
-
-
 def _pattern(location: str) -> str:
     """A folder means every file below it; a file or a glob means itself."""
     if paths.has_wildcard(location):
         return location
-    below = transforms.join(location.rstrip("/"), "**")
-    return below if _matches(below) else location
+    below = storage.join(location, "**")
+    return below if storage.matches(below) else location
 
 
 def _resolve_inputs(values: list[str]) -> list[tuple[str, str]]:
@@ -66,32 +59,51 @@ def _resolve_inputs(values: list[str]) -> list[tuple[str, str]]:
     resolved = []
     for name, location in inputs:
         pattern = _pattern(location)
-        if not _matches(pattern):
+        if not storage.matches(pattern):
             raise UsageError(f"--input {name}={location}: no files found")
         resolved.append((name, pattern))
     return resolved
 
 
+def _on_dataflow(pipeline_options: PipelineOptions) -> bool:
+    """--runner=DataflowRunner, or any spelling Beam takes for it ('dataflow', 'Dataflow')."""
+    runner = (pipeline_options.view_as(StandardOptions).runner or "").lower()
+    return runner.removesuffix("runner") == "dataflow"
+
+
 def check_cloud(opts: job_options.PreprocessOptions, pipeline_options: PipelineOptions) -> None:
-    """Settings that only fail later, on the cloud, fail here instead."""
-    if opts.output and opts.output.startswith("gs://") and not pipeline_options.view_as(
-            GoogleCloudOptions).temp_location:
-        raise UsageError(f"--output {opts.output} needs --temp_location gs://BUCKET/tmp, where Beam stages files")
-    if pipeline_options.view_as(StandardOptions).runner == "DataflowRunner":
-        local = [value for value in opts.input if "gs://" not in value]
+    """Settings that only fail later, on the cloud, fail here instead; every gs:// location must answer.
+
+    Dataflow workers have their own disks: a local path given to them is read
+    or written there, where the launcher never sees it.
+    """
+    temp = pipeline_options.view_as(GoogleCloudOptions).temp_location
+    dataflow = _on_dataflow(pipeline_options)
+    if not temp and (dataflow or (opts.output and storage.is_cloud(opts.output))):
+        needing = "--runner DataflowRunner" if dataflow else f"--output {opts.output}"
+        raise UsageError(f"{needing} needs --temp_location gs://BUCKET/tmp, where Beam stages files")
+    if dataflow:
+        local = [f"--input {value}" for value in opts.input if "gs://" not in value]
+        local += [f"--{flag} {value}" for flag, value in (("output", opts.output), ("temp_location", temp))
+                  if value and not storage.is_cloud(value)]
         if local:
-            raise UsageError(f"Dataflow workers cannot read local --input {local[0]}: copy it to gs:// first")
+            raise UsageError(f"Dataflow workers cannot use local {local[0]}: give a gs:// path")
+    if temp and storage.is_cloud(temp):
+        storage.check_reachable(temp)
 
 
 def prepare_output(output: str | None, overwrite: bool) -> None:
-    """Refuse a non-empty output directory unless --overwrite, which empties it first."""
+    """Refuse a non-empty output directory unless --overwrite, which empties it first, manifest.json first."""
     if not output:
         raise UsageError("--output is required: the directory to write records into")
-    existing = _matches(transforms.join(output, "**"))
+    existing = storage.matches(storage.join(output, "**"))
     if existing and not overwrite:
         raise UsageError(f"--output {output} is not empty; pass --overwrite to replace what it holds")
     if existing:
-        FileSystems.delete([output])
+        manifest_file = storage.join(output, schema.MANIFEST)
+        if FileSystems.exists(manifest_file):  # first: while the rest goes, the folder is not a finished run
+            FileSystems.delete([manifest_file])
+        storage.delete_folder(output)
 
 
 def build_pipeline(pipeline: beam.Pipeline, inputs, output: str, spec, compression: str,
@@ -106,7 +118,7 @@ def build_pipeline(pipeline: beam.Pipeline, inputs, output: str, spec, compressi
         rejects
         | "All rejects" >> beam.Flatten()
         | "To JSON" >> beam.Map(transforms.Reject.to_json)
-        | "Write rejects" >> beam.io.WriteToText(transforms.join(output, "rejected"), file_name_suffix=".jsonl")
+        | "Write rejects" >> beam.io.WriteToText(storage.join(output, "rejected"), file_name_suffix=".jsonl")
     )
     facts = (
         refs | "Input facts" >> beam.Map(lambda _: ("inputs",)),
@@ -192,7 +204,7 @@ def run(argv: list[str]) -> tuple[dict, dict[str, int]]:
     _say(f"done in {time.perf_counter() - start:.0f} s")
     counters = {c.key.metric.name: c.committed
                 for c in result.metrics().query(MetricsFilter().with_namespace(transforms.NAMESPACE))["counters"]}
-    with FileSystems.open(transforms.join(opts.output, schema.MANIFEST)) as handle:
+    with FileSystems.open(storage.join(opts.output, schema.MANIFEST)) as handle:
         return json.load(handle), counters
 
 

@@ -24,6 +24,8 @@ from apache_beam.options.value_provider import StaticValueProvider
 from pipeline import ab_bins, color, images, schema, splits
 from pipeline.preparation import Preparation
 
+from beam_jobs.storage import join
+
 NAMESPACE = "preprocess"
 REJECTED = "rejected"
 WRITTEN = "written"
@@ -255,11 +257,6 @@ class WriteRecords(beam.PTransform):
             max_writers_per_bundle=len(self._spec.destinations()),
         )
         return written | beam.Map(lambda result: posixpath.basename(result.file_name))
-
-
-def join(folder: str, name: str) -> str:
-    """folder/name for local and gs:// paths alike (FileSystems.join needs the cloud libraries to build a graph)."""
-    return f"{folder.rstrip('/')}/{name}"
 
 
 def staging_dir(output: str) -> str:

@@ -261,15 +261,37 @@ def test_two_local_worker_processes_write_what_one_writes(photo_dirs, tmp_path):
     assert _records_by_split(tmp_path / "one", one) == _records_by_split(tmp_path / "two", two)
 
 
+DATAFLOW = ["--runner=DataflowRunner", "--project=my-project-123", "--region=europe-west4"]
+
+
 @pytest.mark.parametrize("flags,message", [
-    (["--output=gs://my-bucket/records"], "needs --temp_location gs://BUCKET/tmp"),
-    (["--output=gs://my-bucket/records", "--runner=DataflowRunner", "--temp_location=gs://my-bucket/tmp",
-      "--project=my-project-123", "--region=europe-west4"], "Dataflow workers cannot read local --input"),
+    (["--input=PHOTOS", "--output=gs://my-bucket/records"],
+     "--output gs://my-bucket/records needs --temp_location gs://BUCKET/tmp, where Beam stages files"),
+    (["--input=PHOTOS", "--output=gs://my-bucket/records", "--temp_location=gs://my-bucket/tmp", *DATAFLOW],
+     "Dataflow workers cannot use local --input PHOTOS: give a gs:// path"),
+    (["--input=gs://my-bucket/photos", "--output=OUT", "--temp_location=gs://my-bucket/tmp", *DATAFLOW],
+     "Dataflow workers cannot use local --output OUT: give a gs:// path"),
+    (["--input=gs://my-bucket/photos", "--output=gs://my-bucket/records", "--temp_location=OUT", "--runner=dataflow"],
+     "Dataflow workers cannot use local --temp_location OUT: give a gs:// path"),
+    (["--input=gs://my-bucket/photos", "--output=gs://my-bucket/records", *DATAFLOW],
+     "--runner DataflowRunner needs --temp_location gs://BUCKET/tmp, where Beam stages files"),
 ])
-def test_cloud_settings_that_cannot_work_are_named_before_starting(photo_dirs, capsys, flags, message):
+def test_cloud_settings_that_cannot_work_are_named_before_starting(photo_dirs, tmp_path, capsys, flags, message):
     root, _ = photo_dirs
-    assert preprocess.main([f"--input={root / 'own'}", *flags]) == 2
-    assert message in capsys.readouterr().err
+    swap = {"PHOTOS": str(root / "own"), "OUT": str(tmp_path / "out")}
+    for word, path in swap.items():
+        flags, message = [flag.replace(word, path) for flag in flags], message.replace(word, path)
+    assert preprocess.main(flags) == 2
+    assert capsys.readouterr().err == f"error: {message}\n"
+    assert not (tmp_path / "out").exists()
+
+
+def test_a_gs_path_without_beams_cloud_libraries_says_what_to_install(tmp_path, capsys):
+    """This environment (the trainer's) has no Beam gcp extra: Dataflow's has, see test_preprocess_gcs.py."""
+    assert preprocess.main(["--input=gs://my-bucket/photos", f"--output={tmp_path / 'out'}"]) == 2
+    error = capsys.readouterr().err
+    assert error.count("\n") == 1 and "gs://my-bucket/photos" in error
+    assert "run `bash scripts/setup.sh dataflow` and use .venv-dataflow/bin/python" in error
 
 
 def test_dataflow_options_are_accepted_and_the_graph_builds_without_submitting():

@@ -43,7 +43,8 @@ class PreprocessOptions(PipelineOptions):
         parser.add_argument("--folds", type=int, default=5, help="Cross-validation folds recorded per example.")
         parser.add_argument(
             "--num_shards", type=int, default=32,
-            help="Record files per worker bundle, shared among the splits by their percentages.")
+            help="Record files, shared among the splits by their percentages, however many bundles the "
+            "runner makes (a shard that no photo falls in has no file).")
         parser.add_argument(
             "--compression", choices=sorted(schema.COMPRESSIONS), default="none",
             help="none (default): fastest to read, the CPU being the limit; gzip: a third smaller, for slow storage.")

@@ -108,24 +108,21 @@ def prepare_output(output: str | None, overwrite: bool) -> None:
 
 def build_pipeline(pipeline: beam.Pipeline, inputs, output: str, spec, compression: str,
                    args: dict) -> None:
-    """Wire the job: match -> dedupe -> examples -> records, rejects, manifest."""
+    """Wire the job: match -> read once, dedupe, prepare -> records, rejects, manifest."""
     refs = pipeline | "Match photos" >> transforms.MatchPhotos(inputs)
-    deduped = refs | "Drop duplicates" >> transforms.DropDuplicates()
-    examples = deduped["unique"] | "To examples" >> transforms.PhotosToExamples(spec)
-    shards = examples.records | "Write records" >> transforms.WriteRecords(output, spec, compression)
-    rejects = (deduped[transforms.REJECTED], examples[transforms.REJECTED], deduped[transforms.DUPLICATE])
+    examples = refs | "To examples" >> transforms.PhotosToExamples(spec)
+    shards = examples.records | "Write records" >> transforms.WriteRecords(output, compression)
     rejected_files = (
-        rejects
+        (examples[transforms.REJECTED], examples[transforms.DUPLICATE])
         | "All rejects" >> beam.Flatten()
         | "To JSON" >> beam.Map(transforms.Reject.to_json)
-        | "Write rejects" >> beam.io.WriteToText(storage.join(output, "rejected"), file_name_suffix=".jsonl")
+        | "Write rejects" >> beam.io.WriteToText(storage.join(output, "rejected"), file_name_suffix=".jsonl",
+                                                 num_shards=1)
     )
     facts = (
         refs | "Input facts" >> beam.Map(lambda _: ("inputs",)),
-        deduped[transforms.DUPLICATE] | "Duplicate facts" >> beam.Map(lambda _: (transforms.DUPLICATE,)),
-        (deduped[transforms.REJECTED], examples[transforms.REJECTED])
-        | "Reject outputs" >> beam.Flatten()
-        | "Reject facts" >> beam.Map(lambda reject: (transforms.REJECTED, reject.reason)),
+        examples[transforms.DUPLICATE] | "Duplicate facts" >> beam.Map(lambda _: (transforms.DUPLICATE,)),
+        examples[transforms.REJECTED] | "Reject facts" >> beam.Map(lambda reject: (transforms.REJECTED, reject.reason)),
         examples[transforms.WRITTEN] | "Example facts" >> beam.Map(lambda written: ("example", *written)),
         shards | "Shard facts" >> beam.Map(lambda name: ("shard", name)),
         examples[transforms.HISTOGRAM]

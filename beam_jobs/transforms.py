@@ -1,9 +1,10 @@
 """The preprocessing job's PTransforms: photos in, (L, ab) records and an account of every input out.
 
-Only small values (paths, hashes, counts) ever cross a GroupByKey; the pixels
-stay inside one fused stage from file read to record write. The DirectRunner
-holds grouped data in memory, so this is what keeps the job's memory flat
-however many photos it reads (benchmarks/preprocess_benchmark.py shows it).
+Only small values (paths, sizes, file names, counts) ever cross a GroupByKey;
+each photo is read once, and its pixels stay inside one fused stage from that
+read to a staged record file. The local runner holds grouped data in memory,
+so this is what keeps the job's memory flat however many photos it reads
+(benchmarks/preprocess_benchmark.py shows it).
 """
 
 import dataclasses
@@ -12,16 +13,18 @@ import json
 import os
 import posixpath
 import re
+import shutil
 import typing
+import uuid
 
 import apache_beam as beam
 from apache_beam.io import fileio
 from apache_beam.io.filesystem import CompressionTypes, FileSystem
 from apache_beam.io.filesystems import FileSystems
 from apache_beam.io.tfrecordio import _TFRecordUtil
-from apache_beam.options.value_provider import StaticValueProvider
+from apache_beam.transforms.window import GlobalWindows
 
-from pipeline import ab_bins, color, images, schema, splits
+from pipeline import ab_bins, color, images, paths, schema, splits
 from pipeline.preparation import Preparation
 
 from beam_jobs.storage import join
@@ -33,13 +36,17 @@ DUPLICATE = "duplicate"
 HISTOGRAM = "ab_histogram"
 
 
+UNKNOWN_SIZE = -1  # a local link that points nowhere has no size
+
+
 class FileRef(typing.NamedTuple):
     source: str
     path: str
+    size: int  # bytes, as listed when matched
 
     @property
     def label(self) -> str:
-        return posixpath.basename(posixpath.dirname(self.path))
+        return paths.label_of(self.path)
 
 
 class Reject(typing.NamedTuple):
@@ -60,12 +67,9 @@ class ExampleSpec:
     keep_gray: bool = False
     rule: splits.SplitRule = splits.SplitRule()
 
-    def destinations(self) -> list[str]:
-        return [shard_name(s, k) for s in splits.SPLITS for k in range(self.rule.shards_of(s))]
-
-
-def shard_name(split: str, shard: int) -> str:
-    return f"{split}-{shard:03d}"
+    def shard_name(self, split: str, digest: str) -> str:
+        """The record file a photo goes to, without its suffix: 'train-00003-of-00022'."""
+        return f"{split}-{self.rule.shard_of(digest, split):05d}-of-{self.rule.shards_of(split):05d}"
 
 
 def _count(name: str) -> None:
@@ -98,7 +102,7 @@ def dangling_links(pattern: str) -> list[str]:
 
 
 class MatchPhotos(beam.PTransform):
-    """Every file under each (source name, folder or glob), dangling links included, spread across workers."""
+    """Every file under each (source name, folder or glob), with its size, dangling links included."""
 
     def __init__(self, inputs: list[tuple[str, str]]):
         super().__init__()
@@ -108,155 +112,188 @@ class MatchPhotos(beam.PTransform):
         matched = [
             pbegin
             | f"Match {name}" >> fileio.MatchFiles(pattern)
-            | f"Ref {name}" >> beam.Map(lambda meta, name=name: FileRef(name, meta.path))
+            | f"Ref {name}" >> beam.Map(lambda meta, name=name: FileRef(name, meta.path, meta.size_in_bytes))
             for name, pattern in self._inputs
         ]
         dangling = (pbegin
                     | "Inputs" >> beam.Create(self._inputs)
                     | "Dangling links" >> beam.FlatMapTuple(
-                        lambda name, pattern: [FileRef(name, path) for path in dangling_links(pattern)]))
-        return [*matched, dangling] | "All inputs" >> beam.Flatten() | beam.Reshuffle()
+                        lambda name, pattern: [FileRef(name, path, UNKNOWN_SIZE) for path in dangling_links(pattern)]))
+        return [*matched, dangling] | "All inputs" >> beam.Flatten()
 
 
-class _HashFile(beam.DoFn):
-    def process(self, ref: FileRef):
+def _example(spec: ExampleSpec, ref: FileRef, digest: str, data: bytes):
+    """The photo's record, keyed by its record file's name, or its reject; `written` and `ab_histogram` facts."""
+    prep = spec.preparation
+    try:
+        lab8 = color.rgb_to_lab8(prep.square(prep.decode(data)))
+    except images.ImageError as error:
+        yield _reject(ref, error.reason, error.detail)
+        return
+    chroma = color.max_chroma(lab8)
+    if chroma <= prep.gray_tolerance and not spec.keep_gray:
+        yield _reject(ref, "no_colour", f"|a| and |b| never exceed {chroma}")
+        return
+    split = spec.rule.split_of(digest)
+    fold = spec.rule.fold_of(digest)
+    lightness, ab = color.planes(lab8)
+    record = schema.encode_example({
+        schema.L8: lightness.tobytes(),
+        schema.AB8: ab.tobytes(),
+        schema.HEIGHT: prep.size,
+        schema.WIDTH: prep.size,
+        schema.FOLD: fold,
+        schema.SHA256: digest.encode(),
+        schema.SOURCE: ref.source.encode(),
+        schema.LABEL: ref.label.encode(),
+        schema.PATH: ref.path.encode(),
+    })
+    _count(f"{WRITTEN}_{split}")
+    yield spec.shard_name(split, digest), record
+    yield beam.pvalue.TaggedOutput(WRITTEN, (split, ref.source, ref.label, fold))
+    yield beam.pvalue.TaggedOutput(HISTOGRAM, (split, ab_bins.histogram(ab)))
+
+
+class _ReadSameSized(beam.DoFn):
+    """(size, the FileRefs of that size) -> a record per distinct photo, each file read once.
+
+    Every copy of a file has its size, so the group holds all the copies of
+    each photo in it: in (source, path) order, the first copy of each content
+    is kept and the others are duplicates. A file whose size is no longer the
+    one listed changed after it was matched, and its copies may be in another
+    group: it is rejected as `changed`.
+    """
+
+    def __init__(self, spec: ExampleSpec):
+        self._spec = spec
+
+    def process(self, group):
+        size, refs = group
+        first_copy = {}
+        for ref in sorted(refs):
+            yield from self._photo(ref, size, first_copy)
+
+    def _photo(self, ref: FileRef, size: int, first_copy: dict[str, str]):
         _count("inputs")
         try:
             data = _read(ref.path)
         except Exception as error:  # any I/O failure is this input's reject reason, not the job's end
             yield _reject(ref, "unreadable", f"{type(error).__name__}: {error}")
             return
-        yield splits.content_hash(data), ref
-
-
-def _keep_first_copy(item):
-    """One photo per content hash: the first by (source, path); the rest are duplicates."""
-    digest, refs = item
-    first, *copies = sorted(refs)
-    yield digest, first
-    for copy in copies:
-        _count(DUPLICATE)
-        yield beam.pvalue.TaggedOutput(
-            DUPLICATE, Reject(copy.source, copy.path, DUPLICATE, f"same bytes as {first.path}"))
-
-
-class DropDuplicates(beam.PTransform):
-    """FileRef -> (sha256, FileRef) of one copy per content; outputs `rejected`, `duplicate`."""
-
-    def expand(self, refs):
-        hashed = refs | "Hash" >> beam.ParDo(_HashFile()).with_outputs(REJECTED, main="hashed")
-        unique = (
-            hashed.hashed
-            | "Group copies" >> beam.GroupByKey()
-            | "Keep first" >> beam.FlatMap(_keep_first_copy).with_outputs(DUPLICATE, main="unique")
-        )
-        return {"unique": unique.unique, REJECTED: hashed[REJECTED], DUPLICATE: unique[DUPLICATE]}
-
-
-class _PhotoToExample(beam.DoFn):
-    def __init__(self, spec: ExampleSpec):
-        self._spec = spec
-
-    def process(self, item):
-        digest, ref = item
-        spec, prep = self._spec, self._spec.preparation
-        try:
-            data = _read(ref.path)
-        except Exception as error:  # the file went away or became unreadable since it was hashed
-            yield _reject(ref, "unreadable", f"{type(error).__name__}: {error}")
+        if len(data) != size:
+            yield _reject(ref, "changed", f"{size} bytes when listed, {len(data)} when read")
             return
-        if splits.content_hash(data) != digest:
-            yield _reject(ref, "changed", "the file changed while the job was reading it")
+        digest = splits.content_hash(data)
+        if digest in first_copy:
+            _count(DUPLICATE)
+            yield beam.pvalue.TaggedOutput(
+                DUPLICATE, Reject(ref.source, ref.path, DUPLICATE, f"same bytes as {first_copy[digest]}"))
             return
-        try:
-            lab8 = color.rgb_to_lab8(prep.square(prep.decode(data)))
-        except images.ImageError as error:
-            yield _reject(ref, error.reason, error.detail)
-            return
-        chroma = color.max_chroma(lab8)
-        if chroma <= prep.gray_tolerance and not spec.keep_gray:
-            yield _reject(ref, "no_colour", f"|a| and |b| never exceed {chroma}")
-            return
-        split = spec.rule.split_of(digest)
-        fold = spec.rule.fold_of(digest)
-        lightness, ab = color.planes(lab8)
-        record = schema.encode_example({
-            schema.L8: lightness.tobytes(),
-            schema.AB8: ab.tobytes(),
-            schema.HEIGHT: prep.size,
-            schema.WIDTH: prep.size,
-            schema.FOLD: fold,
-            schema.SHA256: digest.encode(),
-            schema.SOURCE: ref.source.encode(),
-            schema.LABEL: ref.label.encode(),
-            schema.PATH: ref.path.encode(),
-        })
-        _count(f"{WRITTEN}_{split}")
-        yield shard_name(split, spec.rule.shard_of(digest, split)), record
-        yield beam.pvalue.TaggedOutput(WRITTEN, (split, ref.source, ref.label, fold))
-        yield beam.pvalue.TaggedOutput(HISTOGRAM, (split, ab_bins.histogram(ab)))
+        first_copy[digest] = ref.path
+        yield from _example(self._spec, ref, digest, data)
 
 
 class PhotosToExamples(beam.PTransform):
-    """(sha256, FileRef) -> (shard name, serialized Example); outputs `rejected`, `written`, `ab_histogram`."""
+    """FileRef -> (record file name, serialized Example), one per distinct photo;
+    outputs `rejected`, `duplicate`, `written`, `ab_histogram`.
+
+    Files are grouped by size (paths, never pixels) so that one worker reads
+    every copy of a photo, once each, hashing and decoding the same bytes.
+    Photo files rarely share a size unless they are copies; many of one size
+    (uncompressed BMPs or TIFFs of one resolution) are read by one worker in turn.
+    """
 
     def __init__(self, spec: ExampleSpec):
         super().__init__()
         self._spec = spec
 
-    def expand(self, unique):
-        return unique | beam.ParDo(_PhotoToExample(self._spec)).with_outputs(
-            REJECTED, WRITTEN, HISTOGRAM, main="records")
+    def expand(self, refs):
+        return (
+            refs
+            | "By size" >> beam.Map(lambda ref: (ref.size, ref))
+            | "Group same-sized files" >> beam.GroupByKey()
+            | "Read once" >> beam.ParDo(_ReadSameSized(self._spec)).with_outputs(
+                REJECTED, DUPLICATE, WRITTEN, HISTOGRAM, main="records")
+        )
 
 
-class _TFRecordSink(fileio.FileSink):
-    """TFRecord framing, in a GZIP stream at the fastest level or uncompressed.
+class _StageRecords(beam.DoFn):
+    """Each bundle's records into one staged TFRecord file per record file name it meets.
 
-    Level 1 keeps 97% of the default level's saving on these records (a third
-    of the bytes) at half its CPU time, and compression is most of the job's CPU.
+    At the bundle's end it names its files, (record file name, staged path);
+    the files of a failed, retried bundle are never named and go with the
+    staging folder when the job ends.
     """
 
-    def __init__(self, compression: str):
+    def __init__(self, staging: str):
+        self._staging = staging
+
+    def start_bundle(self):
+        self._open = {}
+
+    def process(self, item):
+        name, record = item
+        if name not in self._open:
+            path = join(self._staging, f"{name}-{uuid.uuid4().hex}")
+            self._open[name] = path, FileSystems.create(path, compression_type=CompressionTypes.UNCOMPRESSED)
+        _TFRecordUtil.write_record(self._open[name][1], record)
+
+    def finish_bundle(self):
+        for name, (path, handle) in self._open.items():
+            handle.close()
+            yield GlobalWindows.windowed_value((name, path))
+
+
+class _MergeStaged(beam.DoFn):
+    """(record file name, its staged files) -> the record file: the staged files one after another.
+
+    TFRecord framing concatenates, so the copy is a stream of bytes. GZIP, when
+    asked for, is applied here, once per file, at the fastest level: it keeps
+    97% of the default level's saving on these records (a third of the bytes)
+    at half its CPU time, and compression is most of the job's CPU.
+    """
+
+    _CHUNK = 1 << 20
+
+    def __init__(self, output: str, compression: str):
+        self._output = output
         self._compression = compression
 
-    def open(self, fh):
-        self._fh = fh
-        self._gzip = (gzip.GzipFile(fileobj=fh, mode="wb", compresslevel=1, mtime=0)
-                      if self._compression == "gzip" else None)
-
-    def write(self, record):
-        _TFRecordUtil.write_record(self._gzip or self._fh, record[1])
-
-    def flush(self):
-        if self._gzip:
-            self._gzip.close()  # writes the GZIP trailer; the file itself stays open
-        self._fh.flush()
+    def process(self, item):
+        name, staged = item
+        path = join(self._output, name + schema.COMPRESSIONS[self._compression][1])
+        with FileSystems.create(path, compression_type=CompressionTypes.UNCOMPRESSED) as handle:
+            target = (gzip.GzipFile(fileobj=handle, mode="wb", compresslevel=1, mtime=0)
+                      if self._compression == "gzip" else handle)
+            for part in sorted(staged):
+                with FileSystems.open(part, compression_type=CompressionTypes.UNCOMPRESSED) as source:
+                    shutil.copyfileobj(source, target, self._CHUNK)
+            if target is not handle:
+                target.close()  # writes the GZIP trailer; the file itself is closed by `with`
+        yield posixpath.basename(path)
 
 
 class WriteRecords(beam.PTransform):
-    """(shard name, record) -> record files `<split>-<shard>-<n>-of-<m>.tfrecord[.gz]` in `output`.
+    """(record file name, record) -> one record file per name in `output`; their names.
 
-    Each worker bundle writes one file per shard name, so the job never groups
-    records: the file count is shards x bundles and the manifest lists them all.
+    Each bundle stages what it is given, and each record file is then made of
+    its staged files: a split has its share of --num_shards files however many
+    bundles the runner makes (thousands on Dataflow), and records are never
+    grouped, only the names of staged files.
     """
 
-    def __init__(self, output: str, spec: ExampleSpec, compression: str):
+    def __init__(self, output: str, compression: str):
         super().__init__()
         self._output = output
-        self._spec = spec
         self._compression = compression
 
     def expand(self, records):
-        _, suffix = schema.COMPRESSIONS[self._compression]
-        written = records | fileio.WriteToFiles(
-            path=self._output,
-            destination=lambda record: record[0],
-            sink=lambda destination: _TFRecordSink(self._compression),
-            file_naming=fileio.destination_prefix_naming(suffix),
-            temp_directory=StaticValueProvider(str, staging_dir(self._output)),
-            max_writers_per_bundle=len(self._spec.destinations()),
+        return (
+            records
+            | "Stage" >> beam.ParDo(_StageRecords(staging_dir(self._output)))
+            | "Group staged files" >> beam.GroupByKey()
+            | "Merge" >> beam.ParDo(_MergeStaged(self._output, self._compression))
         )
-        return written | beam.Map(lambda result: posixpath.basename(result.file_name))
 
 
 def staging_dir(output: str) -> str:

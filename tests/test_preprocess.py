@@ -11,6 +11,7 @@ import pytest
 from PIL import Image
 
 from beam_jobs import preprocess
+from pipeline import splits
 
 from tests.conftest import (colourful_photos, draw_photo, png_declaring, psnr, read_examples, run_module,
                             run_preprocess, write_image)
@@ -259,6 +260,23 @@ def test_two_local_worker_processes_write_what_one_writes(photo_dirs, tmp_path):
     assert two["args"]["argv"].count("--direct_running_mode=multi_processing") == 1
     assert one["counts"] == two["counts"] and one["rejected"] == two["rejected"]
     assert _records_by_split(tmp_path / "one", one) == _records_by_split(tmp_path / "two", two)
+    assert {s: e["shards"] for s, e in one["splits"].items()} == {s: e["shards"] for s, e in two["splits"].items()}
+
+
+def test_each_photo_is_in_the_file_its_hash_names_and_the_folder_holds_only_what_the_manifest_lists(job):
+    """A split's records are in at most its share of --num_shards files (22, 5, 5 of 32), one per shard
+    that holds any, named by the shard: as many files however many bundles wrote them."""
+    output, manifest, _ = job
+    rule = splits.SplitRule()
+    for split, entry in manifest["splits"].items():
+        count = rule.shards_of(split)
+        expected = {f"{split}-{rule.shard_of(e['sha256'].decode(), split):05d}-of-{count:05d}.tfrecord"
+                    for e in read_examples(output, split)}
+        assert set(entry["shards"]) == expected and len(expected) <= count
+    listed = {"manifest.json", *manifest["rejected_files"],
+              *(name for entry in manifest["splits"].values() for name in entry["shards"])}
+    assert {path.name for path in output.iterdir()} == listed  # no staged file left
+    assert manifest["rejected_files"] == ["rejected-00000-of-00001.jsonl"]
 
 
 DATAFLOW = ["--runner=DataflowRunner", "--project=my-project-123", "--region=europe-west4"]
@@ -311,4 +329,4 @@ def test_dataflow_options_are_accepted_and_the_graph_builds_without_submitting()
                               transforms.ExampleSpec(), "gzip", {})
     graph = pipeline.to_runner_api()
     names = {t.unique_name for t in graph.components.transforms.values()}
-    assert {"Match photos", "Drop duplicates", "To examples", "Write records", "Manifest"} <= names
+    assert {"Match photos", "To examples", "Write records", "Write rejects", "Manifest"} <= names

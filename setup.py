@@ -45,7 +45,7 @@ setuptools.setup(
     install_requires=pinned("apache-beam", "google-crc32c", "numpy", "opencv-python-headless", "pillow"),
     extras_require={
         "trainer": pinned("tensorflow", "tensorflow-io", "keras", "protobuf", "absl-py"),
-        "test": pinned("pytest", "scikit-image", "selenium"),
+        "test": pinned("pytest", "scikit-image", "selenium", "gcp-storage-emulator"),
         "gcp": pinned("apache-beam[gcp]"),
     },
 )

@@ -1,4 +1,4 @@
-"""What Dataflow workers, the training image and Cloud Build rely on: setup.py, Dockerfile, cloudbuild.yaml."""
+"""What Dataflow workers, the images and Cloud Build rely on: setup.py, Dockerfile(.worker), cloudbuild.yaml."""
 
 import json
 import os
@@ -8,6 +8,7 @@ import subprocess
 import sys
 import tarfile
 
+import pytest
 import yaml
 from apache_beam.options.pipeline_options import PipelineOptions
 
@@ -68,16 +69,53 @@ def test_cloudbuild_steps_call_files_and_modules_that_exist():
     for step in _steps():
         words = _words(step)
         for word in (part for w in words for part in w.split("=", 1)):
-            if re.fullmatch(r"(\./)?[\w/.-]+\.(sh|py)", word):
+            if re.fullmatch(r"(\./)?[\w/.-]+\.(sh|py)|\.ci/run", word):
                 assert (REPO / word).is_file(), f"{step['id']}: {word}"
                 seen.add(word)
         for module in (words[i + 1] for i, w in enumerate(words) if w == "-m"):
             assert (REPO / (module.replace(".", "/") + ".py")).is_file(), f"{step['id']}: {module}"
             seen.add(module)
         if "build" in words and "docker" in step["name"]:
-            assert (REPO / "Dockerfile").is_file()
-            seen.add("Dockerfile")
-    assert {"scripts/test.sh", "beam_jobs.preprocess", "./setup.py", "Dockerfile"} <= seen
+            dockerfile = words[words.index("-f") + 1] if "-f" in words else "Dockerfile"
+            assert (REPO / dockerfile).is_file(), f"{step['id']}: {dockerfile}"
+            seen.add(dockerfile)
+    assert {".ci/run", "beam_jobs.preprocess", "Dockerfile", "Dockerfile.worker"} <= seen
+
+
+def _seconds(timeout: str) -> int:
+    assert re.fullmatch(r"\d+s", timeout), timeout
+    return int(timeout[:-1])
+
+
+def test_every_cloudbuild_step_has_a_timeout_within_the_builds():
+    build = yaml.safe_load((REPO / "cloudbuild.yaml").read_text())
+    steps = [_seconds(step["timeout"]) for step in build["steps"]]
+    assert sum(steps) <= _seconds(build["timeout"])
+
+
+def test_cloudbuild_tests_as_ci_does_with_the_reference_photos_it_copies_first():
+    steps = {step["id"]: step for step in _steps()}
+    test = steps["test"]
+    assert _words(test) == [".ci/run"] and test["entrypoint"] == "bash"
+    env = dict(item.split("=", 1) for item in test["env"])
+    assert env["CI"] == "true"
+    source, target = _words(steps["reference-photos"])[-2:]
+    assert source.endswith("/photos/flowers")  # copied into target, as target/flowers/<class>/*.jpg
+    assert target.rstrip("/") == env["SHARED_DATA_DIR"]
+    ids = [step["id"] for step in _steps()]
+    assert ids.index("reference-photos") < ids.index("test") < ids.index("preprocess-on-dataflow")
+
+
+def test_cloudbuild_launches_the_beam_job_from_the_worker_image_it_builds_for_the_workers():
+    steps = {step["id"]: step for step in _steps()}
+    built = _words(steps["build-worker-image"])
+    image = built[built.index("-t") + 1]
+    assert _words(steps["push-worker-image"]) == ["push", image]
+    launch = steps["preprocess-on-dataflow"]
+    assert launch["name"] == image
+    flags = _words(launch)
+    assert f"--sdk_container_image={image}" in flags and "--sdk_location=container" in flags
+    assert not any(flag.startswith("--setup_file") for flag in flags)  # the image holds the job's packages
 
 
 def test_cloudbuild_passes_only_flags_the_commands_know():
@@ -91,22 +129,40 @@ def test_cloudbuild_passes_only_flags_the_commands_know():
     assert all(name in FLAGS for name in trainer_flags if name not in ("project", "region", "display", "config"))
 
 
+def test_the_dataflow_command_in_the_docs_uses_flags_the_job_knows_and_the_worker_image():
+    text = (REPO / "docs" / "scaling.md").read_text().replace("\\\n", " ")
+    (command,) = [line for line in text.splitlines() if "-m beam_jobs.preprocess" in line and "DataflowRunner" in line]
+    words = shlex.split(command)
+    words = words[words.index("beam_jobs.preprocess") + 1:]
+    assert job_options.unknown_flags(PipelineOptions(words)) == []
+    assert {"--sdk_container_image", "--sdk_location"} <= set(words)
+    assert "docker build -f Dockerfile.worker" in text
+
+
 def test_cloudbuild_holds_no_secrets():
     text = (REPO / "cloudbuild.yaml").read_text().lower()
     for word in ("password", "secret", "private_key", "token", "apikey", "api_key"):
         assert word not in text, word
 
 
-def _dockerfile() -> list[tuple[str, str]]:
+DOCKERFILES = ["Dockerfile", "Dockerfile.worker"]
+
+
+def _dockerfile(name: str = "Dockerfile") -> list[tuple[str, str]]:
     """(INSTRUCTION, arguments) of each Dockerfile instruction, continuation lines joined, comments left out."""
-    text = re.sub(r"\\\n", " ", (REPO / "Dockerfile").read_text())
+    text = re.sub(r"\\\n", " ", (REPO / name).read_text())
     return [(line.split(None, 1)[0].upper(), line.split(None, 1)[1].strip()) for line in text.splitlines()
             if line.strip() and not line.lstrip().startswith("#")]
 
 
-def test_dockerfile_copies_files_that_exist_and_installs_extras_that_exist(tmp_path):
-    instructions = _dockerfile()
-    copied = [source for kind, args in instructions if kind == "COPY" for source in shlex.split(args)[:-1]]
+def _copied(instructions) -> list[str]:
+    return [source for kind, args in instructions if kind == "COPY" for source in shlex.split(args)[:-1]]
+
+
+@pytest.mark.parametrize("name", DOCKERFILES)
+def test_dockerfile_copies_files_that_exist_and_installs_extras_that_exist(tmp_path, name):
+    instructions = _dockerfile(name)
+    copied = _copied(instructions)
     assert copied, "the Dockerfile copies nothing"
     for source in copied:
         assert (REPO / source).exists(), f"COPY {source}: no such file in the repository"
@@ -121,6 +177,19 @@ def test_dockerfile_copies_files_that_exist_and_installs_extras_that_exist(tmp_p
     for lock_file, names in installs:
         assert lock_file in copied, f"pip install -c {lock_file}: the file is not copied first"
         assert set(names.split(",")) <= extras, f"pip install .[{names}]: setup.py's extras are {extras}"
+
+
+def test_the_worker_image_is_beams_own_at_the_pinned_versions_with_the_beam_side_only():
+    """No TensorFlow, no model: the worker image installs the Dataflow lock file's packages and the job's code."""
+    instructions = _dockerfile("Dockerfile.worker")
+    (base,) = [args for kind, args in instructions if kind == "FROM"]
+    python = re.search(r'python_requires=">=(3\.\d+)', (REPO / "setup.py").read_text()).group(1)
+    assert base == f"apache/beam_python{python}_sdk:{_pins('constraints-dataflow.txt')['apache-beam']}"
+    assert {source.rstrip("/") for source in _copied(instructions)} == {
+        "constraints.txt", "constraints-dataflow.txt", "setup.py", "pipeline", "beam_jobs"}
+    runs = " ".join(args for kind, args in instructions if kind == "RUN")
+    assert re.findall(r"pip install -c (\S+) \"?\.\[([\w,]+)\]", runs) == [("constraints-dataflow.txt", "gcp")]
+    assert not any(kind in ("ENTRYPOINT", "CMD") for kind, _ in instructions)  # Beam's boot program starts workers
 
 
 def test_dockerfile_entry_point_is_a_module_that_runs():

@@ -7,6 +7,7 @@ extra, and reads what the job wrote with TensorFlow.
 """
 
 import hashlib
+import json
 import os
 import subprocess
 import sys
@@ -75,8 +76,6 @@ def first_run(dataflow_python, gcs):
 
 
 def _manifest(gcs, folder: str) -> dict:
-    import json
-
     return json.loads(gcs.download(RECORDS, f"{folder}/manifest.json"))
 
 

@@ -66,7 +66,8 @@ def _reference(path, net):
 @pytest.fixture(scope="module")
 def report(model_path, photo_dir, tmp_path_factory):
     output = tmp_path_factory.mktemp("report")
-    summary = scoring.run(str(model_path), None, "test", [str(photo_dir)], str(output), 4, 2)
+    summary = scoring.run(str(model_path), str(output), image_arguments=[str(photo_dir)], batch_size=4,
+                          sheet_photos=2)
     return output, summary
 
 
@@ -114,6 +115,32 @@ def test_records_are_evaluated_per_class(model_path, tiny_records, tmp_path):
     assert summary["count"] == manifest["splits"]["val"]["examples"]
     assert {k: v["count"] for k, v in summary["per_class"].items()} == manifest["splits"]["val"]["by_label"]
     assert re.search(r"\| all \| \d+ \|", done.stdout)
+
+
+def test_held_out_classes_are_scored_apart_from_every_split(model_path, tiny_records, tmp_path):
+    manifest = json.loads((tiny_records / "manifest.json").read_text())
+    label = sorted(manifest["splits"]["train"]["by_label"])[0]
+    held_out = sum(entry["by_label"].get(label, 0) for entry in manifest["splits"].values())
+    unseen = run_module("trainer.evaluate", f"--model={model_path}", f"--data_dir={tiny_records}",
+                        "--split=held_out", f"--holdout_labels={label}", f"--output={tmp_path / 'unseen'}")
+    seen = run_module("trainer.evaluate", f"--model={model_path}", f"--data_dir={tiny_records}", "--split=val",
+                      f"--holdout_labels={label}", f"--output={tmp_path / 'seen'}")
+    assert unseen.returncode == 0 and seen.returncode == 0, unseen.stderr[-2000:] + seen.stderr[-2000:]
+    unseen_summary = json.loads((tmp_path / "unseen" / "metrics.json").read_text())
+    seen_summary = json.loads((tmp_path / "seen" / "metrics.json").read_text())
+    assert {k: v["count"] for k, v in unseen_summary["per_class"].items()} == {label: held_out}
+    assert label not in seen_summary["per_class"]
+    assert seen_summary["count"] == manifest["splits"]["val"]["examples"] - manifest["splits"]["val"]["by_label"].get(
+        label, 0)
+    worst = min(seen_summary["per_class"], key=lambda k: seen_summary["per_class"][k]["model"]["rgb_psnr"]
+                - seen_summary["per_class"][k]["gray"]["rgb_psnr"])
+    assert f"Worst class: {worst}," in seen.stdout
+
+
+def test_held_out_split_needs_a_holdout(model_path, tiny_records, tmp_path):
+    done = run_module("trainer.evaluate", f"--model={model_path}", f"--data_dir={tiny_records}",
+                      "--split=held_out", f"--output={tmp_path}")
+    assert done.returncode == 2 and "--split=held_out needs --holdout_labels" in done.stderr
 
 
 def test_records_prepared_otherwise_than_the_models_are_refused(tmp_path, tiny_records):

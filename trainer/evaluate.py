@@ -2,6 +2,7 @@
 
     python -m trainer.evaluate --model PATH --data_dir RECORDS --split test --output REPORT_DIR
     python -m trainer.evaluate --model PATH --images PHOTO_FOLDER ... --output REPORT_DIR
+    python -m trainer.evaluate --model PATH --data_dir RECORDS --split held_out --holdout_labels daisy,pansy ...
 
 Writes metrics.json, metrics.md (the same numbers as a table) and
 contact_sheet.png (the best and worst photos by RGB PSNR: gray | predicted |
@@ -14,11 +15,16 @@ from trainer import command  # first: it quiets TensorFlow's start-up
 
 from absl import flags
 
+from pipeline import dataset
 from trainer.evaluation import scoring
 
 flags.DEFINE_string("model", None, "A .keras model or a training run's model_dir (default: the shipped model).")
 flags.DEFINE_string("data_dir", None, "Records written by beam_jobs.preprocess.")
-flags.DEFINE_enum("split", "test", ("train", "val", "test"), "Which split of --data_dir.")
+flags.DEFINE_enum("split", "test", ("train", "val", "test", scoring.HELD_OUT), "Which split of --data_dir; "
+                  f"{scoring.HELD_OUT}: every photo of --holdout_labels or --holdout_sources, from all splits.")
+flags.DEFINE_list("holdout_labels", [], "Classes a model was trained without (its --holdout_labels): left out of "
+                  f"--split train|val|test, or the only ones scored with --split {scoring.HELD_OUT}.")
+flags.DEFINE_list("holdout_sources", [], "Sources a model was trained without (its --holdout_sources), likewise.")
 flags.DEFINE_multi_string("images", None, "Folders, files or globs of colour photos (instead of --data_dir).")
 flags.DEFINE_string("output", None, "Folder for metrics.json, metrics.md and contact_sheet.png.")
 flags.DEFINE_integer("batch_size", 16, "Photos per batch.", lower_bound=1)
@@ -33,8 +39,11 @@ FLAGS = flags.FLAGS
 
 
 def main(argv):
-    summary = scoring.run(FLAGS.model, FLAGS.data_dir, FLAGS.split, FLAGS.images, FLAGS.output, FLAGS.batch_size,
-                          FLAGS.sheet_photos, FLAGS.hints, FLAGS.temperature, FLAGS.vividness)
+    summary = scoring.run(
+        FLAGS.model, FLAGS.output, data_dir=FLAGS.data_dir, split=FLAGS.split,
+        holdout=dataset.Holdout(tuple(FLAGS.holdout_labels), tuple(FLAGS.holdout_sources)),
+        image_arguments=FLAGS.images, batch_size=FLAGS.batch_size, sheet_photos=FLAGS.sheet_photos,
+        num_hints=FLAGS.hints, temperature=FLAGS.temperature, vividness=FLAGS.vividness)
     print(scoring.markdown(summary))
     for failure in summary["failures"]:
         print(f"  skipped {failure['path']}: {failure['reason']}: {failure['detail']}")

@@ -179,8 +179,19 @@ def summarize(scores: Scores) -> dict:
     return result
 
 
+def worst_class(summary: dict) -> tuple[str, float] | None:
+    """The class whose RGB PSNR gains least over the gray baseline, and that gain (dB); None for one class."""
+    gains = {label: group["model"]["rgb_psnr"] - group["gray"]["rgb_psnr"]
+             for label, group in summary["per_class"].items()}
+    if len(gains) < 2:
+        return None
+    label = min(gains, key=gains.get)
+    return label, gains[label]
+
+
 def markdown(summary: dict) -> str:
-    """One row per class and one overall: each metric as model / gray baseline (colourfulness: model / truth)."""
+    """One row per class and one overall: each metric as model / gray baseline (colourfulness: model / truth);
+    then the class the model helps least."""
     header = ["class", "photos"] + [metrics.TITLES[name] for name in COLUMNS]
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     groups = [*summary["per_class"].items(), ("all", {"count": summary["count"], **summary["overall"]})]
@@ -193,7 +204,11 @@ def markdown(summary: dict) -> str:
                 continue
             cells.append(f"{group['model'][name]:.4f} / {other:.4f}")
         lines.append("| " + " | ".join(cells) + " |")
-    return "\n".join(lines) + "\n\nEach cell: model / gray baseline (colourfulness: model / ground truth).\n"
+    text = "\n".join(lines) + "\n\nEach cell: model / gray baseline (colourfulness: model / ground truth).\n"
+    worst = worst_class(summary)
+    if worst:
+        text += f"Worst class: {worst[0]}, RGB PSNR {worst[1]:+.2f} dB over the gray baseline.\n"
+    return text
 
 
 def load(model_path: str | None, num_hints: int = 0, temperature: float | None = None,
@@ -217,16 +232,35 @@ def overall(model_path, data_dir: str, split: str, batch_size: int, num_hints: i
     return summarize(scores)["overall"]["model"]
 
 
-def run(model_path, data_dir, split, image_arguments, output, batch_size, sheet_photos, num_hints=0,
-        temperature=None, vividness=None) -> dict:
+HELD_OUT = "held_out"  # --split: the held-out classes' or sources' photos of every split
+
+
+def _records_source(data_dir: str, split: str, holdout: dataset.Holdout, batch_size: int, prep: Preparation):
+    """(batches, description, count) of a split without the held-out photos, or of every held-out photo."""
+    if split != HELD_OUT:
+        records = dataset.Records.open(data_dir, split)
+        without = f", without the {holdout.describe()}" if holdout else ""
+        return (record_batches(records, batch_size, prep, holdout), f"{data_dir} ({split} split{without})",
+                records.num_examples(holdout=holdout))
+    if not holdout:
+        raise UsageError(f"--split={HELD_OUT} needs --holdout_labels or --holdout_sources")
+    found = dataset.held_out_records(data_dir, holdout)
+    for records in found[:1]:
+        record_batches(records, batch_size, prep)  # refuses records prepared otherwise than the model's
+    batches = labelled_batches(dataset.held_out_dataset(data_dir, holdout, batch_size, with_labels=True))
+    return (batches, f"{data_dir} (every photo of the {holdout.describe()})",
+            sum(r.num_examples(holdout=holdout, held_out=True) for r in found))
+
+
+def run(model_path, output, *, data_dir=None, split="test", holdout=dataset.Holdout(), image_arguments=None,
+        batch_size=16, sheet_photos=4, num_hints=0, temperature=None, vividness=None) -> dict:
+    """Score the model on records (a split, or the held-out photos) or on photos; write the report to `output`."""
     if bool(data_dir) == bool(image_arguments):
         raise UsageError("give either --data_dir (with --split) or --images")
     path, net, prep = load(model_path, num_hints, temperature, vividness)
     failures, total = [], None
     if data_dir:
-        records = dataset.Records.open(data_dir, split)
-        batches, source, total = record_batches(records, batch_size, prep), f"{data_dir} ({split} split)", (
-            records.num_examples())
+        batches, source, total = _records_source(data_dir, split, holdout, batch_size, prep)
     else:
         batches = photo_batches(image_arguments, prep, batch_size, failures)
         source = " ".join(image_arguments)

@@ -127,15 +127,27 @@ def decoding_head(logits, bins: ColourBins, rebalancing: float, temperature: flo
     two scales hold T and v, so `set_decoding` changes both without touching the network.
     """
     q = bins.size
-    rebalanced = layers.DepthwiseConv2D(1, name=REBALANCED_LAYER, trainable=False, dtype=dtype)(logits)
-    raw_part = layers.DepthwiseConv2D(1, use_bias=False, name=RAW_SCALE_LAYER, trainable=False, dtype=dtype)(logits)
-    rebalanced_part = layers.DepthwiseConv2D(1, use_bias=False, name=REBALANCED_SCALE_LAYER, trainable=False,
-                                             dtype=dtype)(rebalanced)
-    probabilities = layers.Softmax(axis=-1, dtype=dtype)(layers.Add(dtype=dtype)([raw_part, rebalanced_part]))
-    ab = layers.Conv2D(2, 1, use_bias=False, name=CENTRES_LAYER, trainable=False, dtype=dtype)(probabilities)
+    fixed = {name: layers.DepthwiseConv2D(1, use_bias=name == REBALANCED_LAYER, name=name, trainable=False,
+                                          dtype=dtype)
+             for name in (REBALANCED_LAYER, RAW_SCALE_LAYER, REBALANCED_SCALE_LAYER)}
+    fixed[CENTRES_LAYER] = layers.Conv2D(2, 1, use_bias=False, name=CENTRES_LAYER, trainable=False, dtype=dtype)
+    ab = _decode(fixed, logits, dtype)
     return ab, {REBALANCED_LAYER: [np.ones((1, 1, q, 1), np.float32), -np.log(bins.weights(rebalancing))],
                 CENTRES_LAYER: [bins.centres.reshape(1, 1, q, 2)],
                 **_scales(q, temperature, vividness)}
+
+
+def _decode(fixed: dict, logits, dtype: str):
+    """The decoding's arithmetic, on the fixed layers by name (see `decoding_head`)."""
+    rebalanced = fixed[REBALANCED_LAYER](logits)
+    parts = [fixed[RAW_SCALE_LAYER](logits), fixed[REBALANCED_SCALE_LAYER](rebalanced)]
+    return fixed[CENTRES_LAYER](layers.Softmax(axis=-1, dtype=dtype)(layers.Add(dtype=dtype)(parts)))
+
+
+def decode(net, logits):
+    """`net`'s own decoding (its temperature, vividness and bins) applied to other logits, e.g. averaged ones."""
+    names = (REBALANCED_LAYER, RAW_SCALE_LAYER, REBALANCED_SCALE_LAYER, CENTRES_LAYER)
+    return _decode({name: net.get_layer(name) for name in names}, logits, net.get_layer(CENTRES_LAYER).dtype_policy)
 
 
 def _scales(q: int, temperature: float, vividness: float) -> dict[str, list[np.ndarray]]:

@@ -109,6 +109,41 @@ def context_unet(size: int = 200, width: int = 48, bins: "colour_classes.ColourB
     return net
 
 
+def decode_logits(net: keras.Model, logits) -> keras.KerasTensor:
+    """A classifier's decoding applied to `logits` (at its colour resolution), upsampled to its output size."""
+    factor = net.output_shape[1] // logits.shape[1]
+    return layers.UpSampling2D(factor, interpolation="bilinear", name="ab", dtype=OUTPUT_DTYPE)(
+        colour_classes.decode(net, logits))
+
+
+def _mirror(x, name: str):
+    """x (b, h, w, c) mirrored left to right, with built-in layers: width moved last, reversed by a fixed
+    anti-identity Dense, moved back. Returns the tensor and the Dense layer (its weights to fix)."""
+    width = x.shape[2]
+    reverse = layers.Dense(width, use_bias=False, trainable=False, name=name, dtype=OUTPUT_DTYPE)
+    return layers.Permute((1, 3, 2))(reverse(layers.Permute((1, 3, 2))(x))), reverse
+
+
+def mirror_averaged(net: keras.Model) -> keras.Model:
+    """A classifier that decides each position's colour from the photo and its mirror image.
+
+    The body runs on both; the second view's logits are mirrored back and the two
+    averaged before decoding. Where the views agree nothing changes; where they
+    disagree (a white petal one view takes for yellow) the distribution spreads and
+    the annealed mean stays nearer neutral instead of following one guess. Built-in
+    layers only, so the .keras file still loads with Keras alone; twice the compute.
+    """
+    body = keras.Model(net.inputs, net.get_layer(colour_classes.LOGITS_LAYER).output, name="body")
+    inputs = keras.Input(net.input_shape[1:], name="lightness_and_hints")
+    mirrored_input, input_mirror = _mirror(inputs, "mirror_input")
+    mirrored_logits, logits_mirror = _mirror(body(mirrored_input), "mirror_logits")
+    logits = layers.Average(name=colour_classes.LOGITS_LAYER, dtype=OUTPUT_DTYPE)([body(inputs), mirrored_logits])
+    averaged = keras.Model(inputs, decode_logits(net, logits), name=f"{net.name}_mirror_averaged")
+    for reverse in (input_mirror, logits_mirror):
+        reverse.set_weights([np.eye(reverse.units, dtype=np.float32)[::-1]])
+    return averaged
+
+
 def gray(size: int, channels: int = 1) -> keras.Model:
     """The gray baseline: predicts no colour (ab = 0) whatever it sees."""
     inputs = keras.Input((size, size, channels), name="lightness")

@@ -78,3 +78,33 @@ def test_saved_network_loads_with_keras_alone(tmp_path):
     loaded = keras.models.load_model(tmp_path / "net.keras")
     x = np.random.default_rng(1).random((1, 32, 32, 1), np.float32)
     np.testing.assert_allclose(loaded(x), net(x), atol=1e-6)
+
+
+def _classifier(size: int = 32):
+    from pipeline import ab_bins
+    from trainer.network import colour_classes
+
+    histogram = ab_bins.histogram(np.random.default_rng(0).integers(90, 170, (500, 2)).astype(np.uint8))
+    keras.utils.set_random_seed(3)
+    return models.context_unet(size, width=8, bins=colour_classes.ColourBins.from_histogram(histogram))
+
+
+def test_a_mirror_averaged_classifier_is_symmetric_and_decodes_the_averaged_logits(tmp_path):
+    from trainer.network import colour_classes
+
+    net = _classifier()
+    averaged = models.mirror_averaged(net)
+    photo = np.random.default_rng(2).random((2, 32, 32, 4), np.float32)
+    mirrored = photo[:, :, ::-1]
+    np.testing.assert_allclose(averaged(mirrored).numpy(), averaged(photo).numpy()[:, :, ::-1], atol=1e-5)
+    assert not np.allclose(averaged(photo), net(photo), rtol=0, atol=1e-5)  # the plain network is not symmetric
+    body = keras.Model(net.inputs, net.get_layer(colour_classes.LOGITS_LAYER).output)
+    logits = keras.Input(body.output.shape[1:])
+    head = keras.Model(logits, models.decode_logits(net, logits))
+    expected = head((body(photo) + body(mirrored)[:, :, ::-1]) / 2)
+    np.testing.assert_allclose(averaged(photo), expected, atol=1e-5)
+    colour_classes.set_decoding(averaged, temperature=1.0)
+    assert colour_classes.decoding(averaged)[0] == pytest.approx(1.0)
+    averaged.save(tmp_path / "averaged.keras")
+    loaded = keras.models.load_model(tmp_path / "averaged.keras")
+    np.testing.assert_allclose(loaded(photo), averaged(photo), atol=1e-6)

@@ -26,7 +26,7 @@ from pipeline import errors  # noqa: E402
 from pipeline.errors import UsageError  # noqa: E402
 from pipeline.preparation import Preparation  # noqa: E402
 
-from beam_jobs import manifest, options as job_options, storage, transforms  # noqa: E402
+from beam_jobs import facts, manifest, options as job_options, storage, transforms  # noqa: E402
 
 
 def _spec(opts: job_options.PreprocessOptions) -> transforms.ExampleSpec:
@@ -119,19 +119,18 @@ def build_pipeline(pipeline: beam.Pipeline, inputs, output: str, spec, compressi
         | "Write rejects" >> beam.io.WriteToText(storage.join(output, "rejected"), file_name_suffix=".jsonl",
                                                  num_shards=1)
     )
-    facts = (
-        refs | "Input facts" >> beam.Map(lambda _: ("inputs",)),
-        examples[transforms.DUPLICATE] | "Duplicate facts" >> beam.Map(lambda _: (transforms.DUPLICATE,)),
-        examples[transforms.REJECTED] | "Reject facts" >> beam.Map(lambda reject: (transforms.REJECTED, reject.reason)),
-        examples[transforms.WRITTEN] | "Example facts" >> beam.Map(lambda written: ("example", *written)),
-        shards | "Shard facts" >> beam.Map(lambda name: ("shard", name)),
+    reported = (
+        refs | "Input facts" >> beam.Map(lambda _: facts.Input()),
+        examples[transforms.DUPLICATE] | "Duplicate facts" >> beam.Map(lambda _: facts.Duplicate()),
+        examples[transforms.REJECTED] | "Reject facts" >> beam.Map(lambda reject: facts.Rejected(reject.reason)),
+        examples[transforms.WRITTEN],
+        shards | "Shard facts" >> beam.Map(facts.RecordFile),
         examples[transforms.HISTOGRAM]
         | "Sum histograms" >> beam.CombinePerKey(sum)
-        | "Histogram facts" >> beam.MapTuple(lambda split, counts: (transforms.HISTOGRAM, split, tuple(counts.tolist()))),
-        rejected_files | "Rejected file facts" >> beam.Map(
-            lambda path: ("rejected_file", path.rsplit("/", 1)[-1])),
+        | "Histogram facts" >> beam.MapTuple(lambda split, counts: facts.Histogram(split, tuple(counts.tolist()))),
+        rejected_files | "Rejected file facts" >> beam.Map(lambda path: facts.RejectedFile(path.rsplit("/", 1)[-1])),
     )
-    _ = facts | "All facts" >> beam.Flatten() | "Manifest" >> manifest.WriteManifest(output, spec, compression, args)
+    _ = reported | "All facts" >> beam.Flatten() | "Manifest" >> manifest.WriteManifest(output, spec, compression, args)
 
 
 def _say(line: str) -> None:

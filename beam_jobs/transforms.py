@@ -27,6 +27,7 @@ from apache_beam.transforms.window import GlobalWindows
 from pipeline import ab_bins, color, images, paths, schema, splits
 from pipeline.preparation import Preparation
 
+from beam_jobs import facts
 from beam_jobs.storage import join
 
 NAMESPACE = "preprocess"
@@ -123,7 +124,8 @@ class MatchPhotos(beam.PTransform):
 
 
 def _example(spec: ExampleSpec, ref: FileRef, digest: str, data: bytes):
-    """The photo's record, keyed by its record file's name, or its reject; `written` and `ab_histogram` facts."""
+    """The photo's record, keyed by its record file's name, or its reject; its `written` fact and its
+    `ab_histogram` (split, histogram), summed per split before it becomes a fact."""
     prep = spec.preparation
     try:
         lab8 = color.rgb_to_lab8(prep.square(prep.decode(data)))
@@ -150,7 +152,7 @@ def _example(spec: ExampleSpec, ref: FileRef, digest: str, data: bytes):
     })
     _count(f"{WRITTEN}_{split}")
     yield spec.shard_name(split, digest), record
-    yield beam.pvalue.TaggedOutput(WRITTEN, (split, ref.source, ref.label, fold))
+    yield beam.pvalue.TaggedOutput(WRITTEN, facts.Written(split, ref.source, ref.label, fold))
     yield beam.pvalue.TaggedOutput(HISTOGRAM, (split, ab_bins.histogram(ab)))
 
 

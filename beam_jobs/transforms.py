@@ -45,10 +45,6 @@ class FileRef(typing.NamedTuple):
     path: str
     size: int  # bytes, as listed when matched
 
-    @property
-    def label(self) -> str:
-        return paths.label_of(self.path)
-
 
 class Reject(typing.NamedTuple):
     source: str
@@ -138,6 +134,7 @@ def _example(spec: ExampleSpec, ref: FileRef, digest: str, data: bytes):
         return
     split = spec.rule.split_of(digest)
     fold = spec.rule.fold_of(digest)
+    label = paths.label_of(ref.path)
     lightness, ab = color.planes(lab8)
     record = schema.encode_example({
         schema.L8: lightness.tobytes(),
@@ -147,12 +144,12 @@ def _example(spec: ExampleSpec, ref: FileRef, digest: str, data: bytes):
         schema.FOLD: fold,
         schema.SHA256: digest.encode(),
         schema.SOURCE: ref.source.encode(),
-        schema.LABEL: ref.label.encode(),
+        schema.LABEL: label.encode(),
         schema.PATH: ref.path.encode(),
     })
     _count(f"{WRITTEN}_{split}")
     yield spec.shard_name(split, digest), record
-    yield beam.pvalue.TaggedOutput(WRITTEN, facts.Written(split, ref.source, ref.label, fold))
+    yield beam.pvalue.TaggedOutput(WRITTEN, facts.Written(split, ref.source, label, fold))
     yield beam.pvalue.TaggedOutput(HISTOGRAM, (split, ab_bins.histogram(ab)))
 
 

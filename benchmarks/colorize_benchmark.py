@@ -27,9 +27,9 @@ SPEED = """
 import sys, time
 from trainer.applying import inference
 folder, output, model, batch = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4])
-inference.run([folder + "/warmup"], output + "/warmup", model, False, batch)
+inference.run([folder + "/warmup"], output + "/warmup", model, batch_size=batch)
 start = time.perf_counter()
-written, _ = inference.run([folder + "/timed"], output + "/timed", model, False, batch)
+written, _ = inference.run([folder + "/timed"], output + "/timed", model, batch_size=batch)
 print(written / (time.perf_counter() - start))
 """
 

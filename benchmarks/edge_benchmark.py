@@ -58,9 +58,9 @@ def _errors(rgb: np.ndarray, ab_small: np.ndarray) -> dict[str, tuple[float, flo
 
 
 def _speed(model: str, folder: pathlib.Path, edge_aware: bool, batch: int = 16) -> float:
-    inference.run([str(folder / "warmup")], tempfile.mkdtemp(), model, False, batch, edge_aware=edge_aware)
+    inference.run([str(folder / "warmup")], tempfile.mkdtemp(), model, batch_size=batch, edge_aware=edge_aware)
     start = time.perf_counter()
-    written, _ = inference.run([str(folder / "timed")], tempfile.mkdtemp(), model, False, batch,
+    written, _ = inference.run([str(folder / "timed")], tempfile.mkdtemp(), model, batch_size=batch,
                                edge_aware=edge_aware)
     return written / (time.perf_counter() - start)
 

@@ -52,8 +52,7 @@ def _lightness(bgr: np.ndarray) -> np.ndarray:
 
 
 def test_every_photo_keeps_its_size_name_and_lightness(model_paths, photo_dir, tmp_path):
-    written, failures = inference.run([str(photo_dir)], str(tmp_path), str(model_paths[0]), compare=False,
-                                     batch_size=3)
+    written, failures = inference.run([str(photo_dir)], str(tmp_path), str(model_paths[0]), batch_size=3)
     assert written == 3
     for name in ("odd/tall.png", "big.jpg", "odd/gray.png"):
         source = cv2.imread(str(photo_dir / name), cv2.IMREAD_COLOR)
@@ -66,8 +65,7 @@ def test_every_photo_keeps_its_size_name_and_lightness(model_paths, photo_dir, t
 
 
 def test_failures_are_reported_with_reasons_and_the_rest_written(model_paths, photo_dir, tmp_path):
-    written, failures = inference.run([str(photo_dir)], str(tmp_path), str(model_paths[0]), compare=False,
-                                     batch_size=16)
+    written, failures = inference.run([str(photo_dir)], str(tmp_path), str(model_paths[0]), batch_size=16)
     reasons = {f.path.rsplit("/", 1)[-1]: f.reason for f in failures}
     assert reasons == {"dot.png": "too_small", "broken.jpg": "truncated"}
     assert written == 3 and not (tmp_path / "dot.png").exists()
@@ -87,12 +85,12 @@ def test_command_exit_code_says_whether_anything_failed(model_paths, photo_dir, 
 def test_inputs_are_never_overwritten(model_paths, photo_dir):
     before = {p: p.read_bytes() for p in photo_dir.rglob("*") if p.is_file()}
     with pytest.raises(UsageError, match="would overwrite input photos"):
-        inference.run([str(photo_dir)], str(photo_dir), str(model_paths[0]), False, 4)
+        inference.run([str(photo_dir)], str(photo_dir), str(model_paths[0]), batch_size=4)
     assert {p: p.read_bytes() for p in photo_dir.rglob("*") if p.is_file()} == before
 
 
 def test_compare_sheets_show_the_original_only_for_colour_photos(model_paths, photo_dir, tmp_path):
-    inference.run([str(photo_dir / "odd")], str(tmp_path), str(model_paths[0]), compare=True, batch_size=4)
+    inference.run([str(photo_dir / "odd")], str(tmp_path), str(model_paths[0]), batch_size=4, compare=True)
     assert cv2.imread(str(tmp_path / "compare" / "tall.jpg")).shape == (sheets.BAND + 517, 3 * 333, 3)
     assert cv2.imread(str(tmp_path / "compare" / "gray.jpg")).shape == (sheets.BAND + 90, 2 * 150, 3)
 
@@ -100,8 +98,8 @@ def test_compare_sheets_show_the_original_only_for_colour_photos(model_paths, ph
 @pytest.mark.parametrize("paths", ["model_paths", "crop_model_paths"])
 def test_saved_model_and_keras_model_give_the_same_colours(paths, photo_dir, tmp_path, request):
     keras_path, saved_model = request.getfixturevalue(paths)
-    inference.run([str(photo_dir / "odd")], str(tmp_path / "k"), str(keras_path), False, 4)
-    inference.run([str(photo_dir / "odd")], str(tmp_path / "s"), str(saved_model), False, 4)
+    inference.run([str(photo_dir / "odd")], str(tmp_path / "k"), str(keras_path), batch_size=4)
+    inference.run([str(photo_dir / "odd")], str(tmp_path / "s"), str(saved_model), batch_size=4)
     for name in ("tall.png", "gray.png"):
         a = cv2.imread(str(tmp_path / "k" / name)).astype(int)
         b = cv2.imread(str(tmp_path / "s" / name)).astype(int)
@@ -111,12 +109,11 @@ def test_saved_model_and_keras_model_give_the_same_colours(paths, photo_dir, tmp
 
 def test_missing_model_is_a_usage_error(photo_dir, tmp_path):
     with pytest.raises(UsageError, match="--model: no model at"):
-        inference.run([str(photo_dir)], str(tmp_path), str(tmp_path / "nothing"), False, 4)
+        inference.run([str(photo_dir)], str(tmp_path), str(tmp_path / "nothing"), batch_size=4)
 
 
 def test_the_shipped_model_works_without_a_model_flag(photo_dir, tmp_path, capsys):
-    written, failures = inference.run([str(photo_dir / "odd" / "tall.png")], str(tmp_path), None, compare=False,
-                                     batch_size=1)
+    written, failures = inference.run([str(photo_dir / "odd" / "tall.png")], str(tmp_path), None, batch_size=1)
     assert written == 1 and not failures
     assert "default_model/model.keras (the model shipped with the project" in capsys.readouterr().out
     result = cv2.imread(str(tmp_path / "tall.png"))
@@ -141,7 +138,7 @@ def test_a_crop_trained_model_sees_the_photo_in_windows_at_its_training_scale(re
     photo = np.full((64, 256), 60, np.uint8)
     photo[:, 128:] = 190
     write_image(tmp_path / "in" / "wide.png", photo)
-    inference.run([str(tmp_path / "in")], str(tmp_path / resize), str(path), False, 1)
+    inference.run([str(tmp_path / "in")], str(tmp_path / resize), str(path), batch_size=1)
     a = cv2.cvtColor(cv2.imread(str(tmp_path / resize / "wide.png")), cv2.COLOR_BGR2LAB)[..., 1].astype(float) - 128
     left, right = a[:, :48].mean(), a[:, -48:].mean()
     if resize == "stretch":

@@ -47,9 +47,10 @@ def main(argv):
 
     single = [hint_input.parse_hint(text) for text in FLAGS.hint]
     by_key = hint_input.read_hints_file(FLAGS.hints) if FLAGS.hints else {}
-    written, failures = inference.run(argv[1:], FLAGS.output, FLAGS.model, FLAGS.compare, FLAGS.batch_size,
-                                      single, by_key, FLAGS.temperature, FLAGS.edge_aware, FLAGS.max_pixels,
-                                      FLAGS.vividness)
+    written, failures = inference.run(
+        argv[1:], FLAGS.output, FLAGS.model, batch_size=FLAGS.batch_size, compare=FLAGS.compare,
+        single_hints=single, hints_by_key=by_key, temperature=FLAGS.temperature, edge_aware=FLAGS.edge_aware,
+        max_pixels=FLAGS.max_pixels, vividness=FLAGS.vividness)
     print(f"{written} photos colourized into {FLAGS.output}; {len(failures)} failed")
     for failure in failures:
         print(f"  {failure.path}: {failure.reason}: {failure.detail}")

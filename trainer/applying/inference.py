@@ -169,7 +169,7 @@ def plan(arguments: list[str], output: str) -> list[tuple[photos.Photo, str]]:
     return planned
 
 
-def run(arguments: list[str], output: str, model: str | None, compare: bool, batch_size: int,
+def run(arguments: list[str], output: str, model: str | None, *, batch_size: int, compare: bool = False,
         single_hints=(), hints_by_key=None, temperature: float | None = None, edge_aware: bool = True,
         max_pixels: int | None = None, vividness: float | None = None) -> tuple[int, list[photos.Failure]]:
     """Colourize every photo (with its hints, if any); return how many were written and what failed.

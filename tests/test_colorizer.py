@@ -59,7 +59,7 @@ def test_losses_are_zero_only_for_a_perfect_prediction(loss_name):
 
 
 def test_evaluation_reports_every_metric():
-    model = colorizer.Colorizer(models.gray(16), losses.mae, jit_compile=False)
+    model = colorizer.Colorizer(models.gray_baseline(16), losses.mae, jit_compile=False)
     model.compile(jit_compile=False)
     result = model.evaluate(L8, AB8, batch_size=4, return_dict=True, verbose=0)
     assert set(result) == {"loss", *metrics.NAMES}

@@ -64,7 +64,7 @@ def test_global_context_reaches_every_position():
 
 
 def test_gray_baseline_predicts_no_colour():
-    assert not np.any(models.gray(16)(np.ones((1, 16, 16, 1), np.float32)))
+    assert not np.any(models.gray_baseline(16)(np.ones((1, 16, 16, 1), np.float32)))
 
 
 def test_unknown_model_is_named():

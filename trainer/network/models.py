@@ -144,7 +144,7 @@ def mirror_averaged(net: keras.Model) -> keras.Model:
     return averaged
 
 
-def gray(size: int, channels: int = 1) -> keras.Model:
+def gray_baseline(size: int, channels: int = 1) -> keras.Model:
     """The gray baseline: predicts no colour (ab = 0) whatever it sees."""
     inputs = keras.Input((size, size, channels), name="lightness")
     outputs = layers.Lambda(lambda x: keras.ops.zeros_like(keras.ops.repeat(x[..., :1], 2, axis=-1)),

@@ -276,7 +276,7 @@ def _build(strategy, config: RunConfig, data: Data, jit: bool):
             model.compile(optimizer=_optimizer(config), jit_compile=False)
         model.build_all(data.size)
         gray_loss = loss_fn if not colour_classes.is_classifier(net) else losses.mae
-        gray = colorizer.Colorizer(models.gray(data.size, net.input_shape[-1]), gray_loss, jit)
+        gray = colorizer.Colorizer(models.gray_baseline(data.size, net.input_shape[-1]), gray_loss, jit)
         gray.compile(jit_compile=False)
         gray.build_all(data.size)
     return model, gray

@@ -26,10 +26,10 @@ from pipeline import color_tf, dataset  # noqa: E402
 from trainer.evaluation import scoring, sheets  # noqa: E402
 
 
-def _spaced(batches, count: int, keep=lambda label: True) -> list:
-    """(lightness, ab, label) of `count` photos evenly spaced through the batches' photos that `keep`."""
-    everything = [(l, a, lab) for ls, abs_, labels in batches for l, a, lab in zip(ls.numpy(), abs_.numpy(), labels)
-                  if keep(lab)]
+def _spaced(batches, count: int, keep=lambda origin: True) -> list:
+    """(lightness, ab, scoring.Origin) of `count` photos evenly spaced through the batches' photos that `keep`."""
+    everything = [(l, a, o) for ls, abs_, origins in batches for l, a, o in zip(ls.numpy(), abs_.numpy(), origins)
+                  if keep(o)]
     step = len(everything) / count
     return [everything[int(i * step)] for i in range(min(count, len(everything)))]
 
@@ -44,7 +44,7 @@ def groups(args, prep) -> list[tuple[str, list]]:
         found.append(("never seen in training", _spaced(unseen, args.unseen)))
     if args.white:
         found.append(("white flowers", _spaced(scoring.record_batches(test, 64, prep), args.unseen,
-                                               lambda label: label == args.white)))
+                                               lambda origin: origin.label == args.white)))
     return found
 
 
@@ -81,7 +81,7 @@ def main():
             row = members[start:start + args.per_row]
             rows.append(sum((panels[i] for i in row), []) + [np.full_like(panels[0][0], 255)] * 4 * (
                 args.per_row - len(row)))
-            labels.append(f"{name}: " + " | ".join(chosen[i][1][2] for i in row))
+            labels.append(f"{name}: " + " | ".join(chosen[i][1][2].caption() for i in row))
     titles = ["gray", args.before_name, args.after_name, "truth"]
     picture = sheets.grid(rows, titles * args.per_row, labels, height=160)
     cv2.imwrite(args.output, picture[..., ::-1], [cv2.IMWRITE_JPEG_QUALITY, 85])

@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 from skimage.metrics import peak_signal_noise_ratio, structural_similarity
 
+from pipeline import dataset
 from pipeline.preparation import Preparation
 from trainer.evaluation import scoring, sheets
 from trainer.network import model_file, models
@@ -104,6 +105,22 @@ def test_unreadable_files_are_listed_and_the_sheet_shows_best_and_worst(report):
         ("notes.txt", "not_an_image")]
     sheet = cv2.imread(str(output / "contact_sheet.png"))
     assert sheet.shape == (sheets.BAND + 4 * (sheets.BAND + SIZE), 3 * SIZE, 3)
+
+
+def test_the_sheet_captions_name_each_photo_class_and_file(model_path, photo_dir):
+    net, prep = model_file.load(str(model_path))
+    _, extremes = scoring.score(net, scoring.photo_batches([str(photo_dir)], prep, 4, []), 2)
+    captions = [caption for caption, _ in extremes.ranked()]
+    assert [caption.split(",")[0] for caption in captions] == ["best", "best", "worst", "worst"]
+    named = {f"{path.parent.name} ({path.name})" for path in photo_dir.glob("*/*.jpg")}
+    assert all(caption.split(": ", 1)[1] in named for caption in captions), captions
+
+
+def test_the_sheet_captions_of_records_name_the_class(model_path, tiny_records):
+    net, prep = model_file.load(str(model_path))
+    _, extremes = scoring.score(net, scoring.record_batches(dataset.Records.open(str(tiny_records), "val"), 4, prep), 1)
+    labels = json.loads((tiny_records / "manifest.json").read_text())["splits"]["val"]["by_label"]
+    assert all(caption.split(": ", 1)[1] in labels for caption, _ in extremes.ranked())
 
 
 def test_records_are_evaluated_per_class(model_path, tiny_records, tmp_path):

@@ -6,7 +6,8 @@
 
 Writes metrics.json, metrics.md (the same numbers as a table) and
 contact_sheet.png (the best and worst photos by RGB PSNR: gray | predicted |
-truth). --images are prepared as the model's own records were
+truth, each captioned with its class, and with its file name for --images).
+--images are prepared as the model's own records were
 (`pipeline.preparation`, which the model carries); the metrics are those of
 `trainer.evaluation.metrics`.
 """

@@ -7,6 +7,7 @@ import dataclasses
 import heapq
 import itertools
 import json
+import posixpath
 import sys
 import time
 
@@ -28,6 +29,20 @@ HINT_SEED = 1234
 PROGRESS_SECONDS = 30.0
 
 
+@dataclasses.dataclass(frozen=True)
+class Origin:
+    """Where a scored photo comes from: its class and, when the source gives it, its file's name.
+
+    Batches carry one per photo: the class for the per-class tables, both for the contact sheet's captions.
+    """
+
+    label: str
+    name: str | None = None
+
+    def caption(self) -> str:
+        return f"{self.label} ({self.name})" if self.name else self.label
+
+
 @dataclasses.dataclass
 class Scores:
     """Per-photo metric values for the model and the gray baseline, and each photo's class."""
@@ -36,11 +51,11 @@ class Scores:
     gray: dict[str, list[float]] = dataclasses.field(default_factory=lambda: {n: [] for n in metrics.NAMES})
     labels: list[str] = dataclasses.field(default_factory=list)
 
-    def add(self, model_values, gray_values, labels) -> None:
+    def add(self, model_values, gray_values, origins: list[Origin]) -> None:
         for name in metrics.NAMES:
             self.model[name] += model_values[name].numpy().tolist()
             self.gray[name] += gray_values[name].numpy().tolist()
-        self.labels += labels
+        self.labels += [origin.label for origin in origins]
 
 
 def record_batches(records: dataset.Records, batch_size: int, prep: Preparation,
@@ -56,26 +71,28 @@ def record_batches(records: dataset.Records, batch_size: int, prep: Preparation,
 
 
 def labelled_batches(batches: tf.data.Dataset):
-    """(L8, ab8, label) uint8 record batches -> model tensors and the labels as text."""
+    """(L8, ab8, label) uint8 record batches -> model tensors and each photo's Origin (its class)."""
     for l8, ab8, labels in batches:
-        yield color_tf.l8_to_input(l8), color_tf.ab8_to_target(ab8), [label.decode() for label in labels.numpy()]
+        yield (color_tf.l8_to_input(l8), color_tf.ab8_to_target(ab8),
+               [Origin(label.decode()) for label in labels.numpy()])
 
 
 def photo_batches(arguments: list[str], prep: Preparation, batch_size: int, failures: list):
-    """Photos prepared as the Beam job prepares them (`Preparation.square`, Lab8), in model tensors."""
+    """Photos prepared as the Beam job prepares them (`Preparation.square`, Lab8), in model tensors, and
+    each photo's Origin (its class and file name)."""
     found = photos.find(arguments)
     for start in range(0, len(found), batch_size):
-        lab8, labels = [], []
+        lab8, origins = [], []
         for photo in found[start:start + batch_size]:
             rgb = photos.read_rgb(photo, prep)
             if isinstance(rgb, photos.Failure):
                 failures.append(rgb)
                 continue
             lab8.append(color.rgb_to_lab8(prep.square(rgb)))
-            labels.append(photo.label)
+            origins.append(Origin(photo.label, posixpath.basename(photo.path)))
         if lab8:
             lab8 = np.stack(lab8)
-            yield color_tf.l8_to_input(lab8[..., :1]), color_tf.ab8_to_target(lab8[..., 1:]), labels
+            yield color_tf.l8_to_input(lab8[..., :1]), color_tf.ab8_to_target(lab8[..., 1:]), origins
 
 
 class _Extremes:
@@ -84,15 +101,22 @@ class _Extremes:
     def __init__(self, k: int):
         self.k, self.best, self.worst, self._order = k, [], [], itertools.count()
 
-    def offer(self, psnr, lightness, ab_true, ab_pred):
-        for value, l, t, p in zip(psnr, lightness, ab_true, ab_pred):
-            item = (float(value), next(self._order), (l, t, p))
-            heapq.heappush(self.best, item)
-            heapq.heappush(self.worst, (-item[0], item[1], item[2]))
+    def offer(self, psnr, lightness, ab_true, ab_pred, origins: list[Origin]):
+        for value, l, t, p, origin in zip(psnr, lightness, ab_true, ab_pred, origins):
+            order, item = next(self._order), (origin, (l, t, p))
+            heapq.heappush(self.best, (float(value), order, item))
+            heapq.heappush(self.worst, (-float(value), order, item))
             if len(self.best) > self.k:
                 heapq.heappop(self.best)
             if len(self.worst) > self.k:
                 heapq.heappop(self.worst)
+
+    def ranked(self) -> list[tuple[str, tuple]]:
+        """(caption, (lightness, ab_true, ab_pred)): the best photos, best first, then the worst, worst first."""
+        best = [("best", value, item) for value, _, item in sorted(self.best, reverse=True)]
+        worst = [("worst", value, item) for value, _, item in sorted((-v, o, i) for v, o, i in self.worst)]
+        return [(f"{which}, RGB PSNR {value:.1f} dB: {origin.caption()}", planes)
+                for which, value, (origin, planes) in best + worst]
 
 
 def _panels(lightness, ab_true, ab_pred) -> list[np.ndarray]:
@@ -102,12 +126,10 @@ def _panels(lightness, ab_true, ab_pred) -> list[np.ndarray]:
 
 
 def contact_sheet(extremes: _Extremes) -> np.ndarray:
-    """Best photos first, then the worst: gray | predicted | truth, each with its RGB PSNR. RGB."""
-    best = sorted(extremes.best, reverse=True)
-    worst = sorted((-value, order, item) for value, order, item in extremes.worst)
-    ranked = [(f"best, RGB PSNR {value:.1f} dB", item) for value, _, item in best]
-    ranked += [(f"worst, RGB PSNR {value:.1f} dB", item) for value, _, item in worst]
-    return sheets.grid([_panels(*item) for _, item in ranked], ["gray", "predicted", "truth"],
+    """Best photos first, then the worst: gray | predicted | truth, each captioned with its RGB PSNR, class
+    and file name (when known). RGB."""
+    ranked = extremes.ranked()
+    return sheets.grid([_panels(*planes) for _, planes in ranked], ["gray", "predicted", "truth"],
                        [caption for caption, _ in ranked])
 
 
@@ -154,12 +176,12 @@ def score(net: keras.Model, batches, sheet_photos: int, num_hints: int = 0,
     compute = tf.function(metrics.per_image)
     scores, extremes = Scores(), _Extremes(sheet_photos)
     progress = _Progress(total)
-    for lightness, ab, labels in batches:
+    for lightness, ab, origins in batches:
         predicted = predict(net, lightness, ab, num_hints)
         values = compute(lightness, ab, predicted)
-        scores.add(values, compute(lightness, ab, tf.zeros_like(ab)), labels)
-        extremes.offer(values["rgb_psnr"].numpy(), np.asarray(lightness), np.asarray(ab), predicted.numpy())
-        progress.add(len(labels))
+        scores.add(values, compute(lightness, ab, tf.zeros_like(ab)), origins)
+        extremes.offer(values["rgb_psnr"].numpy(), np.asarray(lightness), np.asarray(ab), predicted.numpy(), origins)
+        progress.add(len(origins))
     progress.done()
     return scores, extremes
 

@@ -37,7 +37,7 @@ from trainer.network import colour_classes, hints, model_file, models  # noqa: E
 from trainer.evaluation import metrics, scoring  # noqa: E402
 
 TEMPERATURES = (1.0, 0.6, 0.38, 0.2)
-VIVIDNESS = (0.0, 0.25, 0.5)
+VIVIDNESS = (0.0, 0.25)
 MIRROR = (False, True)
 BATCH = 32
 

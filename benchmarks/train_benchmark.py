@@ -92,7 +92,7 @@ FLAGS(["train_benchmark", f"--data_dir={data_dir}", f"--model={model}", f"--loss
        f"--batch_size={BATCH}"])
 config = RunConfig.from_flags(FLAGS)
 strategy = distribute.make_strategy("one_device", distribute.Cluster())
-data = run.Data(config, BATCH)
+data = run.Splits(config, BATCH)
 colorizer, _ = run._build(strategy, config, data, distribute.jit_default(config.jit_compile))
 
 
@@ -115,7 +115,7 @@ class Clock(keras.callbacks.Callback):
 
 
 clock = Clock()
-colorizer.fit(run._training_data(strategy, data, config, BATCH, 0), epochs=1, steps_per_epoch=10**6,
+colorizer.fit(run.training_stream(strategy, data, config, BATCH, 10**6, run.backup.Position()), epochs=1, steps_per_epoch=10**6,
               callbacks=[clock], verbose=0)
 print(json.dumps({"examples_per_second": clock.steps * BATCH / clock.seconds,
                   "forward_flops": forward_flops(colorizer.net), "parameters": colorizer.net.count_params()}))

@@ -181,11 +181,12 @@ def _flip_some(planes: tf.Tensor, flip: tf.Tensor) -> tf.Tensor:
                            planes.shape)
 
 
-def augment(seed: int):
+def augment(seed: int, pipeline: int = 0):
     """Random scale-and-crop back to the same size and random horizontal flips, on uint8 (L8, ab8) batches.
 
     One crop (from `MIN_CROP` of each side to all of it) per batch, resized back bilinearly; a
-    flip per photo. Stateless, keyed on (seed, batch number): a resumed run sees the same. L8
+    flip per photo. Stateless, keyed on (seed, input pipeline, batch number): a resumed run sees
+    the same, and each worker's pipeline draws its own. L8
     and ab8 go separately: bilinear resizing is per channel, and joining and splitting uint8
     channels costs more than the resizing.
     """
@@ -193,7 +194,8 @@ def augment(seed: int):
     def apply(number, batch_planes):
         l8, ab8 = batch_planes
         height, width = l8.shape[1], l8.shape[2]
-        seeds = tf.random.experimental.stateless_split(tf.stack([tf.cast(seed, tf.int64), number]), 4)
+        key = tf.random.experimental.stateless_fold_in(tf.stack([tf.cast(seed, tf.int64), number]), pipeline)
+        seeds = tf.random.experimental.stateless_split(key, 4)
         scale = tf.random.stateless_uniform([], seeds[0], MIN_CROP, 1.0)
         crop_h = tf.cast(tf.round(scale * height), tf.int32)
         crop_w = tf.cast(tf.round(scale * width), tf.int32)
@@ -293,7 +295,7 @@ def make_dataset(records: Records, batch_size: int, *, training: bool, folds=Non
         dataset = dataset.shuffle(shuffle_buffer, seed=seed, reshuffle_each_iteration=True)
     dataset = _batch(dataset, records, batch_size, training, with_labels, tuning)
     if training and augmentation:
-        dataset = dataset.enumerate().map(augment(0 if seed is None else seed), num_parallel_calls=AUTOTUNE)
+        dataset = dataset.enumerate().map(augment(0 if seed is None else seed, index), num_parallel_calls=AUTOTUNE)
     dataset = dataset.prefetch(AUTOTUNE)
     if not training:
         # Distributed evaluation may have more workers than files: each worker keeps every n-th batch.

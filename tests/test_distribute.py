@@ -71,3 +71,13 @@ def test_xla_default_is_on_with_an_accelerator_and_off_without(monkeypatch, devi
 
 def test_xla_setting_is_obeyed_when_given():
     assert distribute.jit_default("true") is True and distribute.jit_default("false") is False
+
+
+def test_workers_take_the_chiefs_starting_point():
+    from trainer.training.backup import Position
+
+    strategy = tf.distribute.OneDeviceStrategy("/cpu:0")
+    assert distribute.agreed(strategy, Position(2, 3), is_chief=True) == Position(2, 3)
+    with pytest.raises(distribute.ConfigError, match=r"this worker finds Position\(epoch=2, step=3\) in "
+                                                      r"--model_dir, the chief Position\(epoch=0, step=0\)"):
+        distribute.agreed(strategy, Position(2, 3), is_chief=False)  # a one-worker cluster whose chief is not it

@@ -5,9 +5,9 @@ import csv
 import json
 import os
 import random
+import signal
 import subprocess
 import sys
-import threading
 import time
 
 import cv2
@@ -20,13 +20,15 @@ from pipeline import dataset
 from trainer.applying import serving
 from trainer.network import model_file
 from tests.conftest import REPO, TINY_SIZE, run_module, run_preprocess
+from tests.trainer_processes import Attempt
 
 EPOCHS = 3
 
 
 def _flags(records, model_dir, *extra):
+    # A checkpoint every 2 of the 9 steps of an epoch: the resume tests land mid-epoch too.
     return [f"--data_dir={records}", f"--model_dir={model_dir}", f"--epochs={EPOCHS}", "--batch_size=8",
-            "--learning_rate=0.003", "--seed=5", *extra]
+            "--learning_rate=0.006", "--seed=5", "--checkpoint_every_steps=2", *extra]
 
 
 def _history(model_dir):
@@ -59,8 +61,8 @@ def test_a_run_writes_metrics_history_curves_and_models(finished_run):
     names = {"ab_psnr", "ab_ssim", "rgb_psnr", "rgb_ssim", "colourfulness", "colourfulness_true",
              "colourfulness_gap", "neutral_false_colour"}
     for split in ("val", "test"):
-        assert names <= set(metrics[split]) and set(metrics["gray_baseline"][split]) == set(metrics[split])
-    assert "loss" in metrics["val"]
+        assert names <= set(metrics[split]) and set(metrics["gray_baseline"][split]) == set(metrics[split]) - {"loss"}
+    assert "loss" in metrics["val"]  # the gray baseline's is an MAE, no match for the classifier's cross-entropy
     assert metrics["model"] == "context_unet" and metrics["flags"]["loss"] == "classification"
     assert metrics["flags"]["optimizer"] == "adam" and metrics["versions"]["tensorflow"] == tf.__version__
     assert metrics["epochs_run"] == EPOCHS and metrics["train_examples_per_second"] > 0
@@ -98,7 +100,8 @@ def test_help_lists_the_trainers_flags():
     done = run_module("trainer.task", "--help")  # exits 1, as absl's --help does
     assert "Traceback" not in done.stderr
     for flag in ("--data_dir", "--model_dir", "--model", "--loss", "--epochs", "--batch_size",
-                 "--time_budget_minutes", "--strategy", "--seed"):
+                 "--time_budget_minutes", "--strategy", "--seed", "--precision", "--steps_per_execution",
+                 "--checkpoint_every_steps", "--profile_steps", "--warmup_steps"):
         assert f"  {flag}:" in done.stdout, flag
     assert "Unable to register" not in done.stderr
 
@@ -122,6 +125,25 @@ def test_progress_prints_within_an_epoch_and_a_cut_epoch_shows_the_steps_it_ran(
     lines = capsys.readouterr().out.splitlines()
     assert [line.split(" - ")[0] for line in lines] == [
         "Epoch 1/3", "1/8", "time budget of 0 min used up after step 1/8 of epoch 1: training stops here"]
+
+
+class _SlowValidation(keras.callbacks.Callback):
+    def on_test_end(self, logs=None):
+        time.sleep(1.0)
+
+
+def test_the_time_budget_keeps_room_for_the_validation_it_has_seen(capsys):
+    """With 1.5 s and a validation of 1 s, a second epoch would overrun: training stops after the first."""
+    from trainer.training import callbacks
+
+    model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(1)])
+    model.compile("sgd", "mse")
+    x, y = np.zeros((16, 2)), np.zeros((16, 1))
+    model.fit(x, y, batch_size=8, epochs=1, verbose=0, validation_data=(x, y))  # traced: the steps take ms now
+    model.fit(x, y, batch_size=8, epochs=3, verbose=0, validation_data=(x, y),
+              callbacks=[_SlowValidation(), callbacks.TimeBudget(minutes=1.5 / 60)])
+    assert capsys.readouterr().out.splitlines() == [
+        "time budget of 0.025 min used up at the end of epoch 1: training stops here"]
 
 
 def _tags(directory):
@@ -175,95 +197,49 @@ def test_rerunning_a_finished_run_does_nothing(finished_run, tiny_records):
     assert (model_dir / "metrics.json").read_text() == before
 
 
-class _Attempt:
-    """One `python -m trainer.task` process, its stdout read line by line as it comes."""
-
-    def __init__(self, command, stderr_path):
-        self.started = time.time()
-        self._stderr_path = stderr_path
-        with open(stderr_path, "w") as stderr:
-            self.process = subprocess.Popen(command, cwd=REPO, stdout=subprocess.PIPE, stderr=stderr, text=True,
-                                            env={**os.environ, "PYTHONUNBUFFERED": "1"})
-        self.lines = []
-        self._reader = threading.Thread(target=self._read, daemon=True)
-        self._reader.start()
-
-    def _read(self):
-        for line in self.process.stdout:
-            self.lines.append(line)
-
-    def wrote_since_start(self, folder, pattern="*"):
-        """True once this process has started writing a file matching `pattern` in `folder`."""
-        for path in folder.rglob(pattern):
-            try:
-                if path.stat().st_mtime >= self.started:
-                    return True
-            except FileNotFoundError:  # renamed away between the listing and the look
-                pass
-        return False
-
-    def finish(self):
-        self.process.wait()
-        self._reader.join()
-        return self.process.returncode, "".join(self.lines), self._stderr_path.read_text()
-
-
 def _ending(stdout, model_dir):
     """What a run prints from its test scoring on, its folder named RUN, without the progress lines (timings)."""
     ending = stdout[stdout.index("test photos"):].replace(str(model_dir), "RUN")
     return "\n".join(line for line in ending.splitlines() if not line.startswith("  scored "))
 
 
-def _committed_epoch(model_dir):
+def _committed(model_dir):
+    """(epoch, step) a re-run resumes from: `step` steps of epoch `epoch` (from 0) are done."""
     state = model_dir / "backup" / "training_metadata.json"
-    return json.loads(state.read_text())["epoch"] if state.exists() else 0
+    return (json.loads(state.read_text())["epoch"], json.loads(state.read_text())["step"]) if state.exists() else (0, 0)
+
+
+def _mid_epoch_checkpoint(model_dir):
+    return _committed(model_dir)[1] > 0
 
 
 def test_a_run_killed_at_random_moments_resumes_and_ends_as_an_uninterrupted_one(finished_run, tiny_records,
                                                                                   tmp_path):
-    """SIGKILL during start-up, the first epoch, file writes and the export; re-run the same command each time.
+    """SIGKILL during start-up, the first epoch, file writes and the export, SIGTERM mid-epoch; re-run the same
+    command each time.
 
     Whatever moment a kill lands on (before anything is written included), every re-run must
-    resume from the last finished epoch, and the run must end exactly where one that was
-    never interrupted ends: the same weights, metrics and history.
+    resume from the last checkpoint (mid-epoch ones included), and the run must end exactly
+    where one that was never interrupted ends: the same weights, metrics and history.
     """
     model_dir = tmp_path / "run"
     command = [sys.executable, "-m", "trainer.task", *_flags(tiny_records, model_dir)]
     rng = random.Random(20261127)
-    kills = [  # (what must happen first, then a seeded random delay in seconds)
-        ("start", lambda attempt: True, rng.uniform(0.5, 6.0)),
-        ("first epoch", lambda attempt: any(line.startswith("Epoch 1/") for line in attempt.lines),
+    kill, term = signal.SIGKILL, signal.SIGTERM
+    kills = [  # (name, signal, what must happen first, then a seeded random delay in seconds)
+        ("start", kill, lambda attempt: True, rng.uniform(0.5, 6.0)),
+        ("first epoch", kill, lambda attempt: any(line.startswith("Epoch 1/") for line in attempt.lines),
          rng.uniform(0.1, 1.5)),
-        ("a checkpoint write", lambda attempt: attempt.wrote_since_start(model_dir / "checkpoints"), 0.0),
-        ("a later epoch", lambda attempt: any(line.startswith(("Epoch 2/", "Epoch 3/")) for line in attempt.lines),
-         rng.uniform(0.0, 1.0)),
-        ("a backup write", lambda attempt: attempt.wrote_since_start(model_dir / "backup"), 0.0),
-        ("the export", lambda attempt: attempt.wrote_since_start(model_dir, "model.keras"), 0.0),
+        ("a checkpoint write", kill, lambda attempt: attempt.wrote_since_start(model_dir / "checkpoints"), 0.0),
+        ("mid-epoch", term, lambda attempt: _mid_epoch_checkpoint(model_dir) and any(
+            line.startswith("Epoch ") for line in attempt.lines), rng.uniform(0.0, 1.0)),
+        ("a later epoch", kill, lambda attempt: any(line.startswith(("Epoch 2/", "Epoch 3/"))
+                                                    for line in attempt.lines), rng.uniform(0.0, 1.0)),
+        ("a backup write", kill, lambda attempt: attempt.wrote_since_start(model_dir / "backup"), 0.0),
+        ("the export", kill, lambda attempt: attempt.wrote_since_start(model_dir, "model.keras"), 0.0),
     ]
-    report, done = [], None
-    for name, happened, delay in [*kills, ("nothing", lambda attempt: False, 0.0)]:
-        committed = _committed_epoch(model_dir)
-        attempt = _Attempt(command, tmp_path / f"stderr-{len(report)}.txt")
-        seen = None
-        while attempt.process.poll() is None:
-            assert time.time() - attempt.started < 300, f"attempt after {report} hangs"
-            if seen is None and happened(attempt):
-                seen = time.time()
-            if seen is not None and time.time() >= seen + delay:
-                attempt.process.kill()
-            time.sleep(0.005)
-        code, stdout, stderr = attempt.finish()
-        torn = sorted(p.name for p in model_dir.rglob(".tmp-*") if p.stat().st_mtime >= attempt.started)
-        report.append(f"{name}: {'killed' if code == -9 else code} after {time.time() - attempt.started:.1f} s, "
-                      f"from epoch {committed}{', torn ' + ' '.join(torn) if code == -9 and torn else ''}")
-        assert code in (0, -9), f"{report}\n{stderr[-3000:]}"
-        epochs = [line.split()[1] for line in stdout.splitlines() if line.startswith("Epoch ")]
-        assert epochs[:1] in ([], [f"{committed + 1}/{EPOCHS}"]), (report, epochs)  # resumed, not started again
-        if code == 0:
-            done = stdout
-            break
-    print("\n".join(report))
-    assert done is not None and sum("killed" in line for line in report) >= 3, report
+    done, report = _interrupted(command, model_dir, tmp_path, kills)
+    assert sum("killed" in line for line in report) >= 3, report
 
     uninterrupted, reference, _ = finished_run
     assert _ending(done, model_dir) == _ending(reference, uninterrupted)  # the weights' fingerprint too
@@ -274,6 +250,66 @@ def test_a_run_killed_at_random_moments_resumes_and_ends_as_an_uninterrupted_one
             for row in _history(model_dir)] == [
         {k: v for k, v in row.items() if k not in ("epoch_seconds", "examples_per_second")}
         for row in _history(uninterrupted)]
+
+
+def _interrupted(command, model_dir, logs, kills):
+    """Run `command` again and again: attempt n gets kills[n]'s signal once its `happened(attempt)` is true plus
+    its delay; the attempt after the last kill runs to its end. Returns that attempt's stdout and a report.
+
+    Each attempt must be killed, or exit 143 after saving on SIGTERM, or finish; and resume from
+    the last checkpoint, not start again.
+    """
+    report = []
+    for number, (name, signal_to_send, happened, delay) in enumerate(
+            [*kills, ("nothing", None, lambda attempt: False, 0.0)]):
+        epoch, step = _committed(model_dir)
+        attempt, seen = Attempt(command, logs / f"stderr-{number}.txt"), None
+        while attempt.process.poll() is None:
+            assert time.time() - attempt.started < 300, f"attempt after {report} hangs"
+            if seen is None and happened(attempt):
+                seen = time.time()
+            if seen is not None and time.time() >= seen + delay:
+                attempt.process.send_signal(signal_to_send)
+                seen = float("inf")  # once: SIGTERM lets the run save and exit
+            time.sleep(0.005)
+        code, stdout, stderr = attempt.finish()
+        torn = sorted(p.name for p in model_dir.rglob(".tmp-*") if p.stat().st_mtime >= attempt.started)
+        report.append(f"{name}: {'killed' if code in (-9, -15, 143) else code} after "
+                      f"{time.time() - attempt.started:.1f} s, from epoch {epoch} step {step}"
+                      f"{', torn ' + ' '.join(torn) if code == -9 and torn else ''}")
+        assert code in (0, -9, -15, 143), f"{report}\n{stderr[-3000:]}"
+        assert code != 143 or "SIGTERM: saved after step" in stdout and "Traceback" not in stderr, stderr[-3000:]
+        epochs = [line.split()[1].split("/")[0] for line in stdout.splitlines() if line.startswith("Epoch ")]
+        assert epochs[:1] in ([], [str(epoch + 1)]), (report, epochs)  # resumed, not started again
+        if code == 0:
+            print("\n".join(report))
+            assert any(" step 0" not in line for line in report), report  # resumed mid-epoch at least once
+            return stdout, report
+    raise AssertionError(f"the last attempt did not finish: {report}")
+
+
+def test_a_mirrored_run_killed_mid_epoch_resumes_and_ends_as_an_uninterrupted_one(tiny_records, tmp_path):
+    """Two logical devices: SIGKILL, then SIGTERM, at seeded random moments within an epoch."""
+    rng = random.Random(20261201)
+    flags = ["--strategy=mirrored", "--logical_cpus=2", "--epochs=2", "--log_images_every=0"]
+    command = [sys.executable, "-m", "trainer.task", *_flags(tiny_records, tmp_path / "run", *flags)]
+    kills = [("mid-epoch", signal.SIGKILL, lambda attempt: _mid_epoch_checkpoint(tmp_path / "run"),
+              rng.uniform(0.0, 1.0)),
+             ("an epoch", signal.SIGTERM, lambda attempt: any(line.startswith("Epoch ") for line in attempt.lines),
+              rng.uniform(0.0, 1.5))]
+    with concurrent.futures.ThreadPoolExecutor() as pool:
+        whole = pool.submit(run_module, "trainer.task", *_flags(tiny_records, tmp_path / "whole", *flags))
+        ending, _ = _interrupted(command, tmp_path / "run", tmp_path, kills)
+        whole = whole.result()
+    assert whole.returncode == 0, whole.stderr[-3000:]
+    assert _ending(ending, tmp_path / "run") == _ending(whole.stdout, tmp_path / "whole")  # the fingerprint too
+    # The interrupted epoch's mean training loss is the replicas' restored sums plus the rest: summed in
+    # another order, it may differ in float32's last bits; all else, validation included, is the same.
+    apart = ("epoch_seconds", "examples_per_second", "loss")
+    resumed, whole = _history(tmp_path / "run"), _history(tmp_path / "whole")
+    assert [{k: v for k, v in row.items() if k not in apart} for row in resumed] == [
+        {k: v for k, v in row.items() if k not in apart} for row in whole]
+    assert [float(row["loss"]) for row in resumed] == pytest.approx([float(row["loss"]) for row in whole], rel=1e-6)
 
 
 def test_mirrored_xla_on_two_devices_matches_one_device(tiny_records, tmp_path):
@@ -299,7 +335,7 @@ def test_mirrored_xla_on_two_devices_matches_one_device(tiny_records, tmp_path):
 def test_the_hint_aware_colour_classifier_trains_under_mirrored_xla_on_two_devices(tiny_records, tmp_path):
     done = run_module("trainer.task", f"--data_dir={tiny_records}", f"--model_dir={tmp_path}", "--epochs=3",
                       "--batch_size=8", "--jit_compile=true", "--strategy=mirrored", "--logical_cpus=2",
-                      "--log_images_every=0", "--early_stopping_patience=0", "--learning_rate=0.003")
+                      "--log_images_every=0", "--early_stopping_patience=0", "--learning_rate=0.006")
     assert done.returncode == 0, done.stderr[-3000:]
     metrics = json.loads((tmp_path / "metrics.json").read_text())
     assert metrics["model"] == "context_unet" and metrics["flags"]["loss"] == "classification"
@@ -326,6 +362,8 @@ def odd_records(made_photos, tmp_path_factory):
      "the records are 16x16 but --init_model"),
     (["--logical_cpus=2", "--strategy=mirrored", "--batch_size=3"], {}, "--batch_size=3 is not divisible by the 2"),
     ([], {"TF_CONFIG": "{not json"}, "TF_CONFIG is not valid"),
+    (["--steps_per_execution=3"], {}, "--steps_per_execution=3 does not divide the 4 steps of an epoch"),
+    (["--profile_steps=5"], {}, "--profile_steps=5: give the first and last step to profile, as START,END"),
 ])
 def test_bad_input_is_one_line_naming_the_problem(finished_run, tiny_records, odd_records, tmp_path,
                                                   flags, env, message):
@@ -341,41 +379,40 @@ def test_bad_input_is_one_line_naming_the_problem(finished_run, tiny_records, od
     assert any(message in line for line in done.stderr.splitlines()), done.stderr[-2000:]
 
 
+def test_a_mixed_bfloat16_run_with_several_steps_per_execution_trains_profiles_and_exports_float32(tiny_records,
+                                                                                                tmp_path):
+    done = run_module("trainer.task", *_flags(tiny_records, tmp_path, "--precision=mixed_bfloat16",
+                                              "--steps_per_execution=3", "--profile_steps=2,3", "--warmup_steps=4",
+                                              "--log_images_every=0", "--epochs=2"))
+    assert done.returncode == 0, done.stderr[-3000:]
+    metrics = json.loads((tmp_path / "metrics.json").read_text())
+    assert metrics["flags"]["precision"] == "mixed_bfloat16" and metrics["epochs_run"] == 2
+    history = _history(tmp_path)
+    assert [row["steps"] for row in history] == ["9.0", "9.0"] and float(history[1]["loss"]) < float(history[0]["loss"])
+    assert float(history[0]["learning_rate"]) == pytest.approx(0.003)  # warmed up to 0.006 x 8 / 16 in 4 steps
+    net = keras.models.load_model(tmp_path / "model.keras")
+    assert {w.dtype for w in net.weights} == {"float32"}
+    assert {layer.dtype_policy.name for layer in net.layers} == {"float32"}
+    assert list((tmp_path / "logs" / "train" / "plugins" / "profile").glob("*/*.xplane.pb"))
+
+
+def test_a_diverged_run_fails_and_says_so_when_run_again(tiny_records, tmp_path):
+    flags = [f"--data_dir={tiny_records}", f"--model_dir={tmp_path}", "--epochs=2", "--batch_size=8",
+             "--model=lowres_unet", "--loss=mse", "--optimizer=sgd", "--learning_rate=1e12", "--log_images_every=0"]
+    first, again = run_module("trainer.task", *flags), None
+    assert first.returncode == 2 and "Traceback" not in first.stderr, first.stderr[-3000:]
+    metrics = json.loads((tmp_path / "metrics.json").read_text())
+    assert metrics["diverged"]["epoch"] == 1 and metrics["diverged"]["step"] >= 1 and "test" not in metrics
+    assert "Epoch 2/2" not in first.stdout  # stopped at the step it diverged
+    again = run_module("trainer.task", *flags)
+    assert again.returncode == 2 and again.stdout == ""
+    where = metrics["diverged"]
+    assert again.stderr.strip().splitlines()[-1] == (
+        f"error: --model_dir {tmp_path}: the run diverged (training loss {where['loss']} at step {where['step']} "
+        "of epoch 1); lower --learning_rate, and --overwrite to start again")
+
+
 def test_missing_data_dir_is_named(tmp_path):
     done = run_module("trainer.task", f"--model_dir={tmp_path}")
     assert done.returncode != 0 and "Traceback" not in done.stderr
     assert "--data_dir" in done.stderr
-
-
-def _free_ports(count):
-    import socket
-
-    sockets = [socket.socket() for _ in range(count)]
-    for s in sockets:
-        s.bind(("127.0.0.1", 0))
-    ports = [s.getsockname()[1] for s in sockets]
-    for s in sockets:
-        s.close()
-    return ports
-
-
-def test_two_workers_train_in_sync_and_only_the_chief_writes(tiny_records, tmp_path):
-    cluster = {"worker": [f"127.0.0.1:{port}" for port in _free_ports(2)]}
-    model_dir = tmp_path / "run"
-    command = [sys.executable, "-m", "trainer.task", f"--data_dir={tiny_records}", f"--model_dir={model_dir}",
-               "--epochs=2", "--batch_size=8", "--steps_per_epoch=3", "--log_images_every=0"]
-    workers = [subprocess.Popen(command, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                                env={**os.environ, "TF_CONFIG": json.dumps(
-                                    {"cluster": cluster, "task": {"type": "worker", "index": index}})})
-               for index in range(2)]
-    outputs = [worker.communicate(timeout=600) for worker in workers]
-    for worker, (_, stderr) in zip(workers, outputs):
-        assert worker.returncode == 0, stderr[-3000:]
-    fingerprints = [[line for line in stdout.splitlines() if line.startswith("weights fingerprint: ")]
-                    for stdout, _ in outputs]
-    assert fingerprints[0] == fingerprints[1] and len(fingerprints[0]) == 1  # the same weights on both
-    assert "test photos" in outputs[0][0] and "test photos" not in outputs[1][0]  # the chief scores the test split
-    metrics = json.loads((model_dir / "metrics.json").read_text())
-    assert metrics["strategy"] == {"name": "multi_worker", "replicas": 2, "workers": 2,
-                                   "jit_compile": False}
-    assert len(_history(model_dir)) == 2

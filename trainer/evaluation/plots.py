@@ -109,7 +109,7 @@ def save_panels(path: str, panels: list[np.ndarray]) -> None:
 def training_curves(path: str, history: list[dict]) -> None:
     """Per epoch, one quantity per panel (each on its own axis): loss, and the validation RGB PSNR, RGB SSIM,
     colourfulness (beside the truth's) and neutral false colour."""
-    epochs = [int(row["epoch"]) + 1 for row in history]
+    epochs = [int(row["epoch"]) for row in history]  # history.csv numbers epochs from 1
 
     def column(name):
         return [float(row.get(name, "nan") or "nan") for row in history]

@@ -5,7 +5,6 @@ The library behind `python -m trainer.study` (see there for what each study comp
 
 import csv
 import dataclasses
-import json
 import math
 import os
 import re
@@ -21,7 +20,7 @@ from pipeline import dataset
 from pipeline.errors import UsageError
 from trainer.evaluation import metrics as quality
 from trainer.evaluation import plots, scoring
-from trainer.training import losses
+from trainer.training import losses, run_files
 from trainer.training.config import OPTIMIZERS
 
 STUDIES = ("optimizers", "losses", "heads", "hints", "hparams", "cv")
@@ -98,13 +97,6 @@ def with_temperatures(results: dict, plan: Plan) -> dict:
     return decoded
 
 
-def _read_json(path: str) -> dict | None:
-    if not tf.io.gfile.exists(path):
-        return None
-    with tf.io.gfile.GFile(path) as handle:
-        return json.load(handle)
-
-
 def run_trial(name: str, overrides: dict, plan: Plan) -> dict | None:
     """Train one trial (resuming it if it was interrupted); return its metrics, or None if it failed."""
     run_dir = f"{plan.study_dir}/{name}"
@@ -114,7 +106,7 @@ def run_trial(name: str, overrides: dict, plan: Plan) -> dict | None:
     if subprocess.run(command).returncode:
         print(f"[{name}] failed", flush=True)
         return None
-    return _read_json(f"{run_dir}/metrics.json")
+    return run_files.read_json(f"{run_dir}/metrics.json")
 
 
 def _write_hparams(study_dir: str, names_and_overrides, results: dict) -> None:
@@ -133,8 +125,9 @@ def _write_hparams(study_dir: str, names_and_overrides, results: dict) -> None:
 def table_rows(names_and_overrides, results: dict) -> list[dict]:
     """One row per finished trial, then the gray baseline's (averaged over trials: CV folds differ).
 
-    The gray baseline has no loss value when the trials train with different losses: there is no one loss to
-    measure it by.
+    The gray baseline has no loss value when the trials train with different losses (there is no one loss to
+    measure it by) or a colour classifier (its loss there is an MAE, no match for a cross-entropy: the run's
+    metrics.json leaves it out).
     """
     rows = []
     for name, overrides in names_and_overrides:
@@ -146,7 +139,8 @@ def table_rows(names_and_overrides, results: dict) -> list[dict]:
                          "test_rgb_psnr": metrics["test"]["rgb_psnr"] if "T" not in name.rsplit("-", 1)[-1] else None})
     if rows:
         grays = [results[r["trial"]]["gray_baseline"] for r in rows]
-        gray = {c: float(np.mean([quality.set_metrics(g["val"])[c] for g in grays])) for c in COLUMNS}
+        values = {c: [quality.set_metrics(g["val"]).get(c) for g in grays] for c in COLUMNS}
+        gray = {c: None if None in column else float(np.mean(column)) for c, column in values.items()}
         if any("loss" in overrides for _, overrides in names_and_overrides):
             gray["loss"] = None
         rows.append({"trial": "gray baseline", **gray,
@@ -228,7 +222,7 @@ def run(plan: Plan) -> tuple[str, bool]:
     names_and_overrides = trials(study, plan.epochs, plan.trials, count, plan.search_seed)
     start, results, failed = time.monotonic(), {}, []
     for name, overrides in names_and_overrides:
-        metrics = _read_json(f"{study_dir}/{name}/metrics.json")
+        metrics = run_files.read_json(f"{study_dir}/{name}/metrics.json")
         if metrics:
             print(f"[{name}] finished earlier: skipped", flush=True)
         elif plan.study_minutes is not None and time.monotonic() - start > plan.study_minutes * 60:

@@ -26,6 +26,14 @@ from trainer.network import hints
 from trainer.evaluation import metrics
 
 
+def _workers(strategy: tf.distribute.Strategy) -> int:
+    """How many workers (chief included) the strategy's cluster has; 1 outside multi-worker training."""
+    if not isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy):
+        return 1
+    spec = strategy.cluster_resolver.cluster_spec().as_dict()
+    return max(1, len(spec.get("chief", [])) + len(spec.get("worker", [])))
+
+
 class Colorizer(keras.Model):
     """Trains `net` (L [+ hints] -> ab) with a per-image loss; evaluates every metric of `trainer.evaluation.metrics`."""
 
@@ -118,9 +126,7 @@ class Colorizer(keras.Model):
         dimension 0 for input with 0 dimensions", tensorflow#72388), so there
         each value gets an axis of length one that the average removes.
         """
-        strategy = tf.distribute.get_strategy()
-        multi_worker = isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy) and (
-            strategy.extended._in_multi_worker_mode())  # the test Keras itself makes
+        multi_worker = _workers(tf.distribute.get_strategy()) > 1
         sums = tf.distribute.get_replica_context().all_reduce(
             tf.distribute.ReduceOp.SUM, [tf.stack([t.total.value, t.count.value]) for t in trackers])
         results = {t.name: total_count[0] / total_count[1] for t, total_count in zip(trackers, sums)}

@@ -7,6 +7,7 @@ code receives a `RunConfig`, never the global flags.
 import dataclasses
 
 OPTIMIZERS = ("adam", "rmsprop", "sgd")
+BASE_BATCH = 16  # --learning_rate is the rate for this global batch (see `RunConfig.peak_learning_rate`)
 PRECISIONS = ("float32", "mixed_bfloat16", "mixed_float16")  # Keras dtype policy names
 
 
@@ -25,13 +26,17 @@ class RunConfig:
     vividness: float = 0.0  # the decoding chosen on validation photos (see the model card); 1 tints whites
     augment: bool = True
     train_hints: bool = True
-    learning_rate: float = 1e-3
+    learning_rate: float = 1e-3  # for a global batch of BASE_BATCH
+    warmup_steps: int = 0
     ema_momentum: float = 0.0  # 0: no moving average of the weights
     precision: str = "float32"
     momentum: float = 0.9
     batch_size: int = 16
     epochs: int = 20
     steps_per_epoch: int | None = None
+    steps_per_execution: int = 1
+    checkpoint_every_steps: int = 1000  # and at each epoch's end, and on SIGTERM
+    profile_steps: str | None = None  # "START,END"
     time_budget_minutes: float | None = None
     early_stopping_patience: int = 5
     reduce_lr_patience: int = 0
@@ -46,6 +51,13 @@ class RunConfig:
     log_images_every: int = 1
     num_log_images: int = 6
     overwrite: bool = False
+
+    @property
+    def peak_learning_rate(self) -> float:
+        """The linear scaling rule (Goyal et al. 2017): the rate grows with the global batch, as the gradient's
+        noise shrinks; `--learning_rate` is the rate at a batch of BASE_BATCH, and a run on more devices with
+        a larger batch keeps the same learning per example. Reached after `warmup_steps`."""
+        return self.learning_rate * self.batch_size / BASE_BATCH
 
     @classmethod
     def from_flags(cls, flag_values) -> "RunConfig":

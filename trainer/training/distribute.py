@@ -83,7 +83,7 @@ def make_strategy(name: str, cluster: Cluster) -> tf.distribute.Strategy:
     return tf.distribute.OneDeviceStrategy(devices[0])
 
 
-def kind(strategy: tf.distribute.Strategy) -> str:
+def strategy_name(strategy: tf.distribute.Strategy) -> str:
     """The --strategy value that names this strategy."""
     if isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy):
         return "multi_worker"
@@ -112,3 +112,26 @@ def barrier(strategy: tf.distribute.Strategy) -> None:
         return strategy.reduce(tf.distribute.ReduceOp.SUM, strategy.run(lambda: tf.constant(1.0)), axis=None)
 
     all_reduce()
+
+
+def agreed(strategy: tf.distribute.Strategy, value, is_chief: bool):
+    """The chief's `value` (a dataclass of ints, e.g. where training resumes), checked against this worker's.
+
+    Every worker reads the run's folder; a worker that sees another backup than the chief
+    (a --model_dir not shared between the hosts) would train from elsewhere: refused.
+    """
+    numbers = dataclasses.astuple(value)
+    local_replicas = len(strategy.extended.worker_devices)
+
+    def share():  # made inside each replica, so that each gives a value of its own to sum
+        return tf.constant(numbers if is_chief else [0] * len(numbers), tf.float64) / local_replicas
+
+    @tf.function
+    def chiefs():
+        return strategy.reduce(tf.distribute.ReduceOp.SUM, strategy.run(share), axis=None)
+
+    chief = type(value)(*(int(round(float(n))) for n in chiefs()))
+    if chief != value:
+        raise ConfigError(f"this worker finds {value} in --model_dir, the chief {chief}: every worker must "
+                          "see the same --model_dir (a shared file system, e.g. gs://)")
+    return chief

@@ -4,7 +4,7 @@ marks the required ones, so that other commands (studies) can import and reuse t
 from absl import flags
 
 from trainer.training import distribute, losses
-from trainer.training.config import DEFAULTS, OPTIMIZERS, PRECISIONS
+from trainer.training.config import BASE_BATCH, DEFAULTS, OPTIMIZERS, PRECISIONS
 
 from trainer.network import models
 
@@ -31,7 +31,10 @@ flags.DEFINE_float("vividness", DEFAULTS.vividness, "--loss=classification: 1 de
 flags.DEFINE_bool("augment", DEFAULTS.augment, "Random flips and scale-and-crop of the training photos.")
 flags.DEFINE_bool("train_hints", DEFAULTS.train_hints, "Hint-aware networks: show simulated colour hints in training (--notrain_hints: "
                   "never, an automatic colourizer with the same network).")
-flags.DEFINE_float("learning_rate", DEFAULTS.learning_rate, "Initial learning rate.", lower_bound=0.0)
+flags.DEFINE_float("learning_rate", DEFAULTS.learning_rate, f"Learning rate for a global batch of {BASE_BATCH}; "
+                   f"the run's is scaled linearly with --batch_size (lr x batch_size / {BASE_BATCH}).", lower_bound=0.0)
+flags.DEFINE_integer("warmup_steps", DEFAULTS.warmup_steps, "Raise the learning rate linearly from near 0 to its "
+                     "scaled value over this many first steps (large batches need it); 0: none.", lower_bound=0)
 flags.DEFINE_float("ema_momentum", DEFAULTS.ema_momentum, "Keep an exponential moving average of the weights "
                    "with this momentum (e.g. 0.999); validation, checkpoints and the exported model use the "
                    "average. 0: off.", lower_bound=0.0, upper_bound=0.99999)
@@ -43,7 +46,18 @@ flags.DEFINE_integer("batch_size", DEFAULTS.batch_size, "Global batch size, spli
 flags.DEFINE_integer("epochs", DEFAULTS.epochs, "Maximum number of epochs.", lower_bound=1)
 flags.DEFINE_integer("steps_per_epoch", DEFAULTS.steps_per_epoch, "Training steps per epoch (default: one pass over the training split).",
                      lower_bound=1)
-flags.DEFINE_float("time_budget_minutes", DEFAULTS.time_budget_minutes, "Stop training after this much wall-clock time (one worker only).",
+flags.DEFINE_integer("steps_per_execution", DEFAULTS.steps_per_execution, "Training steps run per call into "
+                     "TensorFlow (Keras compile's steps_per_execution): fewer round trips from Python, for fast "
+                     "accelerators; callbacks then see every Nth step. Must divide the steps of an epoch.",
+                     lower_bound=1)
+flags.DEFINE_integer("checkpoint_every_steps", DEFAULTS.checkpoint_every_steps, "Save what a re-run resumes from "
+                     "every N training steps, besides each epoch's end and a SIGTERM (one worker); 0: only those.",
+                     lower_bound=0)
+flags.DEFINE_string("profile_steps", DEFAULTS.profile_steps, "START,END: profile these training steps (counted "
+                    "from 1) into logs/train/ for TensorBoard's Profile tab (viewing it needs the "
+                    "tensorboard-plugin-profile package).")
+flags.DEFINE_float("time_budget_minutes", DEFAULTS.time_budget_minutes, "Stop training after this much wall-clock "
+                   "time, validation included, to within a step (one worker only).",
                    lower_bound=0.0)
 flags.DEFINE_integer("early_stopping_patience", DEFAULTS.early_stopping_patience, "Epochs without a better validation loss before stopping; "
                      "0 disables early stopping.", lower_bound=0)
@@ -60,8 +74,8 @@ flags.DEFINE_enum("strategy", DEFAULTS.strategy, distribute.STRATEGIES,
                   "(or logical CPUs), else one_device.")
 flags.DEFINE_enum("jit_compile", DEFAULTS.jit_compile, ("auto", "true", "false"),
                   "XLA-compile the train and eval steps. auto: on for GPU/TPU, off for CPU (2x slower there).")
-flags.DEFINE_integer("logical_cpus", DEFAULTS.logical_cpus, "Split the CPU into this many logical devices (multi-device runs on a "
-                     "CPU host: tests, benchmarks).", lower_bound=0)
+flags.DEFINE_integer("logical_cpus", DEFAULTS.logical_cpus, "Testing and benchmarks only: split the CPU into this "
+                     "many logical devices, to run the multi-device code on a CPU host.", lower_bound=0)
 flags.DEFINE_integer("seed", DEFAULTS.seed, "Seed for weights and data order; the same seed gives the same run.")
 flags.DEFINE_integer("shuffle_buffer", DEFAULTS.shuffle_buffer, "Examples in the training shuffle buffer.", lower_bound=1)
 flags.DEFINE_integer("log_images_every", DEFAULTS.log_images_every, "Log validation photos to TensorBoard every N epochs; 0 disables.",

@@ -1,0 +1,33 @@
+"""The learning rate follows the global batch (linear scaling rule), warms up, and stays ReduceLROnPlateau's to change."""
+
+import keras
+import numpy as np
+import pytest
+
+from trainer.training import callbacks, run
+from trainer.training.config import RunConfig
+
+
+@pytest.mark.parametrize("batch_size,expected", [(16, 1e-3), (64, 4e-3), (8, 5e-4)])
+def test_the_rate_scales_linearly_with_the_global_batch(batch_size, expected):
+    optimizer = run._optimizer(RunConfig("", "", learning_rate=1e-3, batch_size=batch_size))
+    assert float(optimizer.learning_rate) == pytest.approx(expected)
+
+
+class _Rates(keras.callbacks.Callback):
+    def on_train_begin(self, logs=None):
+        self.rates = []
+
+    def on_train_batch_begin(self, batch, logs=None):
+        self.rates.append(float(self.model.optimizer.learning_rate))
+
+
+def test_warm_up_rises_to_the_peak_and_reduce_lr_on_plateau_halves_it_afterwards():
+    model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(1)])
+    model.compile(keras.optimizers.SGD(0.1), "mse")
+    rates = _Rates()
+    # min_delta so large that no epoch counts as better than the first: the rate halves after the second.
+    plateau = keras.callbacks.ReduceLROnPlateau("loss", factor=0.5, patience=0, min_delta=1e9)
+    model.fit(np.ones((16, 2)), np.ones((16, 1)), batch_size=4, epochs=3, verbose=0,
+              callbacks=[callbacks.WarmUp(0.1, steps=6), rates, plateau])
+    np.testing.assert_allclose(rates.rates, [0.1 / 6 * n for n in range(1, 7)] + [0.1, 0.1] + [0.05] * 4, rtol=1e-6)

@@ -174,10 +174,11 @@ def score(net: keras.Model, batches, sheet_photos: int, num_hints: int = 0,
     PROGRESS_SECONDS, so scoring a few thousand photos on a CPU does not look hung.
     """
     compute = tf.function(metrics.per_image)
+    forward = tf.function(lambda lightness, ab: predict(net, lightness, ab, num_hints), reduce_retracing=True)
     scores, extremes = Scores(), _Extremes(sheet_photos)
     progress = _Progress(total)
     for lightness, ab, origins in batches:
-        predicted = predict(net, lightness, ab, num_hints)
+        predicted = forward(lightness, ab)
         values = compute(lightness, ab, predicted)
         scores.add(values, compute(lightness, ab, tf.zeros_like(ab)), origins)
         extremes.offer(values["rgb_psnr"].numpy(), np.asarray(lightness), np.asarray(ab), predicted.numpy(), origins)

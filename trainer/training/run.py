@@ -269,8 +269,10 @@ def _evaluate(model, gray, splits: Splits, global_batch: int, files: RunFiles, i
     """Validation and test metrics of the model and of the gray baseline, on the same photos.
 
     Validation on every worker, as in training; the test report (per class, with a contact sheet,
-    as `python -m trainer.evaluate` writes it) by the chief, into evaluation/.
+    as `python -m trainer.evaluate` writes it) by the chief alone, into evaluation/, in batches of one
+    replica's share of the global batch: what one of its devices holds in training.
     """
+    replica_batch = global_batch // model.distribute_strategy.num_replicas_in_sync
     evaluation = splits.evaluation(global_batch)
     gray_val = metrics.set_metrics(gray.evaluate(evaluation, return_dict=True, verbose=0))
     if colour_classes.is_classifier(model.net):
@@ -282,13 +284,13 @@ def _evaluate(model, gray, splits: Splits, global_batch: int, files: RunFiles, i
     prep = splits.test.preparation
     tests = splits.test.num_examples(holdout=splits.holdout)
     print(f"Scoring the {tests} test photos", flush=True)
-    batches = scoring.record_batches(splits.test, global_batch, prep, splits.holdout)
+    batches = scoring.record_batches(splits.test, replica_batch, prep, splits.holdout)
     report = scoring.report(model.net, prep, batches, f"{splits.test.data_dir} (test split)", files.evaluation,
                             TEST_SHEET_PHOTOS, total=tests)
     result["test"], result["gray_baseline"]["test"] = report["overall"]["model"], report["overall"]["gray"]
     if splits.holdout:
         print(f"Scoring the {splits.unseen_examples()} photos of the held-out {splits.holdout.describe()}", flush=True)
-        batches = scoring.labelled_batches(splits.unseen(global_batch, with_labels=True))
+        batches = scoring.labelled_batches(splits.unseen(replica_batch, with_labels=True))
         report = scoring.report(model.net, prep, batches, f"{splits.test.data_dir} (held out: {splits.holdout.describe()})",
                                 files.unseen_evaluation, TEST_SHEET_PHOTOS, total=splits.unseen_examples())
         result["unseen"], result["gray_baseline"]["unseen"] = report["overall"]["model"], report["overall"]["gray"]

@@ -14,10 +14,11 @@ image (mirrored back) averaged before decoding; where the two views disagree
 following one view's guess.
 
 The rule, by the worst case (a confidently wrong colour looks worse than a muted
-right one): among the settings whose every class, seen and unseen, stays at or
-above the gray baseline's RGB PSNR, the most colourful on seen photos; if none,
-the setting whose worst class loses least. `--write` saves the model decoding
-that way.
+right one): among the settings whose worst class, seen or unseen, does no worse
+against the gray baseline than the reference model's worst class on the same
+photos (and than gray itself, when the reference's worst class is above it),
+the most colourful on seen photos; if none, the setting whose worst class loses
+least. `--write` saves the model decoding that way.
 """
 
 import argparse
@@ -81,11 +82,12 @@ def worst(summary: dict) -> tuple[str, float]:
     return scoring.worst_class(summary) or ("all", _gain(summary["overall"]))
 
 
-def choose(results: dict) -> tuple:
-    """The rule of the module docstring, over {set name: {setting: summary}}."""
+def choose(results: dict, reference: dict) -> tuple:
+    """The rule of the module docstring, over {set name: {setting: summary}} and the reference's {set name: summary}."""
     settings = list(results["seen"])
     floor = {s: min(worst(results[name][s])[1] for name in results) for s in settings}
-    admissible = [s for s in settings if floor[s] >= 0]
+    bar = min(0.0, min(worst(summary)[1] for summary in reference.values()))
+    admissible = [s for s in settings if floor[s] >= bar]
     if admissible:
         return max(admissible, key=lambda s: results["seen"][s]["overall"]["model"]["colourfulness_ratio"])
     return max(settings, key=floor.get)
@@ -125,7 +127,7 @@ def main():
     _, reference, reference_prep = scoring.load(args.reference)
     referenced = {name: scoring.summarize(scoring.score(reference, batches, 1)[0])
                   for name, batches in _sets(args.data_dir, holdout, reference_prep).items()}
-    chosen = choose(results)
+    chosen = choose(results, referenced)
     header = ["T, vividness, mirror"] + [f"{which} {what}" for which in ("seen", "unseen") for what in (
         "RGB PSNR - gray (dB)", "colourfulness / truth", "neutral false colour", "worst class (dB)")] + [""]
     rows = [_row(f"{t}, {v}, {'yes' if m else 'no'}", results["seen"][(t, v, m)], results["unseen"][(t, v, m)],

@@ -1,6 +1,6 @@
 """Two worker processes on 127.0.0.1 (MultiWorkerMirroredStrategy, TF_CONFIG): they train in sync, only the
-chief writes into --model_dir, and a cluster that loses a worker mid-epoch and is restarted ends exactly
-where an uninterrupted one ends."""
+chief writes into --model_dir, a SIGTERM to one worker makes both save at the same step and stop, and a
+cluster that loses a worker mid-epoch and is restarted ends exactly where an uninterrupted one ends."""
 
 import csv
 import json
@@ -80,8 +80,9 @@ def _committed(model_dir):
     return (json.loads(state.read_text())["epoch"], json.loads(state.read_text())["step"]) if state.exists() else (0, 0)
 
 
-def _lose_a_worker(chief, other, model_dir, delay):
-    """Kill worker 1 `delay` s after the chief commits a mid-epoch checkpoint; the chief, left alone, fails or is ended."""
+def _interrupt(chief, other, model_dir, delay, terminate):
+    """`delay` s after the chief commits a mid-epoch checkpoint, SIGTERM worker 1 (`terminate`: the cluster saves
+    at one step and stops) or kill it (the chief, left alone, fails or is ended)."""
     while chief.process.poll() is None and other.process.poll() is None:
         assert time.time() - chief.started < 300, "the cluster hangs"
         state = model_dir / "backup" / "training_metadata.json"
@@ -89,6 +90,9 @@ def _lose_a_worker(chief, other, model_dir, delay):
             time.sleep(delay)
             break
         time.sleep(0.01)
+    if terminate:
+        other.process.terminate()
+        return
     other.process.kill()
     try:
         chief.process.wait(timeout=60)  # its next collective fails, or waits for the lost peer: then it is ended
@@ -96,20 +100,24 @@ def _lose_a_worker(chief, other, model_dir, delay):
         chief.process.kill()
 
 
-def test_a_cluster_that_loses_a_worker_and_restarts_ends_as_an_uninterrupted_one(uninterrupted, tiny_records,
-                                                                               tmp_path):
+def test_a_cluster_stopped_by_sigterm_or_a_lost_worker_resumes_and_ends_as_an_uninterrupted_one(
+        uninterrupted, tiny_records, tmp_path):
     reference_dir, (reference, _), _ = uninterrupted
     model_dir = tmp_path / "run"
     rng = random.Random(20261130)
     report, ending = [], None
-    for number, delay in enumerate([rng.uniform(0.0, 1.0), rng.uniform(0.0, 1.0), None]):
+    for number, (delay, terminate) in enumerate([(rng.uniform(0.0, 1.0), True), (rng.uniform(0.0, 1.0), False),
+                                                 (None, False)]):
         committed = _committed(model_dir)
         chief, other = _start(tiny_records, model_dir, tmp_path, f"attempt-{number}")
         if delay is not None:
-            _lose_a_worker(chief, other, model_dir, delay)
-        (code, stdout, stderr), (other_code, _, _) = chief.finish(), other.finish()
+            _interrupt(chief, other, model_dir, delay, terminate)
+        (code, stdout, stderr), (other_code, other_stdout, _) = chief.finish(), other.finish()
         report.append(f"attempt {number}: from epoch {committed[0]} step {committed[1]}, chief {code}, "
                       f"worker 1 {other_code}")
+        if terminate:  # both saved after the same step and stopped: the chief's SIGTERM line is the worker's
+            saved = [line for line in stdout.splitlines() if line.startswith("SIGTERM: saved after step")]
+            assert code == other_code == 143 and saved and saved[0] in other_stdout, f"{report}\n{stderr[-3000:]}"
         if delay is None:
             assert code == 0 and other_code == 0, f"{report}\n{stderr[-3000:]}"
             ending = stdout

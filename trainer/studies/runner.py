@@ -126,8 +126,8 @@ def table_rows(names_and_overrides, results: dict) -> list[dict]:
     """One row per finished trial, then the gray baseline's (averaged over trials: CV folds differ).
 
     The gray baseline has no loss value when the trials train with different losses (there is no one loss to
-    measure it by) or a colour classifier (its loss there is an MAE, no match for a cross-entropy: the run's
-    metrics.json leaves it out).
+    measure it by) or a colour classifier (it predicts no class distribution: the run's metrics.json gives it
+    no loss).
     """
     rows = []
     for name, overrides in names_and_overrides:

@@ -22,7 +22,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from trainer.training import callbacks, run_files
+from trainer.training import callbacks, distribute, run_files
 
 STATE_FILE = "training_metadata.json"
 TERMINATED_EXIT_STATUS = 143  # 128 + SIGTERM, as a shell reports a process SIGTERM ended
@@ -34,7 +34,7 @@ _STATE = {
     keras.callbacks.ReduceLROnPlateau: ("wait", "best", "cooldown_counter"),
     callbacks.TimeBudget: ("used",),
     # Which copy the model holds at an epoch's end (the average): a resumed run must swap back first.
-    # Keras keeps it in a private attribute; tests/test_backup.py fails if that attribute goes.
+    # Keras keeps it in a private attribute; tests/test_training_stream.py fails if that attribute goes.
     keras.callbacks.SwapEMAWeights: ("_ema_weights_in_model",),
 }
 
@@ -96,13 +96,15 @@ class ResumableBackup(keras.callbacks.Callback):
     Put it last among the callbacks: it restores the others' state after they have reset
     themselves in `on_train_begin`. A run resumed mid-epoch calls `fit` twice (the rest of
     that epoch, then the others): the callbacks' state is carried from one call to the next.
-    On SIGTERM (one worker) it checkpoints after the current step and exits with status 143.
+    On SIGTERM it checkpoints after the current step and exits with status 143. With several workers
+    (`coordinated`) they ask each other after every step whether one got a SIGTERM, so all of them save
+    at the same step and stop together: a preempted host costs no steps.
     """
 
     def __init__(self, backup_dir: str, stateful: list[keras.callbacks.Callback], is_chief: bool,
-                 resume: dict | None, epoch_steps: int, every_steps: int, epochs: int):
+                 resume: dict | None, epoch_steps: int, every_steps: int, epochs: int, coordinated: bool = False):
         super().__init__()
-        self._dir, self._is_chief = backup_dir, is_chief
+        self._dir, self._is_chief, self._coordinated = backup_dir, is_chief, coordinated
         self._stateful = [c for c in stateful if type(c) in _STATE]
         self._pending, self._sums_pending = resume, (resume or {}).get("metric_sums")
         self._epoch_steps, self._every, self._epochs = epoch_steps, every_steps, epochs
@@ -119,6 +121,7 @@ class ResumableBackup(keras.callbacks.Callback):
                     setattr(callback, name, value)
         self._sums = _MetricSums(self.model)
         self._offset = self._epoch_steps - self.params["steps"]  # steps of the first epoch done before this fit
+        self._any_worker = distribute.AnyWorker(self.model.distribute_strategy) if self._coordinated else None
         if threading.current_thread() is threading.main_thread():
             signal.signal(signal.SIGTERM, lambda signum, frame: self._terminated.set())
 
@@ -132,16 +135,22 @@ class ResumableBackup(keras.callbacks.Callback):
         done = self._offset + batch + 1
         if done == self._epoch_steps:  # the epoch's end (validation, the other callbacks) saves next
             return
-        if self._terminated.is_set():
+        if self._terminating():
             self._save_and_exit(Position(self._epoch, done))
         if self._every and done // self._every > (done - 1) // self._every:
             self._save(Position(self._epoch, done))
 
     def on_epoch_end(self, epoch, logs=None):
         self._offset = 0
-        if self._terminated.is_set():
+        if self._terminating():
             self._save_and_exit(Position(epoch + 1, 0))
         self._save(Position(epoch + 1, 0))
+
+    def _terminating(self) -> bool:
+        """A SIGTERM came here (or, coordinated, to any worker)."""
+        if self._any_worker is None:
+            return self._terminated.is_set()
+        return self._any_worker(self._terminated.is_set())
 
     def _save_and_exit(self, where: Position):
         self._save(where)

@@ -114,6 +114,22 @@ def barrier(strategy: tf.distribute.Strategy) -> None:
     all_reduce()
 
 
+class AnyWorker:
+    """Whether a flag is up on any worker: an all-reduce that every worker calls at the same point."""
+
+    def __init__(self, strategy: tf.distribute.Strategy):
+        local_replicas = len(strategy.extended.worker_devices)
+
+        @tf.function
+        def raised(flag):  # each replica gives this worker's flag over its local replicas: the sum counts workers
+            return strategy.reduce(tf.distribute.ReduceOp.SUM, strategy.run(lambda: flag / local_replicas), axis=None)
+
+        self._raised = raised
+
+    def __call__(self, flag: bool) -> bool:
+        return float(self._raised(tf.constant(float(flag)))) > 0.5
+
+
 def agreed(strategy: tf.distribute.Strategy, value, is_chief: bool):
     """The chief's `value` (a dataclass of ints, e.g. where training resumes), checked against this worker's.
 

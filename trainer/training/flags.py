@@ -51,7 +51,7 @@ flags.DEFINE_integer("steps_per_execution", DEFAULTS.steps_per_execution, "Train
                      "accelerators; callbacks then see every Nth step. Must divide the steps of an epoch.",
                      lower_bound=1)
 flags.DEFINE_integer("checkpoint_every_steps", DEFAULTS.checkpoint_every_steps, "Save what a re-run resumes from "
-                     "every N training steps, besides each epoch's end and a SIGTERM (one worker); 0: only those.",
+                     "every N training steps, besides each epoch's end and a SIGTERM (to any worker); 0: only those.",
                      lower_bound=0)
 flags.DEFINE_string("profile_steps", DEFAULTS.profile_steps, "START,END: profile these training steps (counted "
                     "from 1) into logs/train/ for TensorBoard's Profile tab (viewing it needs the "

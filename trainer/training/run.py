@@ -168,7 +168,8 @@ def _callbacks(config: RunConfig, files: RunFiles, splits: Splits, cluster, resu
         keras_callbacks.append(trainer_callbacks.PhotoLogger(f"{write_dir}/logs/images", l8.numpy(),
                                                              ab8.numpy(), config.log_images_every))
     keras_callbacks.append(backup.ResumableBackup(files.backup, keras_callbacks, cluster.is_chief, resume,
-                                                  epoch_steps, config.checkpoint_every_steps, config.epochs))
+                                                  epoch_steps, config.checkpoint_every_steps, config.epochs,
+                                                  coordinated=cluster.workers > 1))
     return keras_callbacks
 
 

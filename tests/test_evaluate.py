@@ -3,6 +3,8 @@
 import json
 import re
 import shutil
+import subprocess
+import sys
 
 import cv2
 import keras
@@ -16,7 +18,7 @@ from trainer.evaluation import scoring, sheets
 from trainer.evaluation.evaluator import Evaluator
 from trainer.network import model_file, models
 
-from tests.conftest import run_module
+from tests.conftest import REPO, run_module
 
 SIZE = 32
 
@@ -172,3 +174,35 @@ def test_records_prepared_otherwise_than_the_models_are_refused(tmp_path, tiny_r
 def test_a_missing_model_is_refused(tmp_path):
     done = run_module("trainer.evaluate", f"--model={tmp_path}", "--images=.", f"--output={tmp_path}")
     assert done.returncode == 2 and "--model: no model at" in done.stderr
+
+
+# Scores five photos on one device and on a CPU split into two logical devices under MirroredStrategy
+# (a batch that does not divide by the replicas, XLA on); prints the largest difference and the photo counts.
+_ON_TWO_DEVICES = """
+import numpy as np, tensorflow as tf, keras
+from trainer.training import distribute, losses
+distribute.split_cpu(2)
+from trainer.evaluation.evaluator import Evaluator
+from trainer.network import models
+keras.utils.set_random_seed(0)
+rng = np.random.default_rng(0)
+lightness = rng.uniform(0, 1, (5, 32, 32, 1)).astype(np.float32)
+ab = rng.uniform(-0.3, 0.3, (5, 32, 32, 2)).astype(np.float32)
+net = models.lowres_unet(32)
+one = Evaluator(net, loss_fn=losses.mae).scores(lightness, ab)
+strategy = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
+with strategy.scope():
+    copy = models.lowres_unet(32)
+copy.set_weights(net.get_weights())
+two = Evaluator(copy, loss_fn=losses.mae, strategy=strategy, jit_compile=True).scores(lightness, ab)
+difference = max(float(np.max(np.abs(a - b))) for a, b in zip(tf.nest.flatten(one), tf.nest.flatten(two)))
+print(difference, len(one["predicted"]), len(two["predicted"]), len(two["model"]["rgb_psnr"]))
+"""
+
+
+def test_two_replicas_score_every_photo_in_order_as_one_device_does():
+    done = subprocess.run([sys.executable, "-c", _ON_TWO_DEVICES], capture_output=True, text=True, cwd=REPO,
+                          timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    difference, *counts = done.stdout.split()
+    assert counts == ["5", "5", "5"] and float(difference) < 1e-3

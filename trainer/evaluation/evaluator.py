@@ -43,7 +43,7 @@ class Evaluator:
         return hints.revealed_input(self.net, lightness, ab, counts, seed)
 
     def _replica(self, lightness, ab, with_gray: bool = True) -> dict:
-        """One replica's share: {"predicted": ab, "model": metrics, ["gray": metrics], ["loss": ..]}, per photo."""
+        """One replica's share, per photo: {"predicted": ab, "model": metrics [and loss], "gray": the same}."""
         outputs = tf.nest.flatten(self._outputs(self._input(lightness, ab), training=False))
         predicted = outputs[0]
         scores = {"predicted": tf.cast(predicted, tf.float32), "model": metrics.per_image(lightness, ab, predicted)}

@@ -46,9 +46,6 @@ class Colorizer(keras.Model):
         self.hint_aware = hints.is_hint_aware(net)
         layer = getattr(loss_fn, "output_layer", None)
         loss_output = net.get_layer(layer).output if layer else net.outputs[0]
-        # Training needs the loss's output alone: on the whole network the classifier's decoding would
-        # run unused in every training step (a seventh of its time on a CPU; not pruned away).
-        self._loss_net = keras.Model(net.inputs, loss_output)
         self._both = keras.Model(net.inputs, [loss_output, net.outputs[0]])
         self.loss_tracker = keras.metrics.Mean("loss")
         self.quality = [keras.metrics.Mean(name) for name in metrics.NAMES]
@@ -90,7 +87,7 @@ class Colorizer(keras.Model):
                                                                                                    tf.int32)
         inputs = hints.revealed_input(self.net, lightness, ab, counts, tf.reverse(seed, [0]))
         with tf.GradientTape() as tape:
-            per_image = self.loss_fn(ab, self._loss_net(inputs, training=True))
+            per_image = self.loss_fn(ab, self._both(inputs, training=True)[0])
             global_batch = tf.cast(tf.shape(per_image)[0] * context.num_replicas_in_sync, per_image.dtype)
             loss = tf.reduce_sum(per_image) / global_batch
             # Under mixed_float16 the optimizer is a LossScaleOptimizer: scaled here, unscaled in `apply`.

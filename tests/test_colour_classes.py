@@ -57,6 +57,27 @@ def test_rebalancing_weights_average_one_over_the_training_pixels(bins, rebalanc
         np.testing.assert_allclose(weights, 1.0, rtol=1e-5)
 
 
+def test_loss_and_its_gradient_equal_the_weighted_cross_entropy_of_the_soft_targets(bins):
+    """The loss skips the log-probabilities over every bin; it must equal the cross-entropy written out."""
+    rng = np.random.default_rng(2)
+    ab = tf.constant(rng.uniform(-0.6, 0.6, (2, 8, 8, 2)), tf.float32)
+    logits = tf.constant(rng.normal(0, 3, (2, 4, 4, bins.size)), tf.float32)
+    weight = bins.weights(0.5)
+
+    def written_out(logits):
+        nearest, soft = colour_classes.soft_encode(tf.nn.avg_pool2d(ab, 2, 2, "VALID"), bins)
+        log_p = tf.gather(tf.nn.log_softmax(logits), nearest, axis=-1, batch_dims=3)
+        return tf.reduce_mean(tf.gather(weight, nearest[..., 0]) * -tf.reduce_sum(soft * log_p, -1), axis=[1, 2])
+
+    loss = colour_classes.rebalanced_cross_entropy(bins, 0.5)
+    with tf.GradientTape(persistent=True) as tape:
+        tape.watch(logits)
+        fast, reference = loss(ab, logits), written_out(logits)
+        fast_total, reference_total = tf.reduce_sum(fast), tf.reduce_sum(reference)
+    np.testing.assert_allclose(fast, reference, rtol=1e-5)
+    np.testing.assert_allclose(tape.gradient(fast_total, logits), tape.gradient(reference_total, logits), atol=1e-7)
+
+
 def _decoder(bins, temperature, vividness=1.0):
     logits = keras.Input((1, 1, bins.size))
     ab, fixed = colour_classes.decoding_head(logits, bins, 0.5, temperature, vividness)

@@ -71,3 +71,11 @@ def test_a_network_trained_in_mixed_precision_is_saved_in_float32():
     assert {layer.dtype_policy.name for layer in saved.layers} == {"float32"}
     lightness = tf.random.stateless_uniform((2, 16, 16, net.input_shape[-1]), (1, 2))
     assert saved(lightness).dtype == tf.float32
+
+
+def test_under_bfloat16_the_classification_loss_is_taken_in_float32():
+    """The body computes in bfloat16; the logits the loss reads, and the loss, must stay float32."""
+    model = _classifier("mixed_bfloat16", "adam", 1e-3)
+    assert model.net.get_layer(colour_classes.LOGITS_LAYER).compute_dtype == "float32"
+    per_image, _ = model._loss_and_gradients(tf.constant(L8), tf.constant(AB8), tf.constant(0, tf.int64))
+    assert per_image.dtype == tf.float32 and np.all(np.isfinite(per_image))

@@ -7,7 +7,10 @@ import tensorflow as tf
 
 from tests.conftest import run_module, run_preprocess
 
-QUICK = ["--epochs=1", "--steps_per_epoch=2", "--batch_size=8", "--log_images_every=0"]
+# Trials as short as a run gets, of the small regression network: what these tests check (files, skipping,
+# folds) is the study's, not the network's, and each trial pays its own start-up, tracing and export.
+QUICK = ["--epochs=1", "--steps_per_epoch=2", "--batch_size=8", "--log_images_every=0", "--model=lowres_unet",
+         "--loss=mae"]
 
 
 @pytest.fixture(scope="module")

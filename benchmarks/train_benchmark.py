@@ -1,31 +1,43 @@
-"""Training speed of each model against this CPU's limit, XLA on and off; the trainer's memory as the data grows.
+"""Training speed of each model against this CPU's limit, in float32 and bfloat16; the trainer's memory.
 
-    .venv/bin/python benchmarks/train_benchmark.py --data_dir RECORDS [--seconds 10]
+    .venv/bin/python benchmarks/train_benchmark.py --data_dir RECORDS [--seconds 8]
 
+0. The CPU: its model name and its bfloat16 hardware (the flags amx_bf16,
+   amx_tile and avx512_bf16 of /proc/cpuinfo), since mixed_bfloat16 only pays
+   on a CPU that has them.
 1. The CPU's limit: a plain 3x3 convolution, 64 to 64 channels, batch 16,
-   100x100, float32 (the shape of most of these models' work, and about the
-   best case for the CPU's convolution kernels), forward and forward with both
-   gradients, in GFLOP/s: the best of three windows of --seconds/3.
+   100x100 (the shape of most of these models' work, and about the best case
+   for the CPU's convolution kernels), in float32 and in bfloat16, forward and
+   forward with both gradients, in GFLOP/s: the best of three windows of
+   --seconds/3.
 2. Speed: for each model (and loss: `context_unet` with and without its
-   colour-classification head) and --jit_compile setting, a fresh process
-   builds what the trainer builds with its default flags otherwise
-   (`trainer.training.run.train`: network, loss, hints, optimizer, tf.data input with
-   augmentation), trains 3 warm-up steps (tracing, compilation) and then
-   timed steps for about --seconds, and reports training examples/s at the
-   records' image size, batch 16. Achieved GFLOP/s is examples/s times three
-   times the network's forward FLOPs (the backward pass costs about twice the
-   forward), counted from the shapes of its layers with kernels (the
-   convolutions; hint simulation, the loss and the optimizer are left out).
+   colour-classification head), --precision (float32, mixed_bfloat16) and
+   --jit_compile setting, a fresh process builds what the trainer builds with
+   its default flags otherwise (`trainer.training.run.train`: network, loss,
+   hints, optimizer, tf.data input with augmentation), trains 3 warm-up steps
+   (tracing, compilation) and then timed steps for about --seconds, and reports
+   training examples/s at the records' image size, batch 16. Achieved GFLOP/s
+   is examples/s times three times the network's forward FLOPs (the backward
+   pass costs about twice the forward), counted from the shapes of its layers
+   with kernels (the convolutions; hint simulation, the loss and the optimizer
+   are left out). Each row's fraction of the limit is against the convolution
+   in the row's compute dtype: float32 rows against the float32 convolution,
+   mixed_bfloat16 rows against the bfloat16 one. XLA is timed in float32 only:
+   the trainer never turns it on for a CPU (--jit_compile=auto), float32
+   already shows it slower here, and bfloat16 XLA runs would add a third to
+   this table's time for a setting no CPU run uses. A line under the table
+   gives the default classifier's float32 fraction against its target, 0.6.
 3. Memory: the trainer command (`python -m trainer.task`, 20 steps) on the
    records and on the same records listed four times over (a 4x dataset),
    against the original notebook's way (every photo as float arrays in RAM)
    on the same photos once and four times over. Streaming must stay flat.
-Prints Markdown tables.
+Prints Markdown tables, each as soon as it is measured.
 """
 
 import argparse
 import json
 import pathlib
+import platform
 import shutil
 import sys
 import tempfile
@@ -36,6 +48,11 @@ sys.path.insert(0, str(REPO))
 from benchmarks import measure  # noqa: E402
 
 BATCH = 16
+# --precision -> the dtype its convolutions compute in, which is the limit its rows are held against.
+PRECISIONS = {"float32": "float32", "mixed_bfloat16": "bfloat16"}
+# XLA settings timed per precision (see the module docstring, 2: why not bfloat16 with XLA).
+JIT = {"float32": ("false", "true"), "mixed_bfloat16": ("false",)}
+BF16_FLAGS = ("amx_bf16", "amx_tile", "avx512_bf16")
 # (model, loss): every network of trainer.network.models; context_unet also as the trainer's default classifier.
 MODELS = [("seed_autoencoder", "mae"), ("lowres_unet", "mae"), ("context_unet", "mae"),
           ("context_unet", "classification")]
@@ -44,9 +61,9 @@ CONV_SCRIPT = """
 import json, sys, time
 import tensorflow as tf
 
-seconds = float(sys.argv[1])
-x = tf.random.normal((16, 100, 100, 64))
-kernel = tf.random.normal((3, 3, 64, 64))
+seconds, dtype = float(sys.argv[1]), sys.argv[2]
+x = tf.cast(tf.random.normal((16, 100, 100, 64)), dtype)
+kernel = tf.cast(tf.random.normal((3, 3, 64, 64)), dtype)
 flops = 2 * 16 * 100 * 100 * 64 * 64 * 3 * 3
 
 
@@ -86,10 +103,10 @@ from trainer.training import distribute, run
 from trainer.training.config import RunConfig
 from trainer.training.flags import FLAGS
 
-data_dir, model, loss, jit, seconds = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4], float(sys.argv[5])
+data_dir, model, loss, precision, jit, seconds = sys.argv[1:6] + [float(sys.argv[6])]
 BATCH, WARMUP = 16, 3
-FLAGS(["train_benchmark", f"--data_dir={data_dir}", f"--model={model}", f"--loss={loss}", f"--jit_compile={jit}",
-       f"--batch_size={BATCH}"])
+FLAGS(["train_benchmark", f"--data_dir={data_dir}", f"--model={model}", f"--loss={loss}", f"--precision={precision}",
+       f"--jit_compile={jit}", f"--batch_size={BATCH}"])
 config = RunConfig.from_flags(FLAGS)
 strategy = distribute.make_strategy("one_device", distribute.Cluster())
 data = run.Splits(config, BATCH)
@@ -127,22 +144,62 @@ def _run_json(script: str, *args: str) -> dict:
     return json.loads(run.output.strip().splitlines()[-1])
 
 
-def _speed(data_dir: str, seconds: float) -> tuple[list[list], list[list]]:
-    """The convolution's rows and the models' rows."""
-    conv = _run_json(CONV_SCRIPT, str(seconds))
-    conv_rows = [["forward", f"{conv['forward']:.1f}"],
-                 ["forward, then gradients of input and kernel (3x the FLOPs)", f"{conv['forward_backward']:.1f}"]]
-    rows, base = [], None
+def _cpu_rows() -> list[list]:
+    """The CPU's name and which of its bfloat16 flags /proc/cpuinfo lists (Linux only)."""
+    cpuinfo = pathlib.Path("/proc/cpuinfo")
+    if not cpuinfo.exists():
+        return [["model name", platform.processor() or "unknown"],
+                *[[flag, "unknown (no /proc/cpuinfo)"] for flag in BF16_FLAGS]]
+    fields = dict(line.split(":", 1) for line in cpuinfo.read_text().splitlines() if ":" in line)
+    fields = {key.strip(): value.strip() for key, value in fields.items()}
+    flags = set(fields.get("flags", "").split())
+    return [["model name", fields.get("model name", "unknown")],
+            *[[flag, "found" if flag in flags else "not found"] for flag in BF16_FLAGS]]
+
+
+def _convolution(seconds: float) -> tuple[dict, list[list]]:
+    """GFLOP/s per dtype ({dtype: {"forward": .., "forward_backward": ..}}) and the table's rows."""
+    conv = {dtype: _run_json(CONV_SCRIPT, str(seconds), dtype) for dtype in PRECISIONS.values()}
+    rows = [[label, *[f"{conv[dtype][key]:.1f}" for dtype in PRECISIONS.values()],
+             f"{conv['bfloat16'][key] / conv['float32'][key]:.2f}"]
+            for label, key in (("forward", "forward"),
+                               ("forward, then gradients of input and kernel (3x the FLOPs)", "forward_backward"))]
+    return conv, rows
+
+
+def _limit_fraction(runs: dict, precision: str, conv: dict) -> tuple[float, float]:
+    """GFLOP/s trained (XLA off), and its fraction of the convolution's forward+gradients in the same dtype."""
+    achieved = runs["false"]["examples_per_second"] * 3 * runs["false"]["forward_flops"] / 1e9
+    return achieved, achieved / conv[PRECISIONS[precision]]["forward_backward"]
+
+
+def _model_row(model: str, loss: str, precision: str, runs: dict, conv: dict, float32_speed: float,
+               seed_speed: float) -> list:
+    """One (model, loss, precision)'s row; `runs` maps each timed --jit_compile to its measurement."""
+    off = runs["false"]["examples_per_second"]
+    on = runs["true"]["examples_per_second"] if "true" in runs else None
+    achieved, fraction = _limit_fraction(runs, precision, conv)
+    return [model, loss, precision, f"{runs['false']['parameters']:,}", f"{runs['false']['forward_flops'] / 1e9:.2f}",
+            f"{off:.1f}", f"{on:.1f}" if on else "not run", f"{on / off:.2f}" if on else "-", f"{achieved:.1f}",
+            f"{fraction:.2f}", f"{off / float32_speed:.2f}", f"{off / seed_speed:.1f}"]
+
+
+def _examples_per_second(runs: dict) -> float:
+    return runs["false"]["examples_per_second"]
+
+
+def _models(data_dir: str, seconds: float, conv: dict) -> tuple[list[list], float]:
+    """The models' rows, and the default classifier's float32 fraction of the float32 convolution (the target's)."""
+    rows, results = [], {}
     for model, loss in MODELS:
-        runs = {jit: _run_json(SPEED_SCRIPT, data_dir, model, loss, jit, str(seconds)) for jit in ("false", "true")}
-        off, on = runs["false"]["examples_per_second"], runs["true"]["examples_per_second"]
-        forward = runs["false"]["forward_flops"] / 1e9
-        achieved = off * 3 * forward
-        base = base or off
-        rows.append([model, loss, f"{runs['false']['parameters']:,}", f"{forward:.2f}", f"{off:.1f}", f"{on:.1f}",
-                     f"{on / off:.2f}", f"{achieved:.1f}", f"{achieved / conv['forward_backward']:.2f}",
-                     f"{off / base:.1f}"])
-    return conv_rows, rows
+        for precision in PRECISIONS:
+            results[model, loss, precision] = runs = {
+                jit: _run_json(SPEED_SCRIPT, data_dir, model, loss, precision, jit, str(seconds))
+                for jit in JIT[precision]}
+            rows.append(_model_row(model, loss, precision, runs, conv,
+                                   _examples_per_second(results[model, loss, "float32"]),
+                                   _examples_per_second(results[(*MODELS[0], precision)])))
+    return rows, _limit_fraction(results["context_unet", "classification", "float32"], "float32", conv)[1]
 
 
 def _four_times(data_dir: pathlib.Path, target: pathlib.Path) -> pathlib.Path:
@@ -179,6 +236,10 @@ def _memory(data_dir: pathlib.Path, photo_dir: pathlib.Path, work: pathlib.Path)
     return rows
 
 
+def _print(headers: list[str], rows: list[list]) -> None:
+    print(measure.table(headers, rows), end="\n\n", flush=True)
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--data_dir", required=True, help="Records of all reference photos (beam_jobs.preprocess).")
@@ -187,17 +248,22 @@ def main():
     parser.add_argument("--seconds", type=float, default=8.0,
                         help="Timed seconds per configuration (at least 3 steps after 3 warm-up steps).")
     args = parser.parse_args()
+    data_dir = pathlib.Path(args.data_dir)
     work = pathlib.Path(tempfile.mkdtemp(prefix="train-benchmark-"))
     try:
-        conv_rows, model_rows = _speed(args.data_dir, args.seconds)
-        print(measure.table(["plain 3x3 convolution, 64->64, batch 16, 100x100", "GFLOP/s"], conv_rows))
-        print()
-        print(measure.table(["model", "loss", "parameters", "forward GFLOP/example", "examples/s, XLA off",
-                             "examples/s, XLA on", "XLA on / off", "GFLOP/s trained (XLA off)",
-                             "x convolution's forward+gradients", "x seed_autoencoder (XLA off)"], model_rows))
-        print()
-        print(measure.table(["what", "examples", "peak MB"],
-                            _memory(pathlib.Path(args.data_dir), pathlib.Path(args.photos), work)))
+        _print(["CPU", "from /proc/cpuinfo"], _cpu_rows())
+        conv, conv_rows = _convolution(args.seconds)
+        _print(["plain 3x3 convolution, 64->64, batch 16, 100x100", "float32 GFLOP/s", "bfloat16 GFLOP/s",
+                "bfloat16 / float32"], conv_rows)
+        model_rows, target = _models(args.data_dir, args.seconds, conv)
+        _print(["model", "loss", "precision", "parameters", "forward GFLOP/example", "examples/s, XLA off",
+                "examples/s, XLA on", "XLA on / off", "GFLOP/s trained (XLA off)",
+                "x same-dtype convolution's forward+gradients", "x float32 (XLA off)",
+                "x seed_autoencoder (XLA off, same precision)"], model_rows)
+        print(f"Default classifier (context_unet, classification, XLA off, float32): {target:.2f} x the float32 "
+              f"convolution's forward+gradients ({conv['float32']['forward_backward']:.1f} GFLOP/s); "
+              f"target >= 0.6: {'met' if target >= 0.6 else 'not met'}.", end="\n\n", flush=True)
+        _print(["what", "examples", "peak MB"], _memory(data_dir, pathlib.Path(args.photos), work))
     finally:
         shutil.rmtree(work, ignore_errors=True)
 

@@ -1,6 +1,6 @@
-"""Training speed of each model against this CPU's limit, in float32 and bfloat16; the trainer's memory.
+"""Training speed against this CPU's limit in float32 and bfloat16, quality after equal time, and memory.
 
-    .venv/bin/python benchmarks/train_benchmark.py --data_dir RECORDS [--seconds 8]
+    .venv/bin/python benchmarks/train_benchmark.py --data_dir RECORDS [--seconds 8] [--quality_minutes 3]
 
 0. The CPU: its model name and its bfloat16 hardware (the flags amx_bf16,
    amx_tile and avx512_bf16 of /proc/cpuinfo), since mixed_bfloat16 only pays
@@ -27,10 +27,21 @@
    already shows it slower here, and bfloat16 XLA runs would add a third to
    this table's time for a setting no CPU run uses. A line under the table
    gives the default classifier's float32 fraction against its target, 0.6.
-3. Memory: the trainer command (`python -m trainer.task`, 20 steps) on the
+3. Quality after equal time: the trainer itself (`python -m trainer.task`, its
+   default model: context_unet with colour classification) for
+   --quality_minutes of training (--time_budget_minutes, validation included)
+   in each precision, same seed, each in a fresh model_dir; epochs of
+   QUALITY_STEPS_PER_EPOCH steps, so that several validations fit. Reports
+   what the run's metrics.json and history.csv say: steps and epochs trained,
+   training examples/s, and the best epoch's validation loss, RGB PSNR (beside
+   the gray baseline's) and colourfulness against the truth's.
+4. Memory: the trainer command (`python -m trainer.task`, 20 steps) on the
    records and on the same records listed four times over (a 4x dataset),
    against the original notebook's way (every photo as float arrays in RAM)
    on the same photos once and four times over. Streaming must stay flat.
+   Then the evaluator (`python -m trainer.evaluate`, the shipped model, the
+   test split) at two batch sizes: peak memory and photos per second of wall
+   time (start-up included).
 Prints Markdown tables, each as soon as it is measured.
 """
 
@@ -46,6 +57,7 @@ REPO = pathlib.Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from benchmarks import measure  # noqa: E402
+from trainer.training import run_files  # noqa: E402
 
 BATCH = 16
 # --precision -> the dtype its convolutions compute in, which is the limit its rows are held against.
@@ -53,6 +65,9 @@ PRECISIONS = {"float32": "float32", "mixed_bfloat16": "bfloat16"}
 # XLA settings timed per precision (see the module docstring, 2: why not bfloat16 with XLA).
 JIT = {"float32": ("false", "true"), "mixed_bfloat16": ("false",)}
 BF16_FLAGS = ("amx_bf16", "amx_tile", "avx512_bf16")
+# Small enough that several epochs, each ending in a validation, fit in a few minutes on 2 cores.
+QUALITY_STEPS_PER_EPOCH = 40
+SEED = 42
 # (model, loss): every network of trainer.network.models; context_unet also as the trainer's default classifier.
 MODELS = [("seed_autoencoder", "mae"), ("lowres_unet", "mae"), ("context_unet", "mae"),
           ("context_unet", "classification")]
@@ -236,6 +251,36 @@ def _memory(data_dir: pathlib.Path, photo_dir: pathlib.Path, work: pathlib.Path)
     return rows
 
 
+def _quality(data_dir: str, minutes: float, work: pathlib.Path) -> list[list]:
+    """The trainer for `minutes` in each precision, same seed: what its run folder says it reached."""
+    rows = []
+    for precision in PRECISIONS:
+        files = run_files.RunFiles(str(work / f"quality-{precision}"))
+        run = measure.python("-m", "trainer.task", f"--data_dir={data_dir}", f"--model_dir={files.root}",
+                             f"--time_budget_minutes={minutes}", f"--steps_per_epoch={QUALITY_STEPS_PER_EPOCH}",
+                             f"--precision={precision}", f"--seed={SEED}", "--log_images_every=0",
+                             env={"PYTHONPATH": str(REPO)})
+        metrics, history = run_files.read_json(files.metrics), run_files.history_rows(files.history)
+        val, gray = metrics["val"], metrics["gray_baseline"]["val"]
+        rows.append([precision, f"{sum(float(row['steps']) for row in history):.0f}", f"{metrics['epochs_run']:.2f}",
+                     len(history), f"{metrics['train_examples_per_second']:.1f}", f"{val['loss']:.3f}",
+                     f"{val['rgb_psnr']:.2f}", f"{gray['rgb_psnr']:.2f}", f"{val['colourfulness_ratio']:.2f}",
+                     f"{run.seconds:.0f}"])
+    return rows
+
+
+def _evaluator(data_dir: pathlib.Path, work: pathlib.Path) -> list[list]:
+    """The evaluator on the test split with the shipped model, at a small and a large batch."""
+    photos = json.loads((data_dir / "manifest.json").read_text())["splits"]["test"]["examples"]
+    rows = []
+    for batch in (16, 256):
+        run = measure.python("-m", "trainer.evaluate", f"--model={REPO / 'trainer' / 'default_model' / 'model.keras'}",
+                             f"--data_dir={data_dir}", "--split=test", f"--batch_size={batch}",
+                             f"--output={work / f'evaluate-{batch}'}", env={"PYTHONPATH": str(REPO)})
+        rows.append([batch, photos, f"{run.seconds:.0f}", f"{photos / run.seconds:.1f}", f"{run.peak_mb:.0f}"])
+    return rows
+
+
 def _print(headers: list[str], rows: list[list]) -> None:
     print(measure.table(headers, rows), end="\n\n", flush=True)
 
@@ -247,6 +292,8 @@ def main():
                         help="The photos those records were made from (<source>/<class>/<file>).")
     parser.add_argument("--seconds", type=float, default=8.0,
                         help="Timed seconds per configuration (at least 3 steps after 3 warm-up steps).")
+    parser.add_argument("--quality_minutes", type=float, default=3.0,
+                        help="Training minutes per precision for the quality-after-equal-time table.")
     args = parser.parse_args()
     data_dir = pathlib.Path(args.data_dir)
     work = pathlib.Path(tempfile.mkdtemp(prefix="train-benchmark-"))
@@ -263,7 +310,12 @@ def main():
         print(f"Default classifier (context_unet, classification, XLA off, float32): {target:.2f} x the float32 "
               f"convolution's forward+gradients ({conv['float32']['forward_backward']:.1f} GFLOP/s); "
               f"target >= 0.6: {'met' if target >= 0.6 else 'not met'}.", end="\n\n", flush=True)
+        _print([f"quality after {args.quality_minutes:g} min of training", "steps", "epochs", "validations",
+                "examples/s", "val loss", "val RGB PSNR (dB)", "gray's val RGB PSNR (dB)", "val colourfulness / truth",
+                "wall s (with test scoring, export)"], _quality(args.data_dir, args.quality_minutes, work))
         _print(["what", "examples", "peak MB"], _memory(data_dir, pathlib.Path(args.photos), work))
+        _print(["evaluator, test split, batch", "photos", "wall s", "photos/s (wall, start-up included)", "peak MB"],
+               _evaluator(data_dir, work))
     finally:
         shutil.rmtree(work, ignore_errors=True)
 

@@ -24,6 +24,7 @@ sys.path.insert(0, str(REPO))
 
 from pipeline import color_tf, dataset  # noqa: E402
 from trainer.evaluation import scoring, sheets  # noqa: E402
+from trainer.evaluation.evaluator import Evaluator  # noqa: E402
 
 
 def _spaced(batches, count: int, keep=lambda origin: True) -> list:
@@ -71,7 +72,7 @@ def main():
     chosen = [(name, photo) for name, photos in groups(args, models[1][2]) for photo in photos]
     lightness = np.stack([photo[0] for _, photo in chosen])
     ab = np.stack([photo[1] for _, photo in chosen])
-    predicted = [scoring.predict(net, lightness, ab).numpy() for _, net, _ in models]
+    predicted = [Evaluator(net).scores(lightness, ab)["predicted"].numpy() for _, net, _ in models]
     panels = [[sheets.gray(_rgb(lightness[i], ab[i] * 0)), _rgb(lightness[i], predicted[0][i]),
                _rgb(lightness[i], predicted[1][i]), _rgb(lightness[i], ab[i])] for i in range(len(chosen))]
     rows, labels = [], []

@@ -36,6 +36,7 @@ from benchmarks import measure  # noqa: E402
 from pipeline import dataset  # noqa: E402
 from trainer.network import colour_classes, hints, model_file, models  # noqa: E402
 from trainer.evaluation import metrics, scoring  # noqa: E402
+from trainer.evaluation.evaluator import Evaluator  # noqa: E402
 
 TEMPERATURES = (1.0, 0.6, 0.38, 0.2)
 VIVIDNESS = (0.0, 0.25)
@@ -125,7 +126,7 @@ def main():
     _, net, prep = scoring.load(args.model)
     results = {name: sweep(net, batches) for name, batches in _sets(args.data_dir, holdout, prep).items()}
     _, reference, reference_prep = scoring.load(args.reference)
-    referenced = {name: scoring.summarize(scoring.score(reference, batches, 1)[0])
+    referenced = {name: scoring.summarize(scoring.score(Evaluator(reference), batches, 1)[0])
                   for name, batches in _sets(args.data_dir, holdout, reference_prep).items()}
     chosen = choose(results, referenced)
     header = ["T, vividness, mirror"] + [f"{which} {what}" for which in ("seen", "unseen") for what in (

@@ -18,6 +18,7 @@ sys.path.insert(0, str(REPO))
 from benchmarks import measure  # noqa: E402
 from pipeline.dataset import Records  # noqa: E402
 from trainer.evaluation import metrics, scoring  # noqa: E402
+from trainer.evaluation.evaluator import Evaluator  # noqa: E402
 
 SHOWN = ("rgb_psnr", "rgb_ssim", "colourfulness_ratio", "ab_error_auc", "neutral_false_colour")
 
@@ -32,7 +33,8 @@ def main():
     rows, gray = [], None
     for count in (int(n) for n in args.hints.split(",")):
         path, net, prep = scoring.load(args.model, count)
-        scores, _ = scoring.score(net, scoring.record_batches(Records.open(args.data_dir, args.split), 32, prep), 1, count)
+        scores, _ = scoring.score(Evaluator(net, num_hints=count),
+                                  scoring.record_batches(Records.open(args.data_dir, args.split), 32, prep), 1)
         summary = scoring.summarize(scores)["overall"]
         gray = summary["gray"]
         rows.append([count, *[f"{summary['model'][name]:.4f}" for name in SHOWN]])

@@ -13,6 +13,7 @@ from skimage.metrics import peak_signal_noise_ratio, structural_similarity
 from pipeline import dataset
 from pipeline.preparation import Preparation
 from trainer.evaluation import scoring, sheets
+from trainer.evaluation.evaluator import Evaluator
 from trainer.network import model_file, models
 
 from tests.conftest import run_module
@@ -109,7 +110,7 @@ def test_unreadable_files_are_listed_and_the_sheet_shows_best_and_worst(report):
 
 def test_the_sheet_captions_name_each_photo_class_and_file(model_path, photo_dir):
     net, prep = model_file.load(str(model_path))
-    _, extremes = scoring.score(net, scoring.photo_batches([str(photo_dir)], prep, 4, []), 2)
+    _, extremes = scoring.score(Evaluator(net), scoring.photo_batches([str(photo_dir)], prep, 4, []), 2)
     captions = [caption for caption, _ in extremes.ranked()]
     assert [caption.split(",")[0] for caption in captions] == ["best", "best", "worst", "worst"]
     named = {f"{path.parent.name} ({path.name})" for path in photo_dir.glob("*/*.jpg")}
@@ -118,7 +119,7 @@ def test_the_sheet_captions_name_each_photo_class_and_file(model_path, photo_dir
 
 def test_the_sheet_captions_of_records_name_the_class(model_path, tiny_records):
     net, prep = model_file.load(str(model_path))
-    _, extremes = scoring.score(net, scoring.record_batches(dataset.Records.open(str(tiny_records), "val"), 4, prep), 1)
+    _, extremes = scoring.score(Evaluator(net), scoring.record_batches(dataset.Records.open(str(tiny_records), "val"), 4, prep), 1)
     labels = json.loads((tiny_records / "manifest.json").read_text())["splits"]["val"]["by_label"]
     assert all(caption.split(": ", 1)[1] in labels for caption, _ in extremes.ranked())
 

@@ -63,10 +63,6 @@ def test_global_context_reaches_every_position():
     assert not np.allclose(net(photo)[0, -4:, -4:], net(changed)[0, -4:, -4:])
 
 
-def test_gray_baseline_predicts_no_colour():
-    assert not np.any(models.gray_baseline(16)(np.ones((1, 16, 16, 1), np.float32)))
-
-
 def test_unknown_model_is_named():
     with pytest.raises(ValueError, match="'resnet'"):
         models.build("resnet", 200)

@@ -56,7 +56,7 @@ def uninterrupted(tiny_records, tmp_path_factory):
 def test_two_workers_train_in_sync(uninterrupted):
     model_dir, (chief, other), _ = uninterrupted
     assert _fingerprint(chief) == _fingerprint(other) and len(_fingerprint(chief)) == 1  # the same weights on both
-    assert "test photos" in chief and "test photos" not in other  # the chief scores the test split
+    assert "test photos" in chief and "test photos" not in other  # every worker scores, the chief reports
     metrics = json.loads((model_dir / "metrics.json").read_text())
     assert metrics["strategy"] == {"name": "multi_worker", "replicas": 2, "workers": 2, "jit_compile": False}
     assert len(_losses(model_dir)) == EPOCHS and metrics["epochs_run"] == EPOCHS

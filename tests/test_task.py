@@ -330,6 +330,13 @@ def test_mirrored_xla_on_two_devices_matches_one_device(tiny_records, tmp_path):
         float(_history(tmp_path / "one")[0]["loss"]), rel=1e-4)
     for a, b in zip(_weights(tmp_path / "one"), _weights(tmp_path / "two")):
         np.testing.assert_allclose(a, b, atol=1e-5)
+    # Evaluation splits each batch across the replicas and gathers every photo's scores back.
+    one_metrics = json.loads((tmp_path / "one" / "metrics.json").read_text())
+    reports = [json.loads((tmp_path / run / "evaluation" / "metrics.json").read_text()) for run in ("one", "two")]
+    assert reports[0]["count"] == reports[1]["count"] == metrics["data"]["test_examples"]
+    for split in ("val", "test"):
+        for name, value in one_metrics[split].items():
+            assert metrics[split][name] == pytest.approx(value, rel=1e-4, abs=1e-4), (split, name)
 
 
 def test_the_hint_aware_colour_classifier_trains_under_mirrored_xla_on_two_devices(tiny_records, tmp_path):

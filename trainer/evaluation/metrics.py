@@ -140,9 +140,10 @@ def colour_errors(ab_true: tf.Tensor, ab_pred: tf.Tensor) -> dict[str, tf.Tensor
 
 
 def mean(values: dict[str, list[float]]) -> dict[str, float]:
-    """Per-image values of `NAMES` -> their means over the set (weighted as `WEIGHTS` says), plus `set_metrics`."""
+    """Per-image values of `NAMES` (and of any other per-image score, the loss) -> their means over the set
+    (weighted as `WEIGHTS` says), plus `set_metrics`."""
     result = {}
-    for name in NAMES:
+    for name in values:
         weights = values[WEIGHTS[name]] if name in WEIGHTS else None
         result[name] = float(np.average(values[name], weights=weights)) if np.sum(
             weights if weights is not None else [1]) > 0 else float("nan")

@@ -3,6 +3,7 @@
 The library behind `python -m trainer.evaluate`.
 """
 
+import collections
 import dataclasses
 import heapq
 import itertools
@@ -21,11 +22,11 @@ from pipeline import color, color_tf, dataset
 from pipeline.preparation import Preparation
 from trainer.network import colour_classes, hints, model_file, models
 from trainer.evaluation import metrics, sheets
+from trainer.evaluation.evaluator import Evaluator
 from trainer.applying import photos
 
 COLUMNS = ("rgb_psnr", "rgb_ssim", "ab_psnr", "ab_ssim", "colourfulness", "colourfulness_ratio", "ab_error_auc",
            "neutral_false_colour")  # the report's, titled by metrics.TITLES
-HINT_SEED = 1234
 PROGRESS_SECONDS = 30.0
 
 
@@ -45,16 +46,17 @@ class Origin:
 
 @dataclasses.dataclass
 class Scores:
-    """Per-photo metric values for the model and the gray baseline, and each photo's class."""
+    """Per-photo values for the model and the gray baseline (every metric, and the loss when scored with one),
+    and each photo's class."""
 
-    model: dict[str, list[float]] = dataclasses.field(default_factory=lambda: {n: [] for n in metrics.NAMES})
-    gray: dict[str, list[float]] = dataclasses.field(default_factory=lambda: {n: [] for n in metrics.NAMES})
+    model: dict[str, list[float]] = dataclasses.field(default_factory=lambda: collections.defaultdict(list))
+    gray: dict[str, list[float]] = dataclasses.field(default_factory=lambda: collections.defaultdict(list))
     labels: list[str] = dataclasses.field(default_factory=list)
 
     def add(self, model_values, gray_values, origins: list[Origin]) -> None:
-        for name in metrics.NAMES:
-            self.model[name] += model_values[name].numpy().tolist()
-            self.gray[name] += gray_values[name].numpy().tolist()
+        for values, series in ((model_values, self.model), (gray_values, self.gray)):
+            for name, value in values.items():
+                series[name] += value.numpy().tolist()
         self.labels += [origin.label for origin in origins]
 
 
@@ -133,13 +135,6 @@ def contact_sheet(extremes: _Extremes) -> np.ndarray:
                        [caption for caption, _ in ranked])
 
 
-def predict(net: keras.Model, lightness, ab, num_hints: int = 0):
-    """The network's ab with `num_hints` points of the truth revealed per photo (hint-aware networks)."""
-    counts = tf.fill([tf.shape(lightness)[0]], num_hints)
-    seed = hints.evaluation_seed(HINT_SEED, tf.round(lightness * color.BYTE_MAX))
-    return net(hints.revealed_input(net, lightness, ab, counts, seed), training=False)
-
-
 class _Progress:
     """Keras's progress bar on a terminal; elsewhere (a log, a pipe) a plain line every PROGRESS_SECONDS."""
 
@@ -166,22 +161,19 @@ class _Progress:
         print(f"  scored {self.count}{of} photos, {rate:.1f} photos/s", flush=True)
 
 
-def score(net: keras.Model, batches, sheet_photos: int, num_hints: int = 0,
-          total: int | None = None) -> tuple[Scores, _Extremes]:
+def score(evaluator: Evaluator, batches, sheet_photos: int, total: int | None = None) -> tuple[Scores, _Extremes]:
     """Every photo's metrics, the model's and the gray baseline's, and the best and worst photos.
 
     Shows progress as it goes (`total` photos, when known): a bar on a terminal, else a line every
     PROGRESS_SECONDS, so scoring a few thousand photos on a CPU does not look hung.
     """
-    compute = tf.function(metrics.per_image)
-    forward = tf.function(lambda lightness, ab: predict(net, lightness, ab, num_hints), reduce_retracing=True)
     scores, extremes = Scores(), _Extremes(sheet_photos)
     progress = _Progress(total)
     for lightness, ab, origins in batches:
-        predicted = forward(lightness, ab)
-        values = compute(lightness, ab, predicted)
-        scores.add(values, compute(lightness, ab, tf.zeros_like(ab)), origins)
-        extremes.offer(values["rgb_psnr"].numpy(), np.asarray(lightness), np.asarray(ab), predicted.numpy(), origins)
+        values = evaluator.scores(lightness, ab)
+        scores.add(values["model"], values["gray"], origins)
+        extremes.offer(values["model"]["rgb_psnr"].numpy(), np.asarray(lightness), np.asarray(ab),
+                       values["predicted"].numpy(), origins)
         progress.add(len(origins))
     progress.done()
     return scores, extremes
@@ -251,7 +243,8 @@ def load(model_path: str | None, num_hints: int = 0, temperature: float | None =
 def overall(model_path, data_dir: str, split: str, batch_size: int, num_hints: int = 0, temperature=None) -> dict:
     """The model's metrics over a split of records (no files written)."""
     _, net, prep = load(model_path, num_hints, temperature)
-    scores, _ = score(net, record_batches(dataset.Records.open(data_dir, split), batch_size, prep), 1, num_hints)
+    scores, _ = score(Evaluator(net, num_hints=num_hints),
+                      record_batches(dataset.Records.open(data_dir, split), batch_size, prep), 1)
     return summarize(scores)["overall"]["model"]
 
 
@@ -287,27 +280,37 @@ def run(model_path, output, *, data_dir=None, split="test", holdout=dataset.Hold
     else:
         batches = photo_batches(image_arguments, prep, batch_size, failures)
         source = " ".join(image_arguments)
-    return report(net, prep, batches, source, output, sheet_photos, num_hints, failures, path, total)
+    summary, sheet = report(Evaluator(net, num_hints=num_hints), prep, batches, source, sheet_photos, failures,
+                            path, total)
+    write_report(output, summary, sheet)
+    return summary
 
 
-def report(net: keras.Model, prep: Preparation, batches, source: str, output: str, sheet_photos: int,
-           num_hints: int = 0, failures=(), model_path: str | None = None, total: int | None = None) -> dict:
-    """Score `net` on `batches` (`total` photos) beside the gray baseline; write metrics.json, metrics.md and
-    contact_sheet.png."""
-    scores, extremes = score(net, batches, sheet_photos, num_hints, total)
+def report(evaluator: Evaluator, prep: Preparation, batches, source: str, sheet_photos: int, failures=(),
+           model_path: str | None = None, total: int | None = None) -> tuple[dict, np.ndarray]:
+    """Score `batches` (`total` photos) beside the gray baseline: metrics.json's content and the contact sheet.
+
+    Under a multi-worker strategy every worker scores (each its replicas' share) and gets the same report.
+    """
+    scores, extremes = score(evaluator, batches, sheet_photos, total)
     if not scores.labels:
         raise UsageError(f"no usable photos in {source}")
+    net = evaluator.net
     decoding = dict(zip(("temperature", "vividness"), colour_classes.decoding(net))) if (
         colour_classes.is_classifier(net)) else None
-    summary = {"model": model_path, "source": source, "preparation": prep.to_json(), "hints_per_photo": num_hints,
-               "decoding": decoding,
+    summary = {"model": model_path, "source": source, "preparation": prep.to_json(),
+               "hints_per_photo": evaluator.num_hints, "decoding": decoding,
                **summarize(scores),
                "failures": [dataclasses.asdict(f) for f in failures]}
+    return summary, contact_sheet(extremes)
+
+
+def write_report(output: str, summary: dict, sheet: np.ndarray) -> None:
+    """metrics.json, metrics.md and contact_sheet.png into `output`."""
     tf.io.gfile.makedirs(output)
     with tf.io.gfile.GFile(f"{output}/metrics.json", "w") as handle:
         json.dump(summary, handle, indent=2)
     with tf.io.gfile.GFile(f"{output}/metrics.md", "w") as handle:
         handle.write(markdown(summary))
     with tf.io.gfile.GFile(f"{output}/contact_sheet.png", "wb") as handle:
-        handle.write(cv2.imencode(".png", contact_sheet(extremes)[..., ::-1])[1].tobytes())
-    return summary
+        handle.write(cv2.imencode(".png", sheet[..., ::-1])[1].tobytes())

@@ -144,12 +144,6 @@ def mirror_averaged(net: keras.Model) -> keras.Model:
     return averaged
 
 
-def gray_baseline(size: int, channels: int = 1) -> keras.Model:
-    """The gray baseline: predicts no colour (ab = 0) whatever it sees."""
-    inputs = keras.Input((size, size, channels), name="lightness")
-    outputs = layers.Lambda(lambda x: keras.ops.zeros_like(keras.ops.repeat(x[..., :1], 2, axis=-1)),
-                            name="ab")(inputs)
-    return keras.Model(inputs, outputs, name="gray_baseline")
 def _float32_layer(layer: keras.layers.Layer) -> keras.layers.Layer:
     return layer.__class__.from_config({**layer.get_config(), "dtype": "float32"})
 

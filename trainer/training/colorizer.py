@@ -24,6 +24,7 @@ import tensorflow as tf
 from pipeline import color_tf
 from trainer.network import hints
 from trainer.evaluation import metrics
+from trainer.evaluation.evaluator import Evaluator
 
 
 def _workers(strategy: tf.distribute.Strategy) -> int:
@@ -50,7 +51,8 @@ class Colorizer(keras.Model):
         self.loss_tracker = keras.metrics.Mean("loss")
         self.quality = [keras.metrics.Mean(name) for name in metrics.NAMES]
         self._train_replica = tf.function(self._loss_and_gradients, jit_compile=jit_compile)
-        self._eval_replica = tf.function(self._loss_and_metrics, jit_compile=jit_compile)
+        # Validation scores photos as every other split is scored: with no hints (automatic colourization).
+        self.evaluator = Evaluator(net, loss_fn=loss_fn, jit_compile=jit_compile)
         # Steps return values already global (see `_global_results`): any replica's copy will do.
         self.distribute_reduction_method = "first"
 
@@ -101,19 +103,14 @@ class Colorizer(keras.Model):
         self.loss_tracker.update_state(per_image)
         return self._global_results([self.loss_tracker])
 
-    def _loss_and_metrics(self, l8, ab8):
-        lightness, ab = color_tf.l8_to_input(l8), color_tf.ab8_to_target(ab8)
-        net_input = hints.network_input(lightness) if self.hint_aware else lightness  # no hints: automatic
-        loss_output, predicted = self._both(net_input, training=False)
-        return self.loss_fn(ab, loss_output), metrics.per_image(lightness, ab, predicted)
-
     def test_step(self, data):
         l8, ab8 = data[:2]
-        per_image, quality = self._eval_replica(l8, ab8)
-        self.loss_tracker.update_state(per_image)
+        scores = self.evaluator.replica(color_tf.l8_to_input(l8), color_tf.ab8_to_target(ab8), with_gray=False)
+        self.loss_tracker.update_state(scores["model"]["loss"])
         for tracker in self.quality:
             weight = metrics.WEIGHTS.get(tracker.name)
-            tracker.update_state(quality[tracker.name], sample_weight=quality[weight] if weight else None)
+            tracker.update_state(scores["model"][tracker.name],
+                                 sample_weight=scores["model"][weight] if weight else None)
         return self._global_results(self.metrics)
 
     @staticmethod

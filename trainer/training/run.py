@@ -220,10 +220,10 @@ def weights_fingerprint(net: keras.Model) -> str:
     return digest.hexdigest()[:16]
 
 
-def _summary(result: dict, net: keras.Model, files: RunFiles) -> str:
+def _summary(result: dict, net: keras.Model, files: RunFiles, is_chief: bool) -> str:
     """The test metrics beside the gray baseline's (the chief's), and the weights' fingerprint (every worker's)."""
     lines = []
-    if "test" in result:
+    if is_chief:
         lines.append(f"{'test photos':<24}{'model':>10}{'gray':>10}")
         for name in metrics.SHOWN:
             lines.append(f"{metrics.TITLES[name]:<24}{result['test'][name]:>10.4f}"
@@ -244,8 +244,8 @@ def _dtype_policy(name: str):
         keras.mixed_precision.set_global_policy(before)
 
 
-def _build(strategy, config: RunConfig, splits: Splits, jit: bool):
-    """The model to train and the gray baseline, every variable created in the strategy's scope.
+def _build(strategy, config: RunConfig, splits: Splits, jit: bool) -> colorizer.Colorizer:
+    """The model to train, every variable created in the strategy's scope.
 
     The network and its training model take the precision policy; under mixed_float16 Keras's
     `compile` wraps the optimizer in a LossScaleOptimizer, whose scale the train step applies.
@@ -258,42 +258,31 @@ def _build(strategy, config: RunConfig, splits: Splits, jit: bool):
             model.compile(optimizer=_optimizer(config), jit_compile=False,
                           steps_per_execution=config.steps_per_execution)
         model.build_all(splits.size)
-        gray_loss = loss_fn if not colour_classes.is_classifier(net) else losses.mae
-        gray = colorizer.Colorizer(models.gray_baseline(splits.size, net.input_shape[-1]), gray_loss, jit)
-        gray.compile(jit_compile=False)
-        gray.build_all(splits.size)
-    return model, gray
+    return model
 
 
-def _evaluate(model, gray, splits: Splits, global_batch: int, files: RunFiles, is_chief: bool) -> dict:
-    """Validation and test metrics of the model and of the gray baseline, on the same photos.
+def _evaluate(model: colorizer.Colorizer, splits: Splits, global_batch: int, files: RunFiles, is_chief: bool) -> dict:
+    """Validation, test and held-out metrics of the model and of the gray baseline, on the same photos.
 
-    Validation on every worker, as in training; the test report (per class, with a contact sheet,
-    as `python -m trainer.evaluate` writes it) by the chief alone, into evaluation/, in batches of one
-    replica's share of the global batch: what one of its devices holds in training.
+    Every split goes through the model's one evaluator, each global batch split across the replicas of
+    every worker as in training; the chief writes the test and held-out reports (per class, with a
+    contact sheet, as `python -m trainer.evaluate` writes them) into evaluation/.
     """
-    replica_batch = global_batch // model.distribute_strategy.num_replicas_in_sync
-    evaluation = splits.evaluation(global_batch)
-    gray_val = metrics.set_metrics(gray.evaluate(evaluation, return_dict=True, verbose=0))
-    if colour_classes.is_classifier(model.net):
-        del gray_val["loss"]  # an MAE (gray predicts no distribution): no match for the classifier's cross-entropy
-    result = {"val": metrics.set_metrics(model.evaluate(evaluation, return_dict=True, verbose=0)),
-              "gray_baseline": {"val": gray_val}}
-    if not is_chief:
-        return result
-    prep = splits.test.preparation
-    tests = splits.test.num_examples(holdout=splits.holdout)
-    print(f"Scoring the {tests} test photos", flush=True)
-    batches = scoring.record_batches(splits.test, replica_batch, prep, splits.holdout)
-    report = scoring.report(model.net, prep, batches, f"{splits.test.data_dir} (test split)", files.evaluation,
-                            TEST_SHEET_PHOTOS, total=tests)
-    result["test"], result["gray_baseline"]["test"] = report["overall"]["model"], report["overall"]["gray"]
+    prep, result = splits.test.preparation, {"gray_baseline": {}}
+    sources = [("val", scoring.labelled_batches(splits.evaluation(global_batch, with_labels=True)),
+                splits.describe()["val_examples"], "validation", None),
+               ("test", scoring.record_batches(splits.test, global_batch, prep, splits.holdout),
+                splits.test.num_examples(holdout=splits.holdout), "test split", files.evaluation)]
     if splits.holdout:
-        print(f"Scoring the {splits.unseen_examples()} photos of the held-out {splits.holdout.describe()}", flush=True)
-        batches = scoring.labelled_batches(splits.unseen(replica_batch, with_labels=True))
-        report = scoring.report(model.net, prep, batches, f"{splits.test.data_dir} (held out: {splits.holdout.describe()})",
-                                files.unseen_evaluation, TEST_SHEET_PHOTOS, total=splits.unseen_examples())
-        result["unseen"], result["gray_baseline"]["unseen"] = report["overall"]["model"], report["overall"]["gray"]
+        sources.append(("unseen", scoring.labelled_batches(splits.unseen(global_batch, with_labels=True)),
+                        splits.unseen_examples(), f"held out: {splits.holdout.describe()}", files.unseen_evaluation))
+    for name, batches, count, what, output in sources:
+        print(f"Scoring the {count} photos of the {what}", flush=True)
+        summary, sheet = scoring.report(model.evaluator, prep, batches, f"{splits.test.data_dir} ({what})",
+                                        TEST_SHEET_PHOTOS, total=count)
+        result[name], result["gray_baseline"][name] = summary["overall"]["model"], summary["overall"]["gray"]
+        if output and is_chief:
+            scoring.write_report(output, summary, sheet)
     return result
 
 
@@ -314,7 +303,7 @@ def train(config: RunConfig) -> str:
     distribute.agreed(strategy, backup.position(resume), cluster.is_chief)  # every worker resumes where the chief does
     jit = distribute.jit_default(config.jit_compile)
     keras.utils.set_random_seed(config.seed)
-    model, gray = _build(strategy, config, splits, jit)
+    model = _build(strategy, config, splits, jit)
 
     diverged = _fit(model, strategy, config, splits, files, cluster, resume)
     distribute.barrier(strategy)  # every worker waits for the chief's last checkpoint
@@ -325,14 +314,14 @@ def train(config: RunConfig) -> str:
         raise _diverged(files.root, diverged)
     if tf.io.gfile.exists(files.best_weights):
         model.load_weights(files.best_weights)
-    result = _evaluate(model, gray, splits, global_batch, files, cluster.is_chief)
+    result = _evaluate(model, splits, global_batch, files, cluster.is_chief)
     if cluster.is_chief:
         facts["strategy"] = {"name": distribute.strategy_name(strategy), "replicas": strategy.num_replicas_in_sync,
                              "workers": cluster.workers, "jit_compile": jit}
         _write_outputs(model.net, files, splits, epoch_steps,
                        {"model": config.model, **result, **facts})
     distribute.barrier(strategy)  # workers leave together: one that exits early looks like a crash
-    return _summary(result, model.net, files)
+    return _summary(result, model.net, files, cluster.is_chief)
 
 
 def _write_outputs(net, files: RunFiles, splits: Splits, epoch_steps: int, record: dict) -> None:

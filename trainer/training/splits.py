@@ -33,9 +33,10 @@ class Splits:
             raise DataError(f"the training data has {self.train_examples} examples, fewer than one "
                             f"batch of {global_batch}")
 
-    def evaluation(self, batch_size: int) -> tf.data.Dataset:
+    def evaluation(self, batch_size: int, with_labels: bool = False) -> tf.data.Dataset:
         """The validation photos the run may see (held-out ones excluded), in a fixed order."""
-        return dataset.make_dataset(self.val, batch_size, training=False, folds=self.val_folds, holdout=self.holdout)
+        return dataset.make_dataset(self.val, batch_size, training=False, folds=self.val_folds, holdout=self.holdout,
+                                    with_labels=with_labels)
 
     def unseen(self, batch_size: int, with_labels: bool = False) -> tf.data.Dataset | None:
         """Every photo of the held-out classes or sources, from all three splits (None without a holdout)."""

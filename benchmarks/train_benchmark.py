@@ -126,7 +126,7 @@ FLAGS(["train_benchmark", f"--data_dir={data_dir}", f"--model={model}", f"--loss
 config = RunConfig.from_flags(FLAGS)
 strategy = distribute.make_strategy("one_device", distribute.Cluster())
 data = run.Splits(config, BATCH)
-colorizer, _ = run._build(strategy, config, data, distribute.jit_default(config.jit_compile))
+colorizer = run._build(strategy, config, data, distribute.jit_default(config.jit_compile))
 
 
 def forward_flops(net) -> int:

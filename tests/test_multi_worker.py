@@ -39,7 +39,7 @@ def _fingerprint(stdout):
 
 def _losses(model_dir):
     with open(model_dir / "history.csv") as handle:
-        return [(row["epoch"], row["loss"], row["val_loss"]) for row in csv.DictReader(handle)]
+        return [(int(row["epoch"]), float(row["loss"]), float(row["val_loss"])) for row in csv.DictReader(handle)]
 
 
 @pytest.fixture(scope="module")
@@ -126,4 +126,8 @@ def test_a_cluster_stopped_by_sigterm_or_a_lost_worker_resumes_and_ends_as_an_un
     print("\n".join(report))
     assert " step 0," not in report[1], report  # the restart resumed mid-epoch
     assert _fingerprint(ending) == _fingerprint(reference) and _fingerprint(ending), report
-    assert _losses(model_dir) == _losses(reference_dir)
+    # An interrupted epoch's mean training loss is the restored sums plus the rest: summed in another order,
+    # it may differ in float32's last bits; the validation loss, as the weights, is the same.
+    resumed, whole = _losses(model_dir), _losses(reference_dir)
+    assert [(epoch, val) for epoch, _, val in resumed] == [(epoch, val) for epoch, _, val in whole]
+    assert [loss for _, loss, _ in resumed] == pytest.approx([loss for _, loss, _ in whole], rel=1e-6)

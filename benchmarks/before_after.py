@@ -5,8 +5,9 @@
 
 Three groups of rows, the hard cases included: photos of the test split (without
 the held-out classes), photos of the classes the new model never saw
-(`--holdout_labels`, from every split), and photos of a white flower class
-(`--white`, from the test split), where a confident wrong colour shows most. Photos
+(`--holdout_labels`, from every split), and photos of a mostly white flower class
+(`--white`, from the test split; some of its photos are of other colours), where a
+confident wrong colour shows most. Photos
 are evenly spaced through each group's fixed order, so the same command picks the
 same photos. Each photo: gray | before | after | truth.
 """
@@ -44,7 +45,7 @@ def groups(args, prep) -> list[tuple[str, list]]:
         unseen = scoring.labelled_batches(dataset.held_out_dataset(args.data_dir, holdout, 64, with_labels=True))
         found.append(("never seen in training", _spaced(unseen, args.unseen)))
     if args.white:
-        found.append(("white flowers", _spaced(scoring.record_batches(test, 64, prep), args.unseen,
+        found.append((f"{args.white}, a mostly white class", _spaced(scoring.record_batches(test, 64, prep), args.unseen,
                                                lambda origin: origin.label == args.white)))
     return found
 
@@ -64,7 +65,7 @@ def main():
     parser.add_argument("--split", default="test")
     parser.add_argument("--photos", type=int, default=12, help="Photos of the split.")
     parser.add_argument("--holdout_labels", default="", help="Classes the new model was trained without.")
-    parser.add_argument("--white", default="", help="A class of white flowers in the split.")
+    parser.add_argument("--white", default="", help="A class of mostly white flowers in the split.")
     parser.add_argument("--unseen", type=int, default=6, help="Photos of the held-out classes, and white ones.")
     parser.add_argument("--per_row", type=int, default=2, help="Photos side by side in one row of the picture.")
     args = parser.parse_args()

@@ -56,6 +56,10 @@ class Evaluator:
                 scores["gray"]["loss"] = self.loss_fn(ab, gray)
         return scores
 
+    def loss_output(self, inputs, training: bool):
+        """What the loss takes (the layer it names, else the ab) for the network's `inputs`: training uses it too."""
+        return tf.nest.flatten(self._outputs(inputs, training=training))[-1]
+
     def _run_and_gather(self, lightness, ab):
         # Each tensor gathered on its own: `gather` of the whole dict returns the first replica's share
         # alone under MirroredStrategy (TF 2.16), silently.

@@ -45,9 +45,6 @@ class Colorizer(keras.Model):
         self.loss_fn = loss_fn
         self.seed, self.train_hints = seed, train_hints
         self.hint_aware = hints.is_hint_aware(net)
-        layer = getattr(loss_fn, "output_layer", None)
-        loss_output = net.get_layer(layer).output if layer else net.outputs[0]
-        self._both = keras.Model(net.inputs, [loss_output, net.outputs[0]])
         self.loss_tracker = keras.metrics.Mean("loss")
         self.quality = [keras.metrics.Mean(name) for name in metrics.NAMES]
         self._train_replica = tf.function(self._loss_and_gradients, jit_compile=jit_compile)
@@ -89,7 +86,7 @@ class Colorizer(keras.Model):
                                                                                                    tf.int32)
         inputs = hints.revealed_input(self.net, lightness, ab, counts, tf.reverse(seed, [0]))
         with tf.GradientTape() as tape:
-            per_image = self.loss_fn(ab, self._both(inputs, training=True)[0])
+            per_image = self.loss_fn(ab, self.evaluator.loss_output(inputs, training=True))
             global_batch = tf.cast(tf.shape(per_image)[0] * context.num_replicas_in_sync, per_image.dtype)
             loss = tf.reduce_sum(per_image) / global_batch
             # Under mixed_float16 the optimizer is a LossScaleOptimizer: scaled here, unscaled in `apply`.

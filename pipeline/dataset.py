@@ -212,6 +212,33 @@ def augment(seed: int, pipeline: int = 0):
     return apply
 
 
+def crop(seed: int, size: int, pipeline: int = 0):
+    """A random `size` x `size` window of each photo of a uint8 (L8, ab8) batch, at the photo's own scale.
+
+    Training on windows of the 200x200 records costs a fraction of the whole photo per step
+    (about 2.7x the examples per second at 128) while each pixel keeps the scale it has when
+    the model colourizes a whole photo. Stateless, keyed on (seed, input pipeline, batch number),
+    like `augment`.
+    """
+
+    def apply(number, batch_planes):
+        l8, ab8 = batch_planes
+        batch, height, width = tf.shape(l8)[0], l8.shape[1], l8.shape[2]
+        key = tf.random.experimental.stateless_fold_in(tf.stack([tf.cast(seed, tf.int64), number]), pipeline + 7919)
+        seeds = tf.random.experimental.stateless_split(key, 2)
+        top = tf.random.stateless_uniform([batch], seeds[0], 0, height - size + 1, tf.int32)
+        left = tf.random.stateless_uniform([batch], seeds[1], 0, width - size + 1, tf.int32)
+        rows = top[:, None] + tf.range(size)[None, :]
+        columns = left[:, None] + tf.range(size)[None, :]
+
+        def window(planes):
+            return tf.gather(tf.gather(planes, rows, axis=1, batch_dims=1), columns, axis=2, batch_dims=1)
+
+        return window(l8), window(ab8)
+
+    return apply
+
+
 @dataclasses.dataclass(frozen=True)
 class Tuning:
     """How the reader spends the CPU. Every setting reads the same batches in the same order.
@@ -261,7 +288,8 @@ def _batch(serialized: tf.data.Dataset, records: Records, batch_size: int, train
 def make_dataset(records: Records, batch_size: int, *, training: bool, folds=None,
                  input_context: tf.distribute.InputContext | None = None, seed: int | None = None,
                  shuffle_buffer: int = 1024, with_labels: bool = False, augmentation: bool = False,
-                 holdout: Holdout = Holdout(), held_out: bool = False, tuning: Tuning = Tuning()) -> tf.data.Dataset:
+                 holdout: Holdout = Holdout(), held_out: bool = False, tuning: Tuning = Tuning(),
+                 crop_size: int = 0) -> tf.data.Dataset:
     """Batches of (L8 (b, h, w, 1), ab8 (b, h, w, 2)) uint8, as stored; `pipeline.color_tf` scales them.
 
     uint8 is a quarter of float32's bytes to move to an accelerator; the
@@ -275,6 +303,7 @@ def make_dataset(records: Records, batch_size: int, *, training: bool, folds=Non
         share of the files (or of the records, when there are fewer files).
       with_labels: also give each photo's label (its folder name), as bytes.
       augmentation: random flips and scale-and-crop (training only), see `augment`.
+      crop_size: train on random windows of this side (training only, 0: whole photos), see `crop`.
       holdout, held_out: keep only the examples `holdout` names (held_out) or only the others.
       tuning: how to spend the CPU (the same batches whatever it says), see `Tuning`.
     """
@@ -296,6 +325,11 @@ def make_dataset(records: Records, batch_size: int, *, training: bool, folds=Non
     dataset = _batch(dataset, records, batch_size, training, with_labels, tuning)
     if training and augmentation:
         dataset = dataset.enumerate().map(augment(0 if seed is None else seed, index), num_parallel_calls=AUTOTUNE)
+    if training and crop_size:
+        if crop_size > min(records.image_size):
+            raise DataError(f"crop size {crop_size} is larger than the {records.image_size[0]}-pixel records")
+        dataset = dataset.enumerate().map(crop(0 if seed is None else seed, crop_size, index),
+                                          num_parallel_calls=AUTOTUNE)
     dataset = dataset.prefetch(AUTOTUNE)
     if not training:
         # Distributed evaluation may have more workers than files: each worker keeps every n-th batch.

@@ -146,6 +146,26 @@ def test_augmentation_keeps_shapes_and_dtypes_and_follows_the_seed(records_dir):
     assert not all(np.array_equal(a[0], b[0]) for a, b in zip(augmented, batches(3)))
 
 
+def test_crops_are_windows_of_the_photos_at_their_scale_and_follow_the_seed(records_dir):
+    records = dataset.Records.open(str(records_dir), "train")
+
+    def batches(seed, crop_size):
+        return list(dataset.make_dataset(records, 8, training=True, seed=seed,
+                                         crop_size=crop_size).as_numpy_iterator())
+
+    whole, cropped = batches(2, 0), batches(2, 16)
+    assert [(l8.shape, ab8.shape) for l8, ab8 in cropped] == [((8, 16, 16, 1), (8, 16, 16, 2))] * len(whole)
+    for (l8, ab8), (window_l8, window_ab8) in zip(whole, cropped):
+        for photo, photo_ab, window, window_ab in zip(l8, ab8, window_l8, window_ab8):
+            found = [(y, x) for y in range(SIZE - 15) for x in range(SIZE - 15)
+                     if np.array_equal(photo[y:y + 16, x:x + 16], window)]
+            assert any(np.array_equal(photo_ab[y:y + 16, x:x + 16], window_ab) for y, x in found)
+    assert all(np.array_equal(x, y) for a, b in zip(cropped, batches(2, 16)) for x, y in zip(a, b))
+    assert not all(np.array_equal(a[0], b[0]) for a, b in zip(cropped, batches(3, 16)))
+    with pytest.raises(dataset.DataError, match="larger than"):
+        batches(2, SIZE + 1)
+
+
 @pytest.mark.parametrize("flip", [[True, False, False, True, True, False], [False] * 6, [True] * 6])
 def test_augmentation_mirrors_exactly_the_chosen_photos(flip):
     planes = np.random.default_rng(0).integers(0, 256, (6, 5, 7, 2), np.uint8)

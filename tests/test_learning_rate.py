@@ -14,6 +14,14 @@ def test_the_rate_scales_linearly_with_the_global_batch(batch_size, expected):
     assert float(optimizer.learning_rate) == pytest.approx(expected)
 
 
+def test_the_cosine_schedule_warms_up_then_decays_to_zero_at_the_last_step():
+    config = RunConfig("", "", learning_rate=1e-3, batch_size=32, warmup_steps=10)
+    schedule = run._learning_rate(config, total_steps=110)
+    rates = [float(schedule(step)) for step in (0, 5, 10, 60, 110)]
+    np.testing.assert_allclose(rates, [2e-3 / 10, 2e-3 * 5.5 / 10, 2e-3, 1e-3, 0.0], rtol=0.1, atol=1e-9)
+    assert all(float(schedule(s)) >= float(schedule(s + 1)) for s in range(10, 110))
+
+
 class _Rates(keras.callbacks.Callback):
     def on_train_begin(self, logs=None):
         self.rates = []

@@ -63,6 +63,18 @@ def test_global_context_reaches_every_position():
     assert not np.allclose(net(photo)[0, -4:, -4:], net(changed)[0, -4:, -4:])
 
 
+def test_context_unet_trains_on_windows_with_the_weights_it_colourizes_whole_photos_with():
+    """Built for 64 pixels, allowed any size: a 32-pixel window gives what the same weights give at 32 pixels."""
+    net = models.accept_any_size(models.context_unet(64, width=8))
+    small = models.context_unet(32, width=8)
+    small.set_weights(net.get_weights())
+    window = np.random.default_rng(2).random((2, 32, 32, 4), np.float32)
+    np.testing.assert_allclose(net(window), small(window), atol=1e-6)
+    assert net(np.zeros((1, 64, 64, 4), np.float32)).shape == (1, 64, 64, 2)
+    with pytest.raises(ValueError, match="incompatible"):
+        small(np.zeros((1, 64, 64, 4), np.float32))  # without it, the size is the one built for
+
+
 def test_unknown_model_is_named():
     with pytest.raises(ValueError, match="'resnet'"):
         models.build("resnet", 200)

@@ -388,6 +388,7 @@ def test_a_mixed_bfloat16_run_with_several_steps_per_execution_trains_profiles_a
                                                                                                 tmp_path):
     done = run_module("trainer.task", *_flags(tiny_records, tmp_path, "--precision=mixed_bfloat16",
                                               "--steps_per_execution=3", "--profile_steps=2,3", "--warmup_steps=4",
+                                              "--lr_schedule=constant",
                                               "--log_images_every=0", "--epochs=2"))
     assert done.returncode == 0, done.stderr[-3000:]
     metrics = json.loads((tmp_path / "metrics.json").read_text())

@@ -34,6 +34,7 @@ class Evaluator:
         self._loss_layer = getattr(loss_fn, "output_layer", None)
         loss_output = [net.get_layer(self._loss_layer).output] if self._loss_layer else []
         self._outputs = keras.Model(net.inputs, [net.outputs[0], *loss_output])
+        self._outputs.input_spec = net.input_spec  # the sizes `net` accepts (`models.accept_any_size`)
         self.replica = tf.function(self._replica, jit_compile=jit_compile)
         self._gathered = tf.function(self._run_and_gather, reduce_retracing=True)
 

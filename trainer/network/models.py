@@ -95,8 +95,11 @@ def context_unet(size: int = 200, width: int = 48, bins: "colour_classes.ColourB
         x = _conv(x, width * 3, dilation=dilation)
     context = layers.GlobalAveragePooling2D(keepdims=True)(x)
     context = layers.Conv2D(width * 3, 1, activation="relu")(context)
-    context = layers.UpSampling2D(size // 8)(layers.Conv2D(width * 3, 1, activation="relu")(context))
-    x = layers.Conv2D(width * 2, 1, activation="relu")(layers.Concatenate()([x, context]))
+    context = layers.Conv2D(width * 3, 1, activation="relu")(context)
+    # A 1x1 convolution of [features, context] is the sum of one over each part: the photo-wide
+    # part is computed once and broadcast, so the network runs on windows of any size.
+    fused = layers.Add()([layers.Conv2D(width * 2, 1)(x), layers.Conv2D(width * 2, 1, use_bias=False)(context)])
+    x = layers.Activation("relu")(fused)
     x = layers.UpSampling2D(2, interpolation="bilinear")(x)
     x = _conv(_conv(layers.Concatenate()([x, quarter]), width * 2), width * 2)
     if bins is None:
@@ -106,6 +109,13 @@ def context_unet(size: int = 200, width: int = 48, bins: "colour_classes.ColourB
     net = keras.Model(inputs, _upsampled(ab), name="context_unet_classifier")
     for name, weights in fixed.items():
         net.get_layer(name).set_weights(weights)
+    return net
+
+
+def accept_any_size(net: keras.Model) -> keras.Model:
+    """Let `net` (fully convolutional, e.g. `context_unet`) run on photos or windows of any size in training;
+    the saved file keeps the size it was built for, which is what it colourizes at."""
+    net.input_spec = keras.layers.InputSpec(ndim=4, axes={-1: net.input_shape[-1]})
     return net
 
 

@@ -8,6 +8,7 @@ import dataclasses
 
 OPTIMIZERS = ("adam", "rmsprop", "sgd")
 BASE_BATCH = 16  # --learning_rate is the rate for this global batch (see `RunConfig.peak_learning_rate`)
+LR_SCHEDULES = ("cosine", "constant")
 PRECISIONS = ("float32", "mixed_bfloat16", "mixed_float16")  # Keras dtype policy names
 
 
@@ -25,9 +26,11 @@ class RunConfig:
     temperature: float = 0.38
     vividness: float = 0.0  # the decoding chosen on validation photos (see the model card); 1 tints whites
     augment: bool = True
+    train_crop: int = 0  # train on random windows of this side; 0: whole photos
     train_hints: bool = True
     learning_rate: float = 1e-3  # for a global batch of BASE_BATCH
     warmup_steps: int = 0
+    lr_schedule: str = "cosine"
     ema_momentum: float = 0.0  # 0: no moving average of the weights
     precision: str = "float32"
     momentum: float = 0.9

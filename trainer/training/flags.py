@@ -4,7 +4,7 @@ marks the required ones, so that other commands (studies) can import and reuse t
 from absl import flags
 
 from trainer.training import distribute, losses
-from trainer.training.config import BASE_BATCH, DEFAULTS, OPTIMIZERS, PRECISIONS
+from trainer.training.config import BASE_BATCH, DEFAULTS, LR_SCHEDULES, OPTIMIZERS, PRECISIONS
 
 from trainer.network import models
 
@@ -29,12 +29,18 @@ flags.DEFINE_float("vividness", DEFAULTS.vividness, "--loss=classification: 1 de
                    "`trainer.colorize --vividness` changes it later.", lower_bound=0.0,
                    upper_bound=1.0)
 flags.DEFINE_bool("augment", DEFAULTS.augment, "Random flips and scale-and-crop of the training photos.")
+flags.DEFINE_integer("train_crop", DEFAULTS.train_crop, "Train on random windows of this many pixels a side "
+                     "of the training photos, at their own scale (e.g. 128 of 200: about 2.7x the examples per "
+                     "second); validation and the exported model see whole photos. 0: whole photos.", lower_bound=0)
 flags.DEFINE_bool("train_hints", DEFAULTS.train_hints, "Hint-aware networks: show simulated colour hints in training (--notrain_hints: "
                   "never, an automatic colourizer with the same network).")
 flags.DEFINE_float("learning_rate", DEFAULTS.learning_rate, f"Learning rate for a global batch of {BASE_BATCH}; "
                    f"the run's is scaled linearly with --batch_size (lr x batch_size / {BASE_BATCH}).", lower_bound=0.0)
 flags.DEFINE_integer("warmup_steps", DEFAULTS.warmup_steps, "Raise the learning rate linearly from near 0 to its "
                      "scaled value over this many first steps (large batches need it); 0: none.", lower_bound=0)
+flags.DEFINE_enum("lr_schedule", DEFAULTS.lr_schedule, LR_SCHEDULES, "After the warm-up, cosine: decay the "
+                  "learning rate to 0 over the run's --epochs (it decays on its own; no plateau needed); "
+                  "constant: keep it (for --reduce_lr_patience).")
 flags.DEFINE_float("ema_momentum", DEFAULTS.ema_momentum, "Keep an exponential moving average of the weights "
                    "with this momentum (e.g. 0.999); validation, checkpoints and the exported model use the "
                    "average. 0: off.", lower_bound=0.0, upper_bound=0.99999)

@@ -64,8 +64,21 @@ def _prepare_run_dir(files: RunFiles, config: RunConfig, is_chief: bool, strateg
     return False
 
 
-def _optimizer(config: RunConfig) -> keras.optimizers.Optimizer:
-    rate = config.peak_learning_rate
+def _learning_rate(config: RunConfig, total_steps: int | None):
+    """--lr_schedule cosine: warm-up, then a cosine decay to 0 at the run's last step (a schedule object, so
+    the checkpointed step count restores it); constant: the peak rate (warmed up by a callback, halved by
+    ReduceLROnPlateau when asked)."""
+    if config.lr_schedule == "constant" or not total_steps:
+        return config.peak_learning_rate
+    warmup = min(config.warmup_steps, total_steps - 1)
+    return keras.optimizers.schedules.CosineDecay(
+        config.peak_learning_rate / max(warmup, 1) if warmup else config.peak_learning_rate,
+        decay_steps=total_steps - warmup, warmup_target=config.peak_learning_rate if warmup else None,
+        warmup_steps=warmup)
+
+
+def _optimizer(config: RunConfig, total_steps: int | None = None) -> keras.optimizers.Optimizer:
+    rate = _learning_rate(config, total_steps)
     ema = {"use_ema": bool(config.ema_momentum), "ema_momentum": config.ema_momentum or 0.99}
     if config.optimizer == "sgd":
         return keras.optimizers.SGD(rate, momentum=config.momentum, nesterov=True, **ema)
@@ -111,7 +124,7 @@ def training_stream(strategy, splits: Splits, config: RunConfig, global_batch: i
             return dataset.make_dataset(
                 splits.train, context.get_per_replica_batch_size(global_batch), training=True,
                 folds=splits.train_folds, input_context=context, seed=config.seed + number,
-                shuffle_buffer=config.shuffle_buffer, augmentation=config.augment,
+                shuffle_buffer=config.shuffle_buffer, augmentation=config.augment, crop_size=config.train_crop,
             ).repeat().take(epoch_steps * replicas_here)
 
         stream = tf.data.Dataset.range(start.epoch, sys.maxsize).flat_map(epoch)
@@ -146,7 +159,8 @@ def _callbacks(config: RunConfig, files: RunFiles, splits: Splits, cluster, resu
     keras_callbacks += [
         trainer_callbacks.Throughput(global_batch, epoch_steps),
         trainer_callbacks.Divergence(),
-        *([trainer_callbacks.WarmUp(config.peak_learning_rate, config.warmup_steps)] if config.warmup_steps else []),
+        *([trainer_callbacks.WarmUp(config.peak_learning_rate, config.warmup_steps)]
+          if config.warmup_steps and config.lr_schedule == "constant" else []),
         trainer_callbacks.BestWeights(f"{write_dir}/checkpoints/best.weights.h5", monitor),
         trainer_callbacks.History(f"{write_dir}/history.csv"),
         keras.callbacks.TensorBoard(f"{write_dir}/logs", write_graph=False,
@@ -156,6 +170,9 @@ def _callbacks(config: RunConfig, files: RunFiles, splits: Splits, cluster, resu
     if config.early_stopping_patience:
         keras_callbacks.append(keras.callbacks.EarlyStopping(monitor, patience=config.early_stopping_patience))
     if config.reduce_lr_patience:
+        if config.lr_schedule != "constant":
+            raise ConfigError(f"--reduce_lr_patience halves a constant learning rate; --lr_schedule="
+                              f"{config.lr_schedule} decays it already: give --lr_schedule=constant")
         keras_callbacks.append(keras.callbacks.ReduceLROnPlateau(monitor, factor=0.5,
                                                                  patience=config.reduce_lr_patience))
     if config.time_budget_minutes is not None:
@@ -255,8 +272,11 @@ def _build(strategy, config: RunConfig, splits: Splits, jit: bool) -> colorizer.
     with strategy.scope():
         with _dtype_policy(config.precision):
             net = _network(config, splits)
+            if config.train_crop:
+                net = models.accept_any_size(net)
             model = colorizer.Colorizer(net, loss_fn, jit, seed=config.seed, train_hints=config.train_hints)
-            model.compile(optimizer=_optimizer(config), jit_compile=False,
+            model.compile(optimizer=_optimizer(config, config.epochs * _epoch_steps(config, splits, config.batch_size)),
+                          jit_compile=False,
                           steps_per_execution=config.steps_per_execution)
         model.build_all(splits.size)
     return model

@@ -24,18 +24,12 @@ import numpy as np
 REPO = pathlib.Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from benchmarks import measure  # noqa: E402
-from pipeline import color, splits  # noqa: E402
+from benchmarks import full_size, measure  # noqa: E402
+from pipeline import color  # noqa: E402
 from trainer.applying import inference, upsampling  # noqa: E402
 
 LONG_SIDE = 1200
-EDGE_BAND = 4  # pixels either side of a Canny edge
-
-
-def test_photos(folder: pathlib.Path, count: int) -> list[pathlib.Path]:
-    rule = splits.SplitRule()
-    chosen = [p for p in sorted(folder.glob("*/*/*.jpg")) if rule.split_of(splits.content_hash(p.read_bytes())) == "test"]
-    return chosen[:: max(1, len(chosen) // count)][:count]
+EDGE_BAND = full_size.EDGE_BAND
 
 
 def _enlarge(rgb: np.ndarray) -> np.ndarray:
@@ -72,11 +66,11 @@ def main():
     parser.add_argument("--count", type=int, default=40)
     args = parser.parse_args()
     colourizer = inference.load(args.model)
-    photos = test_photos(pathlib.Path(args.photos), args.count)
+    photos = full_size.test_photos(pathlib.Path(args.photos), args.count)
     totals = {"bilinear": [], "edge-aware": []}
-    for path in photos:
-        rgb = _enlarge(cv2.imread(str(path))[..., ::-1].copy())
-        ab_small = colourizer.net.predict_on_batch(colourizer.inputs([rgb], None))[0]
+    for photo in photos:
+        rgb = _enlarge(photo.read())
+        ab_small = colourizer.net.predict_on_batch(colourizer.view_input(rgb, [])[None])[0]
         for name, values in _errors(rgb, ab_small).items():
             totals[name].append(values)
     rows = [[name, f"{np.mean([v[0] for v in values]):.2f}", f"{np.mean([v[1] for v in values]):.2f}"]

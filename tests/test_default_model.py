@@ -1,5 +1,7 @@
 """The shipped model: a hint-aware colour classifier whose hints, temperature and SavedModel behave as promised."""
 
+import json
+
 import cv2
 import keras
 import numpy as np
@@ -72,3 +74,28 @@ def test_the_saved_model_agrees_with_the_keras_model_with_hints(photo, tmp_path)
     saved_out = inference.load(str(tmp_path / "saved_model"))([rgb], given)[0].astype(int)
     difference = np.abs(keras_out - saved_out)  # OpenCV's 8-bit Lab on one side, TensorFlow's float Lab on the other
     assert difference.mean() < 1.5 and np.percentile(difference, 99) <= 4
+
+
+def test_ten_hints_given_through_the_command_on_full_size_photos_gain_two_db(shared_data, tmp_path):
+    """Ten hints of the true colour (the 5x5 mean at random points, as a colour picker gives it), in a hints file,
+    on full-size originals of the test split and of the two species the shipped model never saw."""
+    from benchmarks import full_size
+
+    chosen = full_size.test_photos(shared_data, 8) + full_size.held_out_photos(shared_data, 4)
+    folder, hinted = tmp_path / "photos", {}
+    folder.mkdir()
+    for index, photo in enumerate(chosen):
+        name = f"{photo.label}-{photo.path.name}"
+        (folder / name).symlink_to(photo.path)
+        hinted[name] = [{"x": x, "y": y, "color": "#{:02x}{:02x}{:02x}".format(*rgb)}
+                        for x, y, rgb in full_size.random_points(photo.read(), 10, seed=index)]
+    (tmp_path / "hints.json").write_text(json.dumps(hinted))
+    for output, extra in (("plain", []), ("hinted", [f"--hints={tmp_path / 'hints.json'}"])):
+        done = run_module("trainer.colorize", str(folder), f"--output={tmp_path / output}", *extra)
+        assert done.returncode == 0, done.stderr[-2000:]
+
+    def psnr(output):
+        return np.mean([full_size.scores(photo.read(), cv2.imread(str(tmp_path / output / name))[..., ::-1].copy())
+                        ["rgb_psnr"] for photo, name in zip(chosen, hinted)])
+
+    assert psnr("hinted") - psnr("plain") >= 2.0

@@ -1,19 +1,16 @@
-"""A labelled before/after picture: the same fixed photos through two models, beside gray and the truth.
+"""A labelled before/after picture: the same full-size photos through two models' `trainer.colorize` path.
 
-    .venv/bin/python benchmarks/before_after.py --data_dir RECORDS --before OLD.keras --after NEW.keras \
-        --holdout_labels windflower,pansy --white daisy --output docs/before_after.jpg
+    .venv/bin/python benchmarks/before_after.py --before OLD.keras --after NEW.keras --output docs/before_after.jpg
 
-Three groups of rows, the hard cases included: photos of the test split (without
-the held-out classes), photos of the classes the new model never saw
-(`--holdout_labels`, from every split), and photos of a mostly white flower class
-(`--white`, from the test split; some of its photos are of other colours), where a
-confident wrong colour shows most. Photos
-are evenly spaced through each group's fixed order, so the same command picks the
-same photos. Each photo: gray | before | after | truth.
+Four groups of rows, the hard cases included, chosen by fixed rules (the same command picks the same photos):
+photos of the test split (by the Beam job's split rule, spread over every class), photos of the species the
+new model never saw, the test photos with the most white (leaves and flowers on white paper or sky: where
+halos and tinted whites show), and test photos given 10 hints of their true colour where a person would click
+(the middle of the largest one-colour regions; both models get the same hints, drawn as dots on the gray
+panel). Each photo: gray | before | after | truth, colourized at full size by `trainer.applying.inference`.
 """
 
 import argparse
-import itertools
 import pathlib
 import sys
 
@@ -23,72 +20,66 @@ import numpy as np
 REPO = pathlib.Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from pipeline import color_tf, dataset  # noqa: E402
-from trainer.evaluation import scoring, sheets  # noqa: E402
-from trainer.evaluation.evaluator import Evaluator  # noqa: E402
+from benchmarks import full_size  # noqa: E402
+from trainer.applying import inference  # noqa: E402
+from trainer.applying.hint_input import Hint  # noqa: E402
+from trainer.evaluation import sheets  # noqa: E402
+
+HINTS = 10
 
 
-def _spaced(batches, count: int, keep=lambda origin: True) -> list:
-    """(lightness, ab, scoring.Origin) of `count` photos evenly spaced through the batches' photos that `keep`."""
-    everything = [(l, a, o) for ls, abs_, origins in batches for l, a, o in zip(ls.numpy(), abs_.numpy(), origins)
-                  if keep(o)]
-    step = len(everything) / count
-    return [everything[int(i * step)] for i in range(min(count, len(everything)))]
+def groups(folder: pathlib.Path, args) -> list[tuple[str, list[full_size.Photo], bool]]:
+    """(group name, photos, hinted) for the four groups of the module docstring."""
+    test = full_size.test_photos(folder, args.photos + args.hinted)
+    return [("test photos", test[:args.photos], False),
+            ("species never seen", full_size.held_out_photos(folder, args.unseen), False),
+            ("most white", full_size.white_background_photos(folder, args.white), False),
+            (f"{HINTS} hints (dots)", test[args.photos:], True)]
 
 
-def groups(args, prep) -> list[tuple[str, list]]:
-    """(group name, photos) for the three groups of the module docstring."""
-    holdout = dataset.Holdout(tuple(filter(None, args.holdout_labels.split(","))))
-    test = dataset.Records.open(args.data_dir, args.split)
-    found = [(f"{args.split} photos", _spaced(scoring.record_batches(test, 64, prep, holdout), args.photos))]
-    if holdout:
-        unseen = scoring.labelled_batches(dataset.held_out_dataset(args.data_dir, holdout, 64, with_labels=True))
-        found.append(("never seen in training", _spaced(unseen, args.unseen)))
-    if args.white:
-        found.append((f"{args.white}, a mostly white class", _spaced(scoring.record_batches(test, 64, prep), args.unseen,
-                                               lambda origin: origin.label == args.white)))
-    return found
+def _dotted(gray: np.ndarray, given: list[Hint]) -> np.ndarray:
+    radius = max(3, round(max(gray.shape[:2]) / 45))
+    for hint in given:
+        cv2.circle(gray, (int(hint.x), int(hint.y)), radius + 1, (255, 255, 255), -1)
+        cv2.circle(gray, (int(hint.x), int(hint.y)), radius, tuple(int(c) for c in hint.rgb), -1)
+    return gray
 
 
-def _rgb(lightness, ab) -> np.ndarray:
-    return color_tf.unit_to_rgb(color_tf.to_rgb(lightness[None], ab[None])[0]).numpy()
+def panels(colourizers, photo: full_size.Photo, hinted: bool) -> list[np.ndarray]:
+    rgb = photo.read()
+    given = [Hint(x, y, colour) for x, y, colour in full_size.person_points(rgb, HINTS)] if hinted else []
+    results = [colourizer([rgb], [given])[0] for colourizer in colourizers]
+    return [_dotted(sheets.gray(rgb), given), *results, rgb]
 
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--data_dir", required=True)
     parser.add_argument("--before", required=True)
     parser.add_argument("--after", required=True)
     parser.add_argument("--before_name", default="previous default")
     parser.add_argument("--after_name", default="new default")
     parser.add_argument("--output", required=True)
-    parser.add_argument("--split", default="test")
-    parser.add_argument("--photos", type=int, default=12, help="Photos of the split.")
-    parser.add_argument("--holdout_labels", default="", help="Classes the new model was trained without.")
-    parser.add_argument("--white", default="", help="A class of mostly white flowers in the split.")
-    parser.add_argument("--unseen", type=int, default=6, help="Photos of the held-out classes, and white ones.")
+    parser.add_argument("--data", default=str(REPO.parent / "shared" / "data"), help="The reference photos.")
+    parser.add_argument("--photos", type=int, default=8, help="Photos of the test split.")
+    parser.add_argument("--unseen", type=int, default=4, help="Photos of the held-out species.")
+    parser.add_argument("--white", type=int, default=4, help="Test photos with the most white.")
+    parser.add_argument("--hinted", type=int, default=4, help="Test photos given hints.")
     parser.add_argument("--per_row", type=int, default=2, help="Photos side by side in one row of the picture.")
     args = parser.parse_args()
-    models = [scoring.load(path) for path in (args.before, args.after)]
-    chosen = [(name, photo) for name, photos in groups(args, models[1][2]) for photo in photos]
-    lightness = np.stack([photo[0] for _, photo in chosen])
-    ab = np.stack([photo[1] for _, photo in chosen])
-    predicted = [Evaluator(net).scores(lightness, ab)["predicted"].numpy() for _, net, _ in models]
-    panels = [[sheets.gray(_rgb(lightness[i], ab[i] * 0)), _rgb(lightness[i], predicted[0][i]),
-               _rgb(lightness[i], predicted[1][i]), _rgb(lightness[i], ab[i])] for i in range(len(chosen))]
+    colourizers = [inference.load(path) for path in (args.before, args.after)]
     rows, labels = [], []
-    for name, members in itertools.groupby(range(len(chosen)), key=lambda i: chosen[i][0]):
-        members = list(members)
-        for start in range(0, len(members), args.per_row):
-            row = members[start:start + args.per_row]
-            rows.append(sum((panels[i] for i in row), []) + [np.full_like(panels[0][0], 255)] * 4 * (
-                args.per_row - len(row)))
-            labels.append(f"{name}: " + " | ".join(chosen[i][1][2].caption() for i in row))
+    for name, photos, hinted in groups(pathlib.Path(args.data), args):
+        for start in range(0, len(photos), args.per_row):
+            chosen = photos[start:start + args.per_row]
+            row = [panel for photo in chosen for panel in panels(colourizers, photo, hinted)]
+            blank = np.full((160, 160, 3), 255, np.uint8)
+            rows.append(row + [blank] * 4 * (args.per_row - len(chosen)))
+            labels.append(f"{name}: " + " | ".join(f"{p.label} ({p.path.name})" for p in chosen))
+        print(f"  {name}: {len(photos)} photos", file=sys.stderr, flush=True)
     titles = ["gray", args.before_name, args.after_name, "truth"]
     picture = sheets.grid(rows, titles * args.per_row, labels, height=160)
     cv2.imwrite(args.output, picture[..., ::-1], [cv2.IMWRITE_JPEG_QUALITY, 85])
-    print(f"{args.output}: {len(chosen)} photos ({', '.join(sorted({name for name, _ in chosen}))}), "
-          f"{picture.shape[1]}x{picture.shape[0]}")
+    print(f"{args.output}: {picture.shape[1]}x{picture.shape[0]}")
 
 
 if __name__ == "__main__":

@@ -114,3 +114,15 @@ def person_points(rgb: np.ndarray, count: int) -> list[tuple[int, int, tuple[int
         x, y = min(int((x + 0.5) / scale), width - 1), min(int((y + 0.5) / scale), height - 1)
         points.append((x, y, _patch_colour(rgb, x, y)))
     return points
+
+
+def white_share(rgb: np.ndarray) -> float:
+    """The share of bright neutral pixels (L8 over 200, chroma under 6): white paper, white sky, white petals."""
+    lab = color.rgb_to_lab8(rgb)
+    return float(((lab[..., 0] > 200) & (_chroma(lab) < 6)).mean())
+
+
+def white_background_photos(folder: pathlib.Path, count: int) -> list[Photo]:
+    """The `count` test photos with the most white (`white_share`): where halos and tinted whites show."""
+    photos = test_photos(folder, 10 ** 9)
+    return sorted(photos, key=lambda photo: -white_share(photo.read()))[:count]

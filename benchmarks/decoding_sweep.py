@@ -14,11 +14,13 @@ image (mirrored back) averaged before decoding; where the two views disagree
 following one view's guess.
 
 The rule, by the worst case (a confidently wrong colour looks worse than a muted
-right one): among the settings whose worst class, seen or unseen, does no worse
-against the gray baseline than the reference model's worst class on the same
-photos (and than gray itself, when the reference's worst class is above it),
-the most colourful on seen photos; if none, the setting whose worst class loses
-least. `--write` saves the model decoding that way.
+right one) and by colour (a nearly gray result is what people complain about
+most): among the settings at least as colourful on seen photos as the reference
+model, those whose worst class, seen or unseen, does no worse against the gray
+baseline than the reference model's worst class on the same photos (and than
+gray itself, when the reference's worst class is above it); of them, the most
+colourful on seen photos; if none, the setting whose worst class loses least
+(among the colourful enough ones, if any). `--write` saves the model decoding that way.
 """
 
 import argparse
@@ -88,10 +90,12 @@ def choose(results: dict, reference: dict) -> tuple:
     settings = list(results["seen"])
     floor = {s: min(worst(results[name][s])[1] for name in results) for s in settings}
     bar = min(0.0, min(worst(summary)[1] for summary in reference.values()))
-    admissible = [s for s in settings if floor[s] >= bar]
+    colour = {s: results["seen"][s]["overall"]["model"]["colourfulness_ratio"] for s in settings}
+    vivid = [s for s in settings if colour[s] >= reference["seen"]["overall"]["model"]["colourfulness_ratio"]]
+    admissible = [s for s in vivid if floor[s] >= bar]
     if admissible:
-        return max(admissible, key=lambda s: results["seen"][s]["overall"]["model"]["colourfulness_ratio"])
-    return max(settings, key=floor.get)
+        return max(admissible, key=colour.get)
+    return max(vivid or settings, key=floor.get)
 
 
 def _row(name: str, seen: dict, unseen: dict, note: str = "") -> list:

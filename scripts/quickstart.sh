@@ -12,5 +12,5 @@ inputs=()
 for folder in "$@"; do inputs+=("--input=$folder"); done
 .venv/bin/python -m beam_jobs.preprocess "${inputs[@]}" --output="$runs/records" --overwrite
 .venv/bin/python -m trainer.task --data_dir="$runs/records" --model_dir="$runs/train" --overwrite \
-    --epochs=100 --time_budget_minutes="${MINUTES:-15}"
+    --epochs=100 --train_crop=128 --time_budget_minutes="${MINUTES:-15}"
 echo "Test photos, model beside gray baseline: $runs/train/evaluation/metrics.md and contact_sheet.png"

@@ -41,7 +41,7 @@ from trainer.evaluation import metrics, scoring  # noqa: E402
 from trainer.evaluation.evaluator import Evaluator  # noqa: E402
 
 TEMPERATURES = (1.0, 0.6, 0.38, 0.2)
-VIVIDNESS = (0.0, 0.25)
+VIVIDNESS = (0.0, 0.25, 0.5)
 MIRROR = (False, True)
 BATCH = 32
 

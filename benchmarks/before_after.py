@@ -24,12 +24,13 @@ REPO = pathlib.Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from pipeline import color_tf, dataset  # noqa: E402
-from trainer.evaluation import scoring, sheets  # noqa: E402
+from trainer.evaluation import photo_sets, sheets  # noqa: E402
+from trainer.evaluation.loading import load  # noqa: E402
 from trainer.evaluation.evaluator import Evaluator  # noqa: E402
 
 
 def _spaced(batches, count: int, keep=lambda origin: True) -> list:
-    """(lightness, ab, scoring.Origin) of `count` photos evenly spaced through the batches' photos that `keep`."""
+    """(lightness, ab, photo_sets.Origin) of `count` photos evenly spaced through the batches' photos that `keep`."""
     everything = [(l, a, o) for ls, abs_, origins in batches for l, a, o in zip(ls.numpy(), abs_.numpy(), origins)
                   if keep(o)]
     step = len(everything) / count
@@ -40,13 +41,14 @@ def groups(args, prep) -> list[tuple[str, list]]:
     """(group name, photos) for the three groups of the module docstring."""
     holdout = dataset.Holdout(tuple(filter(None, args.holdout_labels.split(","))))
     test = dataset.Records.open(args.data_dir, args.split)
-    found = [(f"{args.split} photos", _spaced(scoring.record_batches(test, 64, prep, holdout), args.photos))]
+    found = [(f"{args.split} photos", _spaced(photo_sets.record_batches(test, 64, prep, holdout), args.photos))]
     if holdout:
-        unseen = scoring.labelled_batches(dataset.held_out_dataset(args.data_dir, holdout, 64, with_labels=True))
+        unseen = photo_sets.labelled_batches(dataset.held_out_dataset(args.data_dir, holdout, 64, with_labels=True))
         found.append(("never seen in training", _spaced(unseen, args.unseen)))
     if args.white:
-        found.append((f"{args.white}, a mostly white class", _spaced(scoring.record_batches(test, 64, prep), args.unseen,
-                                               lambda origin: origin.label == args.white)))
+        white = photo_sets.record_batches(test, 64, prep)
+        found.append((f"{args.white}, a mostly white class",
+                      _spaced(white, args.unseen, lambda origin: origin.label == args.white)))
     return found
 
 
@@ -69,7 +71,7 @@ def main():
     parser.add_argument("--unseen", type=int, default=6, help="Photos of the held-out classes, and white ones.")
     parser.add_argument("--per_row", type=int, default=2, help="Photos side by side in one row of the picture.")
     args = parser.parse_args()
-    models = [scoring.load(path) for path in (args.before, args.after)]
+    models = [load(path) for path in (args.before, args.after)]
     chosen = [(name, photo) for name, photos in groups(args, models[1][2]) for photo in photos]
     lightness = np.stack([photo[0] for _, photo in chosen])
     ab = np.stack([photo[1] for _, photo in chosen])

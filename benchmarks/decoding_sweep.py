@@ -37,7 +37,8 @@ sys.path.insert(0, str(REPO))
 from benchmarks import measure  # noqa: E402
 from pipeline import dataset  # noqa: E402
 from trainer.network import colour_classes, hints, model_file, models  # noqa: E402
-from trainer.evaluation import metrics, scoring  # noqa: E402
+from trainer.evaluation import metrics, photo_sets, scoring  # noqa: E402
+from trainer.evaluation.loading import load  # noqa: E402
 from trainer.evaluation.evaluator import Evaluator  # noqa: E402
 
 TEMPERATURES = (1.0, 0.6, 0.38, 0.2)
@@ -53,8 +54,8 @@ def _head(net: keras.Model) -> keras.Model:
 
 
 def _sets(data_dir: str, holdout: dataset.Holdout, prep) -> dict:
-    seen = scoring.record_batches(dataset.Records.open(data_dir, "val"), BATCH, prep, holdout)
-    unseen = scoring.labelled_batches(dataset.held_out_dataset(data_dir, holdout, BATCH, with_labels=True))
+    seen = photo_sets.record_batches(dataset.Records.open(data_dir, "val"), BATCH, prep, holdout)
+    unseen = photo_sets.labelled_batches(dataset.held_out_dataset(data_dir, holdout, BATCH, with_labels=True))
     return {"seen": seen, "unseen": unseen}
 
 
@@ -127,9 +128,9 @@ def main():
     parser.add_argument("--write", default=None, help="Save the model decoding with the chosen setting here.")
     args = parser.parse_args()
     holdout = dataset.Holdout(tuple(args.holdout_labels.split(",")))
-    _, net, prep = scoring.load(args.model)
+    _, net, prep = load(args.model)
     results = {name: sweep(net, batches) for name, batches in _sets(args.data_dir, holdout, prep).items()}
-    _, reference, reference_prep = scoring.load(args.reference)
+    _, reference, reference_prep = load(args.reference)
     referenced = {name: scoring.summarize(scoring.score(Evaluator(reference), batches, 1)[0])
                   for name, batches in _sets(args.data_dir, holdout, reference_prep).items()}
     chosen = choose(results, referenced)

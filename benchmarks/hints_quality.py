@@ -17,7 +17,8 @@ sys.path.insert(0, str(REPO))
 
 from benchmarks import measure  # noqa: E402
 from pipeline.dataset import Records  # noqa: E402
-from trainer.evaluation import metrics, scoring  # noqa: E402
+from trainer.evaluation import metrics, photo_sets, scoring  # noqa: E402
+from trainer.evaluation.loading import Decoding, load  # noqa: E402
 from trainer.evaluation.evaluator import Evaluator  # noqa: E402
 
 SHOWN = ("rgb_psnr", "rgb_ssim", "colourfulness_ratio", "ab_error_auc", "neutral_false_colour")
@@ -32,9 +33,9 @@ def main():
     args = parser.parse_args()
     rows, gray = [], None
     for count in (int(n) for n in args.hints.split(",")):
-        path, net, prep = scoring.load(args.model, count)
+        path, net, prep = load(args.model, Decoding(num_hints=count))
         scores, _ = scoring.score(Evaluator(net, num_hints=count),
-                                  scoring.record_batches(Records.open(args.data_dir, args.split), 32, prep), 1)
+                                  photo_sets.record_batches(Records.open(args.data_dir, args.split), 32, prep), 1)
         summary = scoring.summarize(scores)["overall"]
         gray = summary["gray"]
         rows.append([count, *[f"{summary['model'][name]:.4f}" for name in SHOWN]])

@@ -1,5 +1,6 @@
 """Evaluation on photos and on records: numbers equal an independent computation; JSON and table agree."""
 
+import copy
 import json
 import re
 import shutil
@@ -14,7 +15,8 @@ from skimage.metrics import peak_signal_noise_ratio, structural_similarity
 
 from pipeline import dataset
 from pipeline.preparation import Preparation
-from trainer.evaluation import scoring, sheets
+from trainer.evaluation import photo_sets, report_files, scoring, sheets
+from trainer.evaluation import run as evaluation
 from trainer.evaluation.evaluator import Evaluator
 from trainer.network import model_file, models
 
@@ -70,8 +72,9 @@ def _reference(path, net):
 @pytest.fixture(scope="module")
 def report(model_path, photo_dir, tmp_path_factory):
     output = tmp_path_factory.mktemp("report")
-    summary = scoring.run(str(model_path), str(output), image_arguments=[str(photo_dir)], batch_size=4,
-                          sheet_photos=2)
+    request = evaluation.Request(str(model_path), str(output), evaluation.Source(images=(str(photo_dir),)),
+                                 batch_size=4, sheet_photos=2)
+    summary = evaluation.run(request)
     return output, summary
 
 
@@ -110,9 +113,29 @@ def test_unreadable_files_are_listed_and_the_sheet_shows_best_and_worst(report):
     assert sheet.shape == (sheets.BAND + 4 * (sheets.BAND + SIZE), 3 * SIZE, 3)
 
 
+def test_the_table_says_why_gray_wins_on_ab_ssim_when_it_does(report):
+    _, summary = report
+
+    def with_ab_ssim(offset: float) -> dict:
+        changed = copy.deepcopy(summary)
+        for group in [changed["overall"], *changed["per_class"].values()]:
+            group["model"]["ab_ssim"] = group["gray"]["ab_ssim"] + offset
+        return changed
+
+    assert report_files.AB_SSIM_NOTE in report_files.markdown(with_ab_ssim(-0.01))
+    assert report_files.AB_SSIM_NOTE not in report_files.markdown(with_ab_ssim(+0.01))
+
+
+def test_the_sheet_photos_are_copies_not_views_of_their_batch(model_path, photo_dir):
+    net, prep = model_file.load(str(model_path))
+    _, extremes = scoring.score(Evaluator(net), photo_sets.photo_batches([str(photo_dir)], prep, 4, []), 2)
+    kept = [plane for _, planes in extremes.ranked() for plane in planes]
+    assert len(kept) == 12 and all(plane.base is None and plane.flags.owndata for plane in kept)
+
+
 def test_the_sheet_captions_name_each_photo_class_and_file(model_path, photo_dir):
     net, prep = model_file.load(str(model_path))
-    _, extremes = scoring.score(Evaluator(net), scoring.photo_batches([str(photo_dir)], prep, 4, []), 2)
+    _, extremes = scoring.score(Evaluator(net), photo_sets.photo_batches([str(photo_dir)], prep, 4, []), 2)
     captions = [caption for caption, _ in extremes.ranked()]
     assert [caption.split(",")[0] for caption in captions] == ["best", "best", "worst", "worst"]
     named = {f"{path.parent.name} ({path.name})" for path in photo_dir.glob("*/*.jpg")}
@@ -121,7 +144,8 @@ def test_the_sheet_captions_name_each_photo_class_and_file(model_path, photo_dir
 
 def test_the_sheet_captions_of_records_name_the_class(model_path, tiny_records):
     net, prep = model_file.load(str(model_path))
-    _, extremes = scoring.score(Evaluator(net), scoring.record_batches(dataset.Records.open(str(tiny_records), "val"), 4, prep), 1)
+    records = dataset.Records.open(str(tiny_records), "val")
+    _, extremes = scoring.score(Evaluator(net), photo_sets.record_batches(records, 4, prep), 1)
     labels = json.loads((tiny_records / "manifest.json").read_text())["splits"]["val"]["by_label"]
     assert all(caption.split(": ", 1)[1] in labels for caption, _ in extremes.ranked())
 
@@ -140,15 +164,15 @@ def test_records_are_evaluated_per_class(model_path, tiny_records, tmp_path):
 def test_held_out_classes_are_scored_apart_from_every_split(model_path, tiny_records, tmp_path):
     manifest = json.loads((tiny_records / "manifest.json").read_text())
     label = sorted(manifest["splits"]["train"]["by_label"])[0]
-    held_out = sum(entry["by_label"].get(label, 0) for entry in manifest["splits"].values())
-    unseen = run_module("trainer.evaluate", f"--model={model_path}", f"--data_dir={tiny_records}",
-                        "--split=held_out", f"--holdout_labels={label}", f"--output={tmp_path / 'unseen'}")
+    photos = sum(entry["by_label"].get(label, 0) for entry in manifest["splits"].values())
+    held_out = run_module("trainer.evaluate", f"--model={model_path}", f"--data_dir={tiny_records}",
+                          "--split=held_out", f"--holdout_labels={label}", f"--output={tmp_path / 'held_out'}")
     seen = run_module("trainer.evaluate", f"--model={model_path}", f"--data_dir={tiny_records}", "--split=val",
                       f"--holdout_labels={label}", f"--output={tmp_path / 'seen'}")
-    assert unseen.returncode == 0 and seen.returncode == 0, unseen.stderr[-2000:] + seen.stderr[-2000:]
-    unseen_summary = json.loads((tmp_path / "unseen" / "metrics.json").read_text())
+    assert held_out.returncode == 0 and seen.returncode == 0, held_out.stderr[-2000:] + seen.stderr[-2000:]
+    held_out_summary = json.loads((tmp_path / "held_out" / "metrics.json").read_text())
     seen_summary = json.loads((tmp_path / "seen" / "metrics.json").read_text())
-    assert {k: v["count"] for k, v in unseen_summary["per_class"].items()} == {label: held_out}
+    assert {k: v["count"] for k, v in held_out_summary["per_class"].items()} == {label: photos}
     assert label not in seen_summary["per_class"]
     assert seen_summary["count"] == manifest["splits"]["val"]["examples"] - manifest["splits"]["val"]["by_label"].get(
         label, 0)

@@ -71,6 +71,23 @@ def test_seed_scale_is_the_original_projects_ab_over_128():
                                atol=2e-4)
 
 
+def test_seed_scale_ab_ssim_ranks_a_flat_plane_above_right_colours_with_blotches():
+    """What the report's ab SSIM note says: the colours right on average, with blotches of about 10 Lab units
+    the truth lacks, beat gray by far on RGB PSNR but lose to it on ab SSIM, the flat plane's structure term
+    staying high where the truth's colour is even, and the mean term hardly seeing the colour."""
+    rng = np.random.default_rng(0)
+    lightness = np.full((2, 64, 64, 1), 0.6, np.float32)
+    rows, columns = np.mgrid[:64, :64]
+    disc = (rows - 32) ** 2 + (columns - 32) ** 2 < 15 ** 2  # a flower of strong colour on an even background
+    ab_true = np.zeros((2, 64, 64, 2), np.float32)
+    ab_true[..., 0], ab_true[..., 1] = np.where(disc, 0.45, -0.25), np.where(disc, 0.35, 0.25)
+    blotches = ndimage.gaussian_filter(rng.normal(0, 1, ab_true.shape), sigma=(0, 4, 4, 0))
+    blotchy = (ab_true + blotches * (10 / 128) / blotches.std()).astype(np.float32)
+    model, gray = (metrics.per_image(lightness, ab_true, ab) for ab in (blotchy, np.zeros_like(ab_true)))
+    assert np.all(model["rgb_psnr"] > gray["rgb_psnr"] + 5)
+    assert np.all(model["ab_ssim"] < gray["ab_ssim"])
+
+
 def test_rgb_metrics_rebuild_rgb_from_true_lightness_and_predicted_ab():
     """Against an OpenCV Lab -> RGB rebuild: integer rounding may differ by one level here and there."""
     lightness = _smooth((2, 32, 32, 1), 0.2, 0.9)

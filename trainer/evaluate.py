@@ -17,14 +17,17 @@ from trainer import command  # first: it quiets TensorFlow's start-up
 from absl import flags
 
 from pipeline import dataset
-from trainer.evaluation import scoring
+from trainer.evaluation import report_files, run as evaluation
+from trainer.evaluation.loading import Decoding
 
 flags.DEFINE_string("model", None, "A .keras model or a training run's model_dir (default: the shipped model).")
 flags.DEFINE_string("data_dir", None, "Records written by beam_jobs.preprocess.")
-flags.DEFINE_enum("split", "test", ("train", "val", "test", scoring.HELD_OUT), "Which split of --data_dir; "
-                  f"{scoring.HELD_OUT}: every photo of --holdout_labels or --holdout_sources, from all splits.")
-flags.DEFINE_list("holdout_labels", [], "Classes a model was trained without (its --holdout_labels): left out of "
-                  f"--split train|val|test, or the only ones scored with --split {scoring.HELD_OUT}.")
+flags.DEFINE_enum("split", "test", ("train", "val", "test", evaluation.HELD_OUT), "Which split of --data_dir; "
+                  f"{evaluation.HELD_OUT}: the held-out photos, every photo of --holdout_labels or --holdout_sources "
+                  "from all splits.")
+flags.DEFINE_list("holdout_labels", [], "Classes a model was trained without (its --holdout_labels): their photos "
+                  f"are the held-out ones, left out of --split train|val|test and the only ones scored with --split "
+                  f"{evaluation.HELD_OUT}.")
 flags.DEFINE_list("holdout_sources", [], "Sources a model was trained without (its --holdout_sources), likewise.")
 flags.DEFINE_multi_string("images", None, "Folders, files or globs of colour photos (instead of --data_dir).")
 flags.DEFINE_string("output", None, "Folder for metrics.json, metrics.md and contact_sheet.png.")
@@ -39,13 +42,19 @@ flags.DEFINE_float("vividness", None, "Decode a colour-classification model keep
 FLAGS = flags.FLAGS
 
 
+def _request() -> evaluation.Request:
+    """The flags as one evaluation request."""
+    source = evaluation.Source(FLAGS.data_dir, FLAGS.split,
+                               dataset.Holdout(tuple(FLAGS.holdout_labels), tuple(FLAGS.holdout_sources)),
+                               tuple(FLAGS.images or ()))
+    return evaluation.Request(FLAGS.model, FLAGS.output, source,
+                              Decoding(FLAGS.hints, FLAGS.temperature, FLAGS.vividness),
+                              FLAGS.batch_size, FLAGS.sheet_photos)
+
+
 def main(argv):
-    summary = scoring.run(
-        FLAGS.model, FLAGS.output, data_dir=FLAGS.data_dir, split=FLAGS.split,
-        holdout=dataset.Holdout(tuple(FLAGS.holdout_labels), tuple(FLAGS.holdout_sources)),
-        image_arguments=FLAGS.images, batch_size=FLAGS.batch_size, sheet_photos=FLAGS.sheet_photos,
-        num_hints=FLAGS.hints, temperature=FLAGS.temperature, vividness=FLAGS.vividness)
-    print(scoring.markdown(summary))
+    summary = evaluation.run(_request())
+    print(report_files.markdown(summary))
     for failure in summary["failures"]:
         print(f"  skipped {failure['path']}: {failure['reason']}: {failure['detail']}")
 

@@ -19,7 +19,7 @@ from tensorboard.plugins.hparams import api as hp
 from pipeline import dataset
 from pipeline.errors import UsageError
 from trainer.evaluation import metrics as quality
-from trainer.evaluation import plots, scoring
+from trainer.evaluation import plots, run as evaluation
 from trainer.training import losses, run_files
 from trainer.training.config import OPTIMIZERS
 
@@ -92,7 +92,7 @@ def with_temperatures(results: dict, plan: Plan) -> dict:
     model_path = f"{plan.study_dir}/head-classification/model.keras"
     for temperature in HEAD_TEMPERATURES:
         print(f"[head-classification] decoding the validation photos at T = {temperature}", flush=True)
-        overall = scoring.overall(model_path, plan.data_dir, "val", plan.batch_size, temperature=temperature)
+        overall = evaluation.overall(model_path, plan.data_dir, "val", plan.batch_size, temperature=temperature)
         decoded[f"head-classification-T{temperature}"] = {**trained, "val": overall}
     return decoded
 

@@ -21,7 +21,7 @@ from trainer.training.config import DEFAULTS, RunConfig
 from trainer.training.run_files import RunFiles
 from trainer.training.splits import Splits
 from trainer.network import colour_classes, model_file, models
-from trainer.evaluation import metrics, plots, scoring
+from trainer.evaluation import metrics, photo_sets, plots, report_files, scoring
 from trainer.applying import serving
 
 # What may differ when a run is resumed: how long it trains, where and how it runs, what it logs.
@@ -290,20 +290,21 @@ def _evaluate(model: colorizer.Colorizer, splits: Splits, global_batch: int, fil
     contact sheet, as `python -m trainer.evaluate` writes them) into evaluation/.
     """
     prep, result = splits.test.preparation, {"gray_baseline": {}}
-    sources = [("val", scoring.labelled_batches(splits.evaluation(global_batch, with_labels=True)),
+    sources = [("val", photo_sets.labelled_batches(splits.evaluation(global_batch, with_labels=True)),
                 splits.describe()["val_examples"], "validation", None),
-               ("test", scoring.record_batches(splits.test, global_batch, prep, splits.holdout),
+               ("test", photo_sets.record_batches(splits.test, global_batch, prep, splits.holdout),
                 splits.test.num_examples(holdout=splits.holdout), "test split", files.evaluation)]
     if splits.holdout:
-        sources.append(("unseen", scoring.labelled_batches(splits.unseen(global_batch, with_labels=True)),
+        sources.append(("unseen", photo_sets.labelled_batches(splits.unseen(global_batch, with_labels=True)),
                         splits.unseen_examples(), f"held out: {splits.holdout.describe()}", files.unseen_evaluation))
     for name, batches, count, what, output in sources:
         print(f"Scoring the {count} photos of the {what}", flush=True)
-        summary, sheet = scoring.report(model.evaluator, prep, batches, f"{splits.test.data_dir} ({what})",
-                                        TEST_SHEET_PHOTOS, total=count)
+        summary, sheet = scoring.report(model.evaluator, prep,
+                                        photo_sets.PhotoSet(batches, f"{splits.test.data_dir} ({what})", count),
+                                        TEST_SHEET_PHOTOS)
         result[name], result["gray_baseline"][name] = summary["overall"]["model"], summary["overall"]["gray"]
         if output and is_chief:
-            scoring.write_report(output, summary, sheet)
+            report_files.write(output, summary, sheet)
     return result
 
 

@@ -7,15 +7,19 @@ so this is what keeps the job's memory flat however many photos it reads
 (benchmarks/preprocess_benchmark.py shows it).
 """
 
+import collections
+import contextlib
 import dataclasses
 import gzip
+import hashlib
+import heapq
+import io
 import json
 import os
 import posixpath
 import re
-import shutil
+import struct
 import typing
-import uuid
 
 import apache_beam as beam
 from apache_beam.io import fileio
@@ -35,6 +39,7 @@ REJECTED = "rejected"
 WRITTEN = "written"
 DUPLICATE = "duplicate"
 HISTOGRAM = "ab_histogram"
+DECODE_ERROR = "decode_error"  # the reason of a photo whose preparation failed in a way no reason names
 
 
 UNKNOWN_SIZE = -1  # a local link that points nowhere has no size
@@ -119,19 +124,30 @@ class MatchPhotos(beam.PTransform):
         return [*matched, dangling] | "All inputs" >> beam.Flatten()
 
 
-def _example(spec: ExampleSpec, ref: FileRef, digest: str, data: bytes):
-    """The photo's record, keyed by its record file's name, or its reject; its `written` fact and its
-    `ab_histogram` (split, histogram), summed per split before it becomes a fact."""
-    prep = spec.preparation
+def _example(spec: ExampleSpec, ref: FileRef, digest: str, data: bytes) -> list:
+    """The photo's outputs (`_outputs`), or its reject: any failure is one photo's, never the job's.
+
+    An `ImageError` carries its own reason; anything else a decoder or a step
+    after it raises (OpenCV refusing a size it will not allocate, say) is a
+    `decode_error` with the exception's type and message. Every output is made
+    before any is given, so a photo that fails part-way gives only its reject.
+    """
     try:
-        lab8 = color.rgb_to_lab8(prep.square(prep.decode(data)))
+        return _outputs(spec, ref, digest, data)
     except images.ImageError as error:
-        yield _reject(ref, error.reason, error.detail)
-        return
+        return [_reject(ref, error.reason, error.detail)]
+    except Exception as error:  # noqa: BLE001  see above: whatever it is, this photo is rejected, not the job
+        return [_reject(ref, DECODE_ERROR, " ".join(f"{type(error).__name__}: {error}".split()))]
+
+
+def _outputs(spec: ExampleSpec, ref: FileRef, digest: str, data: bytes) -> list:
+    """The photo's record, as (record file name, (digest, record)), or its reject; its `written` fact and
+    its `ab_histogram` (split, histogram), summed per split before it becomes a fact."""
+    prep = spec.preparation
+    lab8 = color.rgb_to_lab8(prep.square(prep.decode(data)))
     chroma = color.max_chroma(lab8)
     if chroma <= prep.gray_tolerance and not spec.keep_gray:
-        yield _reject(ref, "no_colour", f"|a| and |b| never exceed {chroma}")
-        return
+        return [_reject(ref, "no_colour", f"|a| and |b| never exceed {chroma}")]
     split = spec.rule.split_of(digest)
     fold = spec.rule.fold_of(digest)
     label = paths.label_of(ref.path)
@@ -147,10 +163,11 @@ def _example(spec: ExampleSpec, ref: FileRef, digest: str, data: bytes):
         schema.LABEL: label.encode(),
         schema.PATH: ref.path.encode(),
     })
+    histogram = ab_bins.histogram(ab)
     _count(f"{WRITTEN}_{split}")
-    yield spec.shard_name(split, digest), record
-    yield beam.pvalue.TaggedOutput(WRITTEN, facts.Written(split, ref.source, label, fold))
-    yield beam.pvalue.TaggedOutput(HISTOGRAM, (split, ab_bins.histogram(ab)))
+    return [(spec.shard_name(split, digest), (digest, record)),
+            beam.pvalue.TaggedOutput(WRITTEN, facts.Written(split, ref.source, label, fold)),
+            beam.pvalue.TaggedOutput(HISTOGRAM, (split, histogram))]
 
 
 class _ReadSameSized(beam.DoFn):
@@ -216,64 +233,126 @@ class PhotosToExamples(beam.PTransform):
         )
 
 
-class _StageRecords(beam.DoFn):
-    """Each bundle's records into one staged TFRecord file per record file name it meets.
+STAGE_BYTES = 32 << 20  # records a bundle holds before it writes some out
+MERGE_FAN_IN = 16  # staged parts read at once when merging
+_DIGEST_BYTES = 32
+_LENGTH = struct.Struct("<Q")  # a TFRecord's frame starts with its length, then 4 bytes of CRC
 
-    At the bundle's end it names its files, (record file name, staged path);
-    the files of a failed, retried bundle are never named and go with the
-    staging folder when the job ends.
+
+def _part_entries(handle):
+    """(digest, TFRecord-framed record) of a staged part, in its order: each is the digest's 32 bytes, then
+    the framed record, copied as it is (no CRC is computed twice)."""
+    while head := handle.read(_DIGEST_BYTES + _LENGTH.size):
+        length, = _LENGTH.unpack_from(head, _DIGEST_BYTES)
+        yield head[:_DIGEST_BYTES], head[_DIGEST_BYTES:] + handle.read(length + 8)
+
+
+def _part_path(staging: str, name: str, contents: list[bytes]) -> str:
+    """Where a staged part of record file `name` goes, named by what it holds (a hash of `contents`: its
+    digests, or the parts merged into it), never at random: a retried bundle writes the same part under
+    the same name, with the same records."""
+    return join(staging, f"{name}-{hashlib.sha256(b''.join(contents)).hexdigest()[:32]}")
+
+
+def _write_part(path: str, entries) -> str:
+    """Sorted (digest, framed record) -> the staged part at `path`; its path."""
+    with FileSystems.create(path, compression_type=CompressionTypes.UNCOMPRESSED) as handle:
+        for digest, framed in entries:
+            handle.write(digest)
+            handle.write(framed)
+    return path
+
+
+def _framed(record: bytes) -> bytes:
+    out = io.BytesIO()
+    _TFRecordUtil.write_record(out, record)
+    return out.getvalue()
+
+
+class _StageRecords(beam.DoFn):
+    """Each bundle's records into staged parts, each part sorted by content hash, one writer open at a time.
+
+    Records wait in memory, by record file name, until they hold STAGE_BYTES;
+    then the name holding the most is written out as one part and its writer
+    closed, and at the bundle's end every name still waiting is. So a worker
+    holds about STAGE_BYTES of records and one writer whatever --num_shards is
+    (a Cloud Storage writer buffers up to 16 MiB of what it is given). Each
+    part is named, (record file name, staged path), once written; the parts
+    of a failed, retried bundle are never named and go with the staging
+    folder when the job ends.
     """
 
-    def __init__(self, staging: str):
+    def __init__(self, staging: str, limit: int = STAGE_BYTES):
         self._staging = staging
+        self._limit = limit
 
     def start_bundle(self):
-        self._open = {}
+        self._waiting = collections.defaultdict(list)
+        self._bytes = collections.Counter()
+        self._held = 0
 
     def process(self, item):
-        name, record = item
-        if name not in self._open:
-            path = join(self._staging, f"{name}-{uuid.uuid4().hex}")
-            self._open[name] = path, FileSystems.create(path, compression_type=CompressionTypes.UNCOMPRESSED)
-        _TFRecordUtil.write_record(self._open[name][1], record)
+        name, (digest, record) = item
+        framed = _framed(record)
+        self._waiting[name].append((bytes.fromhex(digest), framed))
+        self._bytes[name] += len(framed)
+        self._held += len(framed)
+        if self._held > self._limit:
+            yield self._flush(self._bytes.most_common(1)[0][0])
 
     def finish_bundle(self):
-        for name, (path, handle) in self._open.items():
-            handle.close()
-            yield GlobalWindows.windowed_value((name, path))
+        for name in sorted(self._waiting):
+            yield GlobalWindows.windowed_value(self._flush(name))
+
+    def _flush(self, name: str) -> tuple[str, str]:
+        entries = sorted(self._waiting.pop(name))
+        self._held -= self._bytes.pop(name)
+        return name, _write_part(_part_path(self._staging, name, [digest for digest, _ in entries]), entries)
 
 
 class _MergeStaged(beam.DoFn):
-    """(record file name, its staged files) -> the record file: the staged files one after another.
+    """(record file name, its staged parts) -> the record file: their records in content-hash order.
 
-    TFRecord framing concatenates, so the copy is a stream of bytes. GZIP, when
-    asked for, is applied here, once per file, at the fastest level: it keeps
-    97% of the default level's saving on these records (a third of the bytes)
-    at half its CPU time, and compression is most of the job's CPU.
+    Each part is sorted, so merging them streams: MERGE_FAN_IN parts at a time
+    (a Cloud Storage reader buffers up to 16 MiB), in rounds while there are
+    more. The order of records in a file is thus the order of their SHA-256,
+    the same on every run on the same photos, however the runner made its
+    bundles. GZIP, when asked for, is applied here, once per file, at the
+    fastest level: it keeps 97% of the default level's saving on these
+    records (a third of the bytes) at half its CPU time, and compression is
+    most of the job's CPU.
     """
-
-    _CHUNK = 1 << 20
 
     def __init__(self, output: str, compression: str):
         self._output = output
         self._compression = compression
+        self._staging = staging_dir(output)
 
     def process(self, item):
-        name, staged = item
+        name, parts = item
+        parts = sorted(parts)
+        while len(parts) > MERGE_FAN_IN:
+            groups = [parts[i:i + MERGE_FAN_IN] for i in range(0, len(parts), MERGE_FAN_IN)]
+            parts = sorted(self._merge_into_part(name, group) for group in groups)
         path = join(self._output, name + schema.COMPRESSIONS[self._compression][1])
         with FileSystems.create(path, compression_type=CompressionTypes.UNCOMPRESSED) as handle:
             target = (gzip.GzipFile(fileobj=handle, mode="wb", compresslevel=1, mtime=0)
                       if self._compression == "gzip" else handle)
-            for part in sorted(staged):
-                with FileSystems.open(part, compression_type=CompressionTypes.UNCOMPRESSED) as source:
-                    shutil.copyfileobj(source, target, self._CHUNK)
+            with _merged(parts) as entries:
+                for _, framed in entries:
+                    target.write(framed)
             if target is not handle:
                 target.close()  # writes the GZIP trailer; the file itself is closed by `with`
         yield posixpath.basename(path)
 
+    def _merge_into_part(self, name: str, parts: list[str]) -> str:
+        with _merged(parts) as entries:
+            return _write_part(_part_path(self._staging, name, [p.encode() for p in parts]), entries)
+
 
 class WriteRecords(beam.PTransform):
-    """(record file name, record) -> one record file per name in `output`; their names.
+    """(record file name, (SHA-256 hex digest, record)) -> one record file per name in `output`, its
+    records in digest order; their names.
 
     Each bundle stages what it is given, and each record file is then made of
     its staged files: a split has its share of --num_shards files however many
@@ -281,18 +360,28 @@ class WriteRecords(beam.PTransform):
     grouped, only the names of staged files.
     """
 
-    def __init__(self, output: str, compression: str):
+    def __init__(self, output: str, compression: str, stage_bytes: int = STAGE_BYTES):
         super().__init__()
         self._output = output
         self._compression = compression
+        self._stage_bytes = stage_bytes
 
     def expand(self, records):
         return (
             records
-            | "Stage" >> beam.ParDo(_StageRecords(staging_dir(self._output)))
+            | "Stage" >> beam.ParDo(_StageRecords(staging_dir(self._output), self._stage_bytes))
             | "Group staged files" >> beam.GroupByKey()
             | "Merge" >> beam.ParDo(_MergeStaged(self._output, self._compression))
         )
+
+
+@contextlib.contextmanager
+def _merged(parts: list[str]):
+    """The entries of sorted staged parts, merged into one sorted stream."""
+    with contextlib.ExitStack() as stack:
+        handles = [stack.enter_context(FileSystems.open(p, compression_type=CompressionTypes.UNCOMPRESSED))
+                   for p in parts]
+        yield heapq.merge(*(_part_entries(h) for h in handles))
 
 
 def staging_dir(output: str) -> str:

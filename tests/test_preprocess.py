@@ -244,23 +244,71 @@ def test_bad_flags_are_named(photo_dirs, tmp_path, capsys, flags, message):
     assert message in error and "Traceback" not in error
 
 
-def _records_by_split(output, manifest):
-    import tensorflow as tf
-
-    return {split: sorted(r.numpy() for r in tf.data.TFRecordDataset(
-        [str(output / name) for name in entry["shards"]], compression_type=manifest["compression"]))
-        for split, entry in manifest["splits"].items()}
-
-
-def test_two_local_worker_processes_write_what_one_writes(photo_dirs, tmp_path):
-    root, _ = photo_dirs
-    flags = [f"--input=flowers={root / 'flowers'}", f"--input={root / 'own'}"]
+def test_two_local_worker_processes_write_what_one_writes_byte_for_byte(photo_dirs, tmp_path):
+    """One in-memory worker and two worker processes bundle the photos differently: the record files are
+    the same bytes all the same, each file's records in the order of their SHA-256."""
+    flags = [f"--input=flowers={photo_dirs[0] / 'flowers'}", f"--input={photo_dirs[0] / 'own'}"]
     one, _ = run_preprocess(tmp_path / "one", *flags)
     two, _ = run_preprocess(tmp_path / "two", *flags, workers=2)
     assert two["args"]["argv"].count("--direct_running_mode=multi_processing") == 1
     assert one["counts"] == two["counts"] and one["rejected"] == two["rejected"]
-    assert _records_by_split(tmp_path / "one", one) == _records_by_split(tmp_path / "two", two)
     assert {s: e["shards"] for s, e in one["splits"].items()} == {s: e["shards"] for s, e in two["splits"].items()}
+    names = [name for entry in one["splits"].values() for name in entry["shards"]]
+    assert [(tmp_path / "one" / n).read_bytes() for n in names] == [(tmp_path / "two" / n).read_bytes() for n in names]
+    for name in names:
+        digests = _digests_in(tmp_path / "one" / name)
+        assert digests == sorted(digests) and digests
+
+
+def _digests_in(path) -> list[bytes]:
+    """The sha256 feature of each record of one record file, in the file's order."""
+    import tensorflow as tf
+
+    return [tf.train.Example.FromString(r.numpy()).features.feature["sha256"].bytes_list.value[0]
+            for r in tf.data.TFRecordDataset([str(path)])]
+
+
+@pytest.mark.parametrize("compression", ["none", "gzip"])
+def test_records_staged_in_many_parts_are_merged_in_digest_order(tmp_path, compression):
+    """With a stage limit of a few records, each bundle writes many staged parts and merging takes
+    several rounds: each record file still holds each of its records once, in the order of their digests."""
+    import apache_beam as beam
+    import tensorflow as tf
+
+    from beam_jobs import transforms
+
+    rng = np.random.default_rng(3)
+    records = [rng.integers(0, 256, int(rng.integers(10, 400)), np.uint8).tobytes() for _ in range(300)]
+    items = [(f"train-{i % 3:05d}-of-00003", (hashlib.sha256(r).hexdigest(), r)) for i, r in enumerate(records)]
+    with beam.Pipeline(options=beam.options.pipeline_options.PipelineOptions(
+            ["--runner=FnApiRunner", "--direct_num_workers=1", "--direct_running_mode=in_memory"])) as pipeline:
+        _ = (pipeline | beam.Create(items) | beam.Reshuffle()
+             | transforms.WriteRecords(str(tmp_path), compression, stage_bytes=1000))
+    suffix = ".tfrecord" + (".gz" if compression == "gzip" else "")
+    for shard in range(3):
+        path = tmp_path / f"train-{shard:05d}-of-00003{suffix}"
+        written = [r.numpy() for r in tf.data.TFRecordDataset([str(path)], "GZIP" if compression == "gzip" else "")]
+        expected = sorted((d, r) for name, (d, r) in items if name.startswith(f"train-{shard:05d}"))
+        assert written == [r for _, r in expected]
+
+
+def test_a_photo_the_decoder_fails_on_unexpectedly_is_a_decode_error_and_the_rest_is_written(tmp_path, capsys):
+    """A valid 2,000,000x1 TIFF (9 KB, 2 megapixels: within --max_pixels) makes OpenCV raise its own error
+    (wider than it reads) rather than an ImageError: the job goes on, and the photo is a reject that says why."""
+    photos = tmp_path / "photos" / "poppy"
+    for index in range(3):
+        write_image(photos / f"poppy_{index}.jpg", draw_photo("poppy", index, 120, 140))
+    Image.new("RGB", (2_000_000, 1), (200, 30, 30)).save(photos / "a_line.tiff", compression="tiff_deflate")
+    output = tmp_path / "records"
+    assert preprocess.main([f"--input={photos.parent}", f"--output={output}", "--direct_num_workers=1",
+                            "--direct_running_mode=in_memory"]) == 0
+    assert "  rejected as decode_error: 1" in capsys.readouterr().out.splitlines()
+    manifest = json.loads((output / "manifest.json").read_text())
+    assert manifest["counts"] == {"inputs": 4, "written": 3, "rejected": 1, "duplicates": 0}
+    assert manifest["rejected"] == {"decode_error": 1}
+    [reject] = [json.loads(line) for line in (output / manifest["rejected_files"][0]).read_text().splitlines()]
+    assert reject["path"].endswith("a_line.tiff") and reject["reason"] == "decode_error"
+    assert reject["detail"].startswith("error: OpenCV") and "\n" not in reject["detail"], reject["detail"]
 
 
 def test_each_photo_is_in_the_file_its_hash_names_and_the_folder_holds_only_what_the_manifest_lists(job):

@@ -1,0 +1,107 @@
+"""The Beam job's speed per core against a one-process OpenCV loop's, and its peak memory writing to Cloud Storage.
+
+    .venv/bin/python benchmarks/beam_benchmark.py [--data ../shared/data] [--workers 2] [--gcs]
+
+Speed: in one run, on the same photos (all the reference photos by default),
+the OpenCV loop (`benchmarks/notebook_loop.py --discard`: imread, resize,
+Lab, one process, so one core) and the Beam job (local FnApiRunner,
+--workers processes, uncompressed records, start-up included). Per core is
+photos/s divided by the processes that work: 1 for the loop, --workers for
+the job. The job's start-up (a run on one photo) is printed too, so that its
+per-photo speed can be told from it.
+
+--gcs: the job's peak memory (every process of the job, summed) reading the
+local photos and writing its records to gs:// on the local Cloud Storage
+emulator (tests/gcs_emulator.py), with `.venv-dataflow`'s Python; the
+records' bytes are what a Cloud Storage writer buffers.
+"""
+
+import argparse
+import glob
+import os
+import pathlib
+import shutil
+import sys
+import tempfile
+
+REPO = pathlib.Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from benchmarks import measure  # noqa: E402
+
+DATAFLOW_PYTHON = REPO / ".venv-dataflow" / "bin" / "python"
+SOURCES = ("flowers", "extra_plants")
+
+
+def _photos(data: pathlib.Path) -> list[str]:
+    return sorted(f for source in SOURCES for f in glob.glob(str(data / source / "**" / "*"), recursive=True)
+                  if os.path.isfile(f))
+
+
+def _job(python, inputs: list[str], output: str, workers: int, *flags: str,
+         env: dict | None = None) -> measure.Measurement:
+    return measure.run([str(python), "-m", "beam_jobs.preprocess", *(f"--input={i}" for i in inputs),
+                        f"--output={output}", f"--direct_num_workers={workers}",
+                        "--direct_running_mode=multi_processing", *flags],
+                       env={"PYTHONPATH": str(REPO), **(env or {})})
+
+
+def speed(data: pathlib.Path, workers: int, work: pathlib.Path) -> list[list]:
+    """Rows: the loop, the job's start-up alone, the job on every photo; photos/s per core and the ratio."""
+    files = _photos(data)
+    listing = work / "photos.txt"
+    listing.write_text("\n".join(files))
+    loop = measure.python(str(REPO / "benchmarks" / "notebook_loop.py"), str(listing), "--discard")
+    one = work / "one" / "photo"
+    one.mkdir(parents=True)
+    shutil.copyfile(files[0], one / pathlib.Path(files[0]).name)
+    start = _job(sys.executable, [str(one.parent)], str(work / "start"), workers)
+    job = _job(sys.executable, [str(data / s) for s in SOURCES], str(work / "all"), workers)
+    loop_rate = len(files) / loop.seconds
+    job_rate = len(files) / job.seconds / workers
+    steady = len(files) / max(job.seconds - start.seconds, 1e-9) / workers
+    return [
+        ["OpenCV loop (imread, resize, Lab), 1 process", len(files), f"{loop.seconds:.1f}", f"{loop_rate:.0f}", "1.00"],
+        [f"Beam job start-up (1 photo), {workers} workers", 1, f"{start.seconds:.1f}", "-", "-"],
+        [f"Beam job, {workers} workers, start-up included", len(files), f"{job.seconds:.1f}", f"{job_rate:.0f}",
+         f"{job_rate / loop_rate:.2f}"],
+        [f"Beam job, {workers} workers, start-up taken out", len(files), f"{job.seconds - start.seconds:.1f}",
+         f"{steady:.0f}", f"{steady / loop_rate:.2f}"],
+    ]
+
+
+def gcs_memory(data: pathlib.Path, workers: int, work: pathlib.Path) -> list[list]:
+    """Rows: the job's peak memory and time writing all photos' records to the emulator."""
+    from tests.gcs_emulator import Emulator
+
+    rows = []
+    with Emulator(work) as gcs:
+        gcs.create_bucket("records")
+        for shards in (32, 8):
+            job = _job(DATAFLOW_PYTHON, [str(data / s) for s in SOURCES], f"gs://records/out-{shards}", workers,
+                       f"--num_shards={shards}", "--temp_location=gs://records/tmp", env=gcs.env())
+            rows.append([f"Beam job to gs://, {workers} workers, --num_shards={shards}", len(_photos(data)),
+                         f"{job.seconds:.1f}", f"{job.peak_mb:.0f}"])
+    return rows
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--data", default=str(REPO.parent / "shared" / "data"))
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--gcs", action="store_true", help="Measure peak memory writing to the emulator instead.")
+    args = parser.parse_args()
+    work = pathlib.Path(tempfile.mkdtemp(prefix="beam-benchmark-"))
+    try:
+        if args.gcs:
+            print(measure.table(["what", "photos", "wall s", "peak MB"], gcs_memory(pathlib.Path(args.data),
+                                                                                   args.workers, work)))
+        else:
+            print(measure.table(["what", "photos", "wall s", "photos/s per core", "x loop per core"],
+                                speed(pathlib.Path(args.data), args.workers, work)))
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -5,18 +5,24 @@ No TensorFlow here: Beam workers import this module.
 """
 
 import io
-import struct
 
 import cv2
 import numpy as np
 from PIL import Image
 
-# Photos above this many pixels are refused before decoding (too_large): a few kB of PNG can
-# declare 20000x20000 pixels, which would take gigabytes to decode.
-MAX_PIXELS = 50_000_000
+from pipeline import image_headers, opencv_limits
 
-# Pillow only reads headers here, for the check above, which replaces its own fixed limit.
-Image.MAX_IMAGE_PIXELS = None
+# Photos above this many pixels are refused before decoding (too_large): a few kB of PNG can
+# declare 20000x20000 pixels, which would take gigabytes to decode. A limit above OpenCV's own
+# (opencv_limits.MAX_PIXELS) is held to it.
+MAX_PIXELS = 50_000_000
+# OpenCV refuses (with an exception) a side longer than this whatever the pixel count.
+MAX_SIDE = 1 << 20
+# libjpeg decodes every scan of a progressive JPEG, with no limit: 20,000 empty scans in 286 KB cost
+# 23 s of CPU. Encoders write about 10; a few hundred is generous.
+MAX_SCANS = 300
+# Pixels composited at a time, so that the float temporaries of a 40-megapixel photo stay small.
+_BAND_PIXELS = 1 << 20
 
 # Formats that may carry an alpha channel, which IMREAD_COLOR would silently drop.
 _ALPHA_FORMATS = ("png", "webp", "tiff")
@@ -74,39 +80,62 @@ def _is_truncated(fmt: str, data: bytes) -> bool:
     return False
 
 
-def _png_size(data: bytes) -> tuple[int, int] | None:
-    """(width, height) from a PNG's IHDR chunk, which must come first, without checking any CRC.
+def _refuse_above(width: int, height: int, max_pixels: int, what: str = "") -> None:
+    limit = min(max_pixels, opencv_limits.MAX_PIXELS)
+    if width * height > limit:
+        raise ImageError("too_large", f"{what}{width}x{height} pixels, more than the limit of {limit} "
+                         + ("(--max_pixels)" if limit == max_pixels else "(the decoder's own)"))
+    if max(width, height) > MAX_SIDE:
+        raise ImageError("too_large", f"{what}{width}x{height} pixels, a side longer than the decoder's "
+                         f"limit of {MAX_SIDE}")
 
-    Pillow refuses a PNG with a damaged ancillary chunk (a wrong CRC) before the pixels, which
-    OpenCV decodes all the same: the size has to be known without Pillow's help.
+
+def inspect(data: bytes, max_pixels: int = MAX_PIXELS) -> image_headers.Header:
+    """The file's header, refused (ImageError) before any pixel is decoded when it cannot be used.
+
+    Every size the header declares is checked (a TIFF may name two, and Pillow and libtiff read
+    different ones), as is a TIFF's tile, which the decoder allocates whatever the image's size;
+    sizes that disagree, or a header that does not say how large the image is, are corrupt: a
+    decoder asked to read an unknown
+    size may allocate gigabytes.
+
+    Raises:
+      ImageError: with reason empty_file, not_an_image, truncated, too_large, too_many_scans or corrupt.
     """
-    if len(data) < 24 or data[12:16] != b"IHDR":
-        return None
-    return struct.unpack(">II", data[16:24])
-
-
-def header_size(data: bytes) -> tuple[int, int] | None:
-    """(width, height) from the file header alone (no pixels are read), or None when it cannot be told."""
+    if not data:
+        raise ImageError("empty_file", "the file has 0 bytes")
+    fmt = sniff_format(data)
+    if fmt is None:
+        raise ImageError("not_an_image", f"unrecognised file header {data[:8]!r}")
+    if _is_truncated(fmt, data):
+        raise ImageError("truncated", f"the {fmt} data ends early ({len(data)} bytes)")
     try:
-        with Image.open(io.BytesIO(data)) as image:
-            return image.size
-    except Exception:  # noqa: BLE001  whatever Pillow cannot parse, only the PNG header is read by hand
-        return _png_size(data) if sniff_format(data) == "png" else None
+        header = image_headers.read(fmt, data)
+    except image_headers.HeaderError as error:
+        raise ImageError("corrupt", f"its header does not say how many pixels it has ({error})") from None
+    for width, height in header.sizes or ((header.width, header.height),):
+        _refuse_above(width, height, max_pixels)
+    if len(header.sizes) > 1:
+        raise ImageError("corrupt", f"the {fmt} header declares {len(header.sizes)} different sizes: "
+                         + ", ".join(f"{w}x{h}" for w, h in header.sizes))
+    if header.pixels == 0:
+        raise ImageError("corrupt", f"the {fmt} header declares {header.width}x{header.height} pixels")
+    if header.tile:
+        _refuse_above(*header.tile, max_pixels, what="a tile of ")
+    if header.scans > MAX_SCANS:
+        raise ImageError("too_many_scans", f"the {fmt} has {header.scans} scans, more than the limit of {MAX_SCANS}")
+    return header
 
 
-def _refuse_above(width: int, height: int, max_pixels: int) -> None:
-    if width * height > max_pixels:
-        raise ImageError("too_large", f"{width}x{height} pixels, more than the limit of {max_pixels} "
-                         "(--max_pixels)")
+def decode_bytes(header: image_headers.Header) -> int:
+    """The most memory decode_rgb holds at once for this photo: by channels and bit depth, not pixels alone.
 
+    A colour decode (3 bytes a pixel), the copy with alpha at full depth for the formats that may have
+    it, the result and its RGB copy, and the decoder's own working memory.
+    """
+    alpha = header.pixels * header.channels * header.sample_bytes if header.fmt in _ALPHA_FORMATS else 0
+    return header.pixels * 9 + alpha + header.work_bytes + _BAND_PIXELS * 32
 
-def check_pixels(data: bytes, max_pixels: int) -> None:
-    """Refuse a photo whose header declares more than max_pixels pixels, or whose size cannot be read from
-    its header, before anything is decoded: a decoder asked to read an unknown size may allocate gigabytes."""
-    size = header_size(data)
-    if size is None:
-        raise ImageError("corrupt", "its header does not say how many pixels it has")
-    _refuse_above(*size, max_pixels)
 
 
 def _to_uint8(image: np.ndarray) -> np.ndarray:
@@ -118,10 +147,15 @@ def _to_uint8(image: np.ndarray) -> np.ndarray:
 
 
 def _composite_on_white(bgra: np.ndarray) -> np.ndarray:
-    bgra = _to_uint8(bgra)
-    alpha = bgra[..., 3:].astype(np.float32) / 255.0
-    bgr = bgra[..., :3].astype(np.float32) * alpha + 255.0 * (1.0 - alpha)
-    return (bgr + 0.5).astype(np.uint8)
+    """BGR of the pixels laid on white, computed a band of rows at a time: the float temporaries of a
+    whole 16-bit 40-megapixel photo would take over a gigabyte."""
+    out = np.empty((*bgra.shape[:2], 3), np.uint8)
+    rows = max(1, _BAND_PIXELS // max(1, bgra.shape[1]))
+    for top in range(0, bgra.shape[0], rows):
+        band = _to_uint8(bgra[top:top + rows])
+        alpha = band[..., 3:].astype(np.float32) / 255.0
+        out[top:top + rows] = band[..., :3].astype(np.float32) * alpha + 255.0 * (1.0 - alpha) + 0.5
+    return out
 
 
 def _exif_orientation(data: bytes) -> int:
@@ -163,23 +197,24 @@ def decode_rgb(data: bytes, max_pixels: int = MAX_PIXELS) -> np.ndarray:
     before decoding and on the decoded photo again.
 
     Raises:
-      ImageError: with reason empty_file, not_an_image, truncated, too_large or corrupt.
+      ImageError: with reason empty_file, not_an_image, truncated, too_large, too_many_scans or corrupt.
     """
-    if not data:
-        raise ImageError("empty_file", "the file has 0 bytes")
-    fmt = sniff_format(data)
-    if fmt is None:
-        raise ImageError("not_an_image", f"unrecognised file header {data[:8]!r}")
-    if _is_truncated(fmt, data):
-        raise ImageError("truncated", f"the {fmt} data ends early ({len(data)} bytes)")
-    check_pixels(data, max_pixels)
+    fmt = inspect(data, max_pixels).fmt
     buffer = np.frombuffer(data, np.uint8)
-    bgr = cv2.imdecode(buffer, cv2.IMREAD_COLOR)
+    bgr = _imdecode(buffer, cv2.IMREAD_COLOR, fmt)
     if bgr is None:
         raise ImageError("corrupt", f"OpenCV could not decode this {fmt} file")
     if fmt in _ALPHA_FORMATS:
-        unchanged = cv2.imdecode(buffer, cv2.IMREAD_UNCHANGED)
+        unchanged = _imdecode(buffer, cv2.IMREAD_UNCHANGED, fmt)
         if unchanged is not None and unchanged.ndim == 3 and unchanged.shape[2] == 4:
             bgr = _composite_on_white(_as_oriented(unchanged, bgr, _exif_orientation(data)))
     _refuse_above(bgr.shape[1], bgr.shape[0], max_pixels)
     return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+
+
+def _imdecode(buffer: np.ndarray, flags: int, fmt: str) -> np.ndarray | None:
+    """cv2.imdecode, whose own refusals (its pixel and side limits, a tile too large) are exceptions."""
+    try:
+        return cv2.imdecode(buffer, flags)
+    except cv2.error as error:
+        raise ImageError("corrupt", f"OpenCV refused this {fmt} file: {str(error).strip().splitlines()[-1]}") from None

@@ -4,6 +4,7 @@ Every entry is (name, bytes, the reasons it may be refused with). The test modul
 colorize and the web page send the same files, so each door refuses the same inputs the same way.
 """
 
+import functools
 import struct
 import zlib
 
@@ -32,6 +33,55 @@ def crc_bomb(side: int = BOMB_SIDE) -> bytes:
     pixels = b"".join(squeeze.compress(row * 1000) for _ in range(side // 1000)) + squeeze.flush()
     return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", side, side, 8, 0, 0, 0, 0))
             + chunk(b"tEXt", b"Comment\x00hello", crc=0) + chunk(b"IDAT", pixels) + chunk(b"IEND", b""))
+
+
+def _deflated_zeros(size: int) -> bytes:
+    """zlib data of `size` zero bytes, made a megabyte at a time."""
+    squeeze, block = zlib.compressobj(9), b"\x00" * (1 << 20)
+    whole, rest = divmod(size, len(block))
+    return b"".join(squeeze.compress(block) for _ in range(whole)) + squeeze.compress(block[:rest]) + squeeze.flush()
+
+
+def tiff(entries: list[tuple[int, int]], pixels: bytes) -> bytes:
+    """A little-endian gray 8-bit TIFF with these (tag, LONG value) entries, in this order (duplicates kept),
+    and deflated pixel data as its one strip or tile; offsets and byte counts are filled in here."""
+    common = [(258, 8), (259, 8), (262, 1), (277, 1)]  # 8 bits, deflate, black is zero, one sample
+    tiled = any(tag == 322 for tag, _ in entries)
+    place = [(324, 0), (325, len(pixels))] if tiled else [(273, 0), (279, len(pixels))]
+    listed = entries + common + place
+    data_at = 8 + 2 + 12 * len(listed) + 4
+    ifd = b"".join(struct.pack("<HHII", tag, 4, 1, data_at if tag in (273, 324) else value) for tag, value in listed)
+    return b"II*\x00" + struct.pack("<I", 8) + struct.pack("<H", len(listed)) + ifd + b"\x00" * 4 + pixels
+
+
+def tiff_twice(side: int, width: int | None = None, height: int = 0) -> bytes:
+    """A TIFF that names its size twice: 64x64 first (what Pillow reads), then width x height, whose pixels
+    (zeros) it holds, for libtiff."""
+    width, height = width or side, height or side
+    return tiff([(256, 64), (257, 64), (256, width), (257, height), (278, height)], _deflated_zeros(width * height))
+
+
+def tiff_huge_tile(side: int = 16_000) -> bytes:
+    """A 64x64 TIFF made of one side x side tile: libtiff allocates the tile, whatever the image's size."""
+    return tiff([(256, 64), (257, 64), (322, side), (323, side)], _deflated_zeros(side * side))
+
+
+def jpeg_scans(scans: int = 20_000, side: int = 6000) -> bytes:
+    """A progressive side x side JPEG followed by `scans` empty scans: libjpeg decodes every one."""
+    ok, encoded = cv2.imencode(".jpg", np.full((side, side), 128, np.uint8), [cv2.IMWRITE_JPEG_PROGRESSIVE, 1])
+    assert ok
+    data = encoded.tobytes()
+    last = data.rfind(b"\xff\xda")
+    (length,) = struct.unpack(">H", data[last + 2:last + 4])
+    return data[:-2] + data[last:last + 2 + length] * scans + data[-2:]
+
+
+def rgba_png(width: int, height: int, depth: int) -> bytes:
+    """A transparent RGBA PNG of width x height at this bit depth, a few hundred kB at 40 megapixels."""
+    squeeze, row = zlib.compressobj(9), b"\x00" * (1 + width * 4 * depth // 8)
+    pixels = b"".join(squeeze.compress(row * 100) for _ in range(height // 100)) + squeeze.flush()
+    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, depth, 6, 0, 0, 0))
+            + chunk(b"IDAT", pixels) + chunk(b"IEND", b""))
 
 
 def _photo(height: int = 96, width: int = 128) -> np.ndarray:
@@ -67,6 +117,16 @@ def _absurd_pngs() -> list[tuple[str, bytes, tuple]]:
             ("png_depth_99", declaring(64, 64, depth=99), ("corrupt",))]
 
 
+def _decoder_lies() -> list[tuple[str, bytes, tuple]]:
+    """Files whose header says one thing to a header reader and another to the decoder, or costs the decoder
+    far more than their pixels."""
+    return [("tiff_size_twice_8000", tiff_twice(8000), ("too_large", "corrupt")),
+            ("tiff_size_twice_2000000x1", tiff_twice(0, 2_000_000, 1), ("too_large", "corrupt")),
+            ("tiff_huge_tile", tiff_huge_tile(), ("too_large",)),
+            ("jpeg_20000_scans", jpeg_scans(), ("too_many_scans", "too_large"))]
+
+
+@functools.lru_cache(maxsize=1)
 def corpus() -> list[tuple[str, bytes, tuple]]:
     """(name, bytes, allowed reasons) of every hostile file; 'ok' among the reasons means it may also decode."""
     jpeg, png, webp = _encoded(".jpg"), _encoded(".png"), _encoded(".webp")
@@ -85,6 +145,7 @@ def corpus() -> list[tuple[str, bytes, tuple]]:
         ("png_half", png[: len(png) // 2], ("truncated",)),
         ("webp_half", webp[: len(webp) // 2], ("truncated", "corrupt")),
         *_absurd_pngs(),
+        *_decoder_lies(),
         *_bit_flips("jpeg", jpeg, 6, 1),
         *_bit_flips("png", png, 6, 2),
     ]

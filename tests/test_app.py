@@ -6,6 +6,7 @@ import json
 import os
 import pathlib
 import re
+import select
 import socket
 import subprocess
 import sys
@@ -117,6 +118,9 @@ def photo(tmp_path_factory) -> pathlib.Path:
                        cv2.IMWRITE_JPEG_QUALITY, 92)
 
 
+REQUEST_SECONDS = 20  # the test app's deadline for a whole request: above IDLE_SECONDS, for the silent client
+
+
 @dataclasses.dataclass(frozen=True)
 class App:
     url: str
@@ -129,7 +133,8 @@ def app(tmp_path_factory):
     """The app on the hint painter, with limits low enough to test cheaply: 1 MB, 1 megapixel."""
     folder = tmp_path_factory.mktemp("app")
     model = hint_painter(folder / "painter.keras")
-    process, url = start_app(folder, f"--model={model}", "--max_upload_mb=1", "--max_pixels=1000000")
+    process, url = start_app(folder, f"--model={model}", "--max_upload_mb=1", "--max_pixels=1000000",
+                             f"--request_seconds={REQUEST_SECONDS}")
     yield App(url, process, folder / "stderr.txt")
     stop(process)
 
@@ -331,6 +336,7 @@ def test_absurd_hints_are_refused_with_a_sentence(app_url, photo, payload, messa
     (b"GET / HTTP/1.1\r\nHost: {host}\r\n" + b"X-Many: 1\r\n" * 120 + b"\r\n", 431),
     (b"GET / HTTP/1.x\r\nHost: {host}\r\n\r\n", 400),
     (b"GET / HTTP/2.0\r\nHost: {host}\r\n\r\n", 505),
+    (b"GET /api/info\r\n", 400),  # HTTP/0.9, whose answer would otherwise have no status line or headers
 ])
 def test_the_servers_own_refusals_carry_the_same_headers_and_no_python_version(app_url, data, status):
     host = urllib.parse.urlsplit(app_url).netloc.encode()
@@ -353,6 +359,37 @@ def test_a_silent_client_is_dropped_after_a_while(app_url, photo):
             pass
         waited = time.monotonic() - start
     assert web_app.IDLE_SECONDS - 1 < waited < WAIT_SECONDS
+    still_answers(app_url, photo)
+
+
+def trickle(url: str) -> bytes | None:
+    """Send a request's headers one byte at a time, each within the idle timeout, until the app answers; its
+    answer, or None if it never does."""
+    address = urllib.parse.urlsplit(url)
+    with socket.create_connection((address.hostname, address.port), timeout=WAIT_SECONDS) as connection:
+        connection.sendall(f"GET /api/info HTTP/1.1\r\nHost: {address.netloc}\r\nX-Slow: ".encode())
+        deadline = time.monotonic() + WAIT_SECONDS
+        while time.monotonic() < deadline:
+            if select.select([connection], [], [], 2)[0]:
+                received = b""
+                while chunk := connection.recv(1 << 16):
+                    received += chunk
+                return received
+            try:
+                connection.sendall(b"a")
+            except OSError:
+                return b""
+    return None
+
+
+def test_clients_that_trickle_their_headers_are_answered_408_at_the_deadline_and_the_app_serves_again(app_url, photo):
+    """Every connection slot held by a client that sends a header byte every 2 s (each read well within the idle
+    timeout): the whole request's deadline ends them all, and a request made afterwards is answered."""
+    with concurrent.futures.ThreadPoolExecutor(web_app.MAX_CONNECTIONS) as pool:
+        answers = list(pool.map(lambda _: trickle(app_url), range(web_app.MAX_CONNECTIONS)))
+    for answer in answers:
+        assert answer is not None and answer.startswith(b"HTTP/1.0 408 "), answer
+        assert f"more than {REQUEST_SECONDS} seconds" in json.loads(answer.partition(b"\r\n\r\n")[2])["error"]
     still_answers(app_url, photo)
 
 

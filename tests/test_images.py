@@ -1,7 +1,10 @@
 """Decoding every common still-image format to 8-bit RGB, and naming what is wrong with the rest."""
 
 import io
+import subprocess
+import sys
 import time
+import zlib
 
 import cv2
 import numpy as np
@@ -12,7 +15,7 @@ from pipeline import images
 from pipeline.preparation import Preparation
 
 from tests import fuzz_corpus
-from tests.conftest import png_declaring
+from tests.conftest import REPO, png_declaring
 
 CORPUS = fuzz_corpus.corpus()
 
@@ -173,10 +176,66 @@ def test_the_pixel_limit_can_be_raised_and_lowered(rgb):
         images.decode_rgb(data, max_pixels=64 * 48 - 1)
     assert raised.value.reason == "too_large" and "64x48" in raised.value.detail
     assert images.decode_rgb(data, max_pixels=64 * 48).shape == (48, 64, 3)
-    huge = png_declaring(20000, 20000)
+    huge = png_declaring(12000, 12000)
     with pytest.raises(images.ImageError) as raised:
-        images.decode_rgb(huge, max_pixels=20000 * 20000)
+        images.decode_rgb(huge, max_pixels=12000 * 12000)
     assert raised.value.reason == "corrupt"  # allowed through the limit, so OpenCV tried (and refused) it
+
+
+def test_a_limit_above_the_decoders_own_is_held_to_it():
+    with pytest.raises(images.ImageError) as raised:
+        images.decode_rgb(png_declaring(20000, 20000), max_pixels=20000 * 20000)
+    assert raised.value.reason == "too_large" and "the decoder's own" in raised.value.detail
+
+
+def test_opencv_has_the_decoders_limit_in_a_process_that_decodes_through_this_module():
+    """OpenCV reads OPENCV_IO_MAX_IMAGE_PIXELS when it is loaded: a fresh process that imports the page's module
+    (which imports cv2 before anything of pipeline's) and asks OpenCV itself for more pixels than that is
+    refused by OpenCV's own check."""
+    script = ("from trainer.applying import web_app\nimport numpy, cv2\nfrom tests.conftest import png_declaring\n"
+              "try:\n    cv2.imdecode(numpy.frombuffer(png_declaring(15000, 15000), numpy.uint8), 1)\n"
+              "except cv2.error as error:\n    print(error)\n")
+    done = subprocess.run([sys.executable, "-c", script], cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "pixels <= CV_IO_MAX_IMAGE_PIXELS" in done.stdout, done.stdout + done.stderr[-2000:]
+
+
+def test_a_tiff_naming_two_sizes_is_refused_by_the_larger_or_as_corrupt():
+    """Pillow reads the first size (64x64), libtiff another: every one is checked, and they must agree."""
+    with pytest.raises(images.ImageError) as raised:
+        images.decode_rgb(fuzz_corpus.tiff_twice(8000))
+    assert raised.value.reason == "too_large" and "8000x8000" in raised.value.detail
+    with pytest.raises(images.ImageError) as raised:
+        images.decode_rgb(fuzz_corpus.tiff_twice(1000))
+    assert raised.value.reason == "corrupt" and "1000x1000, 64x64" in raised.value.detail
+    with pytest.raises(images.ImageError) as raised:
+        images.decode_rgb(fuzz_corpus.tiff_twice(0, 2_000_000, 1))
+    assert raised.value.reason == "too_large" and "2000000x1" in raised.value.detail
+
+
+def test_a_tiff_is_refused_by_the_size_of_its_tiles():
+    with pytest.raises(images.ImageError) as raised:
+        images.decode_rgb(fuzz_corpus.tiff_huge_tile(16_000))
+    assert raised.value.reason == "too_large" and "a tile of 16000x16000" in raised.value.detail
+    small = fuzz_corpus.tiff([(256, 64), (257, 48), (322, 64), (323, 48)], zlib.compress(bytes(64 * 48)))
+    assert images.decode_rgb(small).shape == (48, 64, 3)  # the helper makes TIFFs libtiff decodes
+
+
+def test_a_progressive_jpeg_is_refused_by_its_number_of_scans():
+    with pytest.raises(images.ImageError) as raised:
+        images.decode_rgb(fuzz_corpus.jpeg_scans(2000, side=64))
+    assert raised.value.reason == "too_many_scans" and "2006 scans" in raised.value.detail
+    assert images.decode_rgb(fuzz_corpus.jpeg_scans(0, side=64)).shape == (64, 64, 3)
+
+
+def test_decoding_memory_is_counted_by_channels_and_bit_depth(rgb):
+    def cost(data: bytes) -> int:
+        return images.decode_bytes(images.inspect(data))
+
+    rgba8, rgba16 = fuzz_corpus.rgba_png(2000, 1000, 8), fuzz_corpus.rgba_png(2000, 1000, 16)
+    rgb8 = _encode(cv2.resize(rgb, (2000, 1000)), ".png")
+    assert cost(rgb8) < cost(rgba8) < cost(rgba16)
+    assert cost(rgba16) - cost(rgba8) == 2000 * 1000 * 4  # four more bytes a pixel at 16 bits
 
 
 def test_colorize_reports_a_dangling_link_and_a_huge_photo_with_their_reasons(rgb, tmp_path):

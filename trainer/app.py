@@ -28,11 +28,17 @@ flags.DEFINE_float("max_upload_mb", 20.0, "Largest photo file accepted, in megab
                    lower_bound=0.0)
 flags.DEFINE_integer("max_pixels", 40_000_000, "Largest photo accepted, in pixels (width x height), read from "
                      "the file header before decoding.", lower_bound=1)
+flags.DEFINE_float("request_seconds", web_app.REQUEST_SECONDS, "A request's line, headers and body must all "
+                   "arrive within this many seconds, or it is answered 408.", lower_bound=1.0)
+flags.DEFINE_integer("decode_memory_mb", web_app.DECODE_MEMORY_BYTES // 10**6, "Memory that photos being decoded "
+                     "(and gray previews being made) may hold at once, in megabytes, counted from each photo's "
+                     "header; the others wait.", lower_bound=1)
 FLAGS = flags.FLAGS
 
 
 def main(argv):
-    limits = web_app.Limits(int(FLAGS.max_upload_mb * 1e6), FLAGS.max_pixels)
+    limits = web_app.Limits(int(FLAGS.max_upload_mb * 1e6), FLAGS.max_pixels, FLAGS.request_seconds,
+                            FLAGS.decode_memory_mb * 10**6)
     try:
         server = web_app.make_server(FLAGS.model, FLAGS.host, FLAGS.port, limits)
     except OSError as error:

@@ -7,8 +7,10 @@ limit, hold a connection forever or open threads without bound.
 """
 
 import collections
+import contextlib
 import dataclasses
 import http.server
+import io
 import ipaddress
 import importlib.resources
 import json
@@ -42,8 +44,15 @@ MAX_DISCARD_BYTES = 1 << 30
 # sends half a request, or many that send nothing, cannot hold threads and memory for ever.
 IDLE_SECONDS = 10
 MAX_CONNECTIONS = 32
-# Photos decoded at the same time: each may take several hundred MB while it is decoded.
-PARALLEL_DECODES = 2
+# A request's line, headers and body must all arrive within this many seconds: clients that trickle a byte
+# now and then, each within IDLE_SECONDS, cannot hold the connections for ever.
+REQUEST_SECONDS = 60
+# Memory that decoding uploads and rendering gray.png may hold at once, counted from each photo's header
+# (channels and bit depth, not pixels alone): a 40-megapixel 16-bit RGBA PNG takes about 700 MB to decode.
+DECODE_MEMORY_BYTES = 1_500_000_000
+# Bytes a pixel of gray.png holds while it is made: its lightness plane and its PNG, plus a band of Lab.
+_GRAY_BYTES_PER_PIXEL = 2
+_GRAY_BAND_ROWS = 256
 # The content types the page sends. Both make a browser ask the app first (a CORS preflight) before another
 # web site's script may send them, and the app refuses that question.
 PHOTO_TYPE = "application/octet-stream"
@@ -54,7 +63,8 @@ _PAGE_TYPES = {".html": "text/html; charset=utf-8", ".css": "text/css; charset=u
 _PHOTO_PATH = re.compile(r"/api/photos/([A-Za-z0-9_-]+)/(gray\.png|colourize)")
 _IMAGE_ERRORS = {"empty_file": "This file is empty", "not_an_image": "This file is not an image",
                  "truncated": "This photo is incomplete", "corrupt": "This photo could not be decoded",
-                 "too_large": "This photo has too many pixels", "too_small": "This photo is too small"}
+                 "too_large": "This photo has too many pixels", "too_small": "This photo is too small",
+                 "too_many_scans": "This photo would take too long to decode"}
 # Everything the page uses comes from this server; photos are shown from blob: URLs made in the page.
 _SECURITY_HEADERS = {"Content-Security-Policy": "default-src 'self'; img-src 'self' blob:; object-src 'none'; "
                                                 "base-uri 'none'; form-action 'none'; frame-ancestors 'none'",
@@ -74,6 +84,33 @@ class ClientError(Exception):
 class Limits:
     upload_bytes: int
     pixels: int
+    request_seconds: float = REQUEST_SECONDS
+    decode_bytes: int = DECODE_MEMORY_BYTES
+
+
+class MemoryBudget:
+    """Bytes that concurrent decodes may hold together: each waits until its share is free.
+
+    One that needs more than the whole budget runs alone (the pixel limit already bounds it).
+    """
+
+    def __init__(self, capacity: int):
+        self.capacity = capacity
+        self._free = capacity
+        self._changed = threading.Condition()
+
+    @contextlib.contextmanager
+    def hold(self, size: int):
+        size = min(size, self.capacity)
+        with self._changed:
+            self._changed.wait_for(lambda: self._free >= size)
+            self._free -= size
+        try:
+            yield
+        finally:
+            with self._changed:
+                self._free += size
+                self._changed.notify_all()
 
 
 def load_page() -> dict[str, tuple[bytes, str]]:
@@ -122,11 +159,14 @@ def accepts_hints(colourizer) -> bool:
     return True
 
 
-def decode_upload(data: bytes, limits: Limits, prep: Preparation) -> np.ndarray:
-    """Upload bytes -> uint8 RGB; refuses non-images, photos above the pixel limit (before decoding them) and
-    photos the model's preparation refuses."""
+def decode_upload(data: bytes, limits: Limits, prep: Preparation, budget: MemoryBudget) -> np.ndarray:
+    """Upload bytes -> uint8 RGB; refuses non-images, photos above the pixel limit or that would cost the decoder
+    more than their pixels (before decoding them) and photos the model's preparation refuses. The decode waits
+    for its share of the memory budget, as its header counts it."""
     try:
-        return prep.decode(data, limits.pixels)
+        cost = images.decode_bytes(images.inspect(data, limits.pixels))
+        with budget.hold(cost):
+            return prep.decode(data, limits.pixels)
     except images.ImageError as error:
         status = 413 if error.reason == "too_large" else 400
         raise ClientError(status, f"{_IMAGE_ERRORS.get(error.reason, 'This photo cannot be used')}: "
@@ -168,21 +208,28 @@ class Studio:
         self.photos = PhotoStore()
         self.page = load_page()
         self._model_lock = threading.Lock()  # two at once would only share the same 2 cores, each slower
-        self._decoding = threading.BoundedSemaphore(PARALLEL_DECODES)
+        self._memory = MemoryBudget(limits.decode_bytes)
 
     def info(self) -> dict:
         return {"hint_aware": self.hint_aware, "max_upload_bytes": self.limits.upload_bytes,
                 "max_pixels": self.limits.pixels}
 
     def add_photo(self, data: bytes) -> dict:
-        with self._decoding:
-            rgb = decode_upload(data, self.limits, self.colourizer.preparation)
+        rgb = decode_upload(data, self.limits, self.colourizer.preparation, self._memory)
         return {"id": self.photos.add(rgb), "width": rgb.shape[1], "height": rgb.shape[0]}
 
     def gray_png(self, key: str) -> bytes:
-        """The photo's own lightness (L of Lab), which the model sees and every result keeps."""
-        lightness, _ = color.planes(color.rgb_to_lab8(self.photos.get(key)))
-        return encode_png(lightness)
+        """The photo's own lightness (L of Lab), which the model sees and every result keeps.
+
+        Made a band of rows at a time, within the decodes' memory budget: six at once of a 40-megapixel
+        photo, whole, took 1.9 GB.
+        """
+        rgb = self.photos.get(key)
+        with self._memory.hold(rgb.shape[0] * rgb.shape[1] * _GRAY_BYTES_PER_PIXEL):
+            lightness = np.empty(rgb.shape[:2], np.uint8)
+            for top in range(0, rgb.shape[0], _GRAY_BAND_ROWS):
+                lightness[top:top + _GRAY_BAND_ROWS] = color.rgb_to_lab8(rgb[top:top + _GRAY_BAND_ROWS])[..., 0]
+            return encode_png(lightness)
 
     def colourize_png(self, key: str, payload) -> tuple[bytes, dict[str, float]]:
         """The photo colourized with the given hints, as PNG, and how long each step took (seconds)."""
@@ -199,11 +246,74 @@ class Studio:
         return png, {"colourize": encoding - start, "encode": time.perf_counter() - encoding}
 
 
+class RequestDeadline(ClientError):
+    """The request's line, headers and body did not all arrive in time."""
+
+    def __init__(self, seconds: float):
+        super().__init__(408, f"The request took more than {seconds:g} seconds to arrive; send it again.")
+
+
+class _DeadlineReader(io.RawIOBase):
+    """A connection's bytes, each read waiting at most IDLE_SECONDS and none past the request's deadline."""
+
+    def __init__(self, connection, seconds: float):
+        self._connection = connection
+        self._seconds = seconds
+        self._deadline = None
+
+    def start(self) -> None:
+        """A new request begins: its whole deadline starts now."""
+        self._deadline = time.monotonic() + self._seconds
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer) -> int:
+        left = self._deadline - time.monotonic() if self._deadline is not None else IDLE_SECONDS
+        if left <= 0:
+            raise RequestDeadline(self._seconds)
+        self._connection.settimeout(min(IDLE_SECONDS, left))
+        try:
+            return self._connection.recv_into(buffer)
+        except TimeoutError:
+            if left < IDLE_SECONDS:
+                raise RequestDeadline(self._seconds) from None
+            raise
+
+
 class Handler(http.server.BaseHTTPRequestHandler):
     """Routes the page's requests to the Studio; every refusal is JSON {"error": sentence}."""
 
     server_version = "flower-colorizer"
     timeout = IDLE_SECONDS
+
+    def setup(self):
+        """Reads through a deadline for the whole request (line, headers and body), not only per read."""
+        super().setup()
+        self.rfile.close()
+        self._reader = _DeadlineReader(self.connection, self.server.studio.limits.request_seconds)
+        self.rfile = io.BufferedReader(self._reader)
+
+    def handle_one_request(self):
+        """One request within its deadline; one late in its line or headers gets 408, like a late body."""
+        self._reader.start()
+        try:
+            super().handle_one_request()
+        except RequestDeadline as late:
+            self.close_connection = True
+            self.request_version = "HTTP/1.0"
+            self.connection.settimeout(IDLE_SECONDS)
+            self._send_json(late.status, {"error": late.message})
+
+    def parse_request(self) -> bool:
+        """Refuses HTTP/0.9 (a request line without a version), whose answers would carry no status or headers,
+        at once: http.server would first wait for headers such a client never sends."""
+        if len(self.raw_requestline.split()) != 2:
+            return super().parse_request()
+        self.command, self.requestline = None, self.raw_requestline.decode("latin-1").rstrip("\r\n")
+        self.request_version = "HTTP/0.9"
+        self.send_error(400, "Send the request with its HTTP version (HTTP/1.0 or HTTP/1.1), not as HTTP/0.9")
+        return False
 
     @property
     def studio(self) -> Studio:
@@ -269,6 +379,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
             route(urllib.parse.urlsplit(self.path).path)
         except ClientError as error:
             self.close_connection = True  # a refused request's body may be unread: the connection cannot go on
+            self.connection.settimeout(IDLE_SECONDS)  # a late request leaves it at what was left of its deadline
             self._send_json(error.status, {"error": error.message})
         except (ConnectionError, TimeoutError):
             self.close_connection = True

@@ -24,6 +24,7 @@ Inflating GZIP records costs far more than all of that.
 import dataclasses
 import functools
 import json
+import logging
 
 import tensorflow as tf
 
@@ -38,6 +39,9 @@ MIN_CROP = 0.7  # augmentation zooms in on at most this share of each side
 
 def load_manifest(data_dir: str) -> Manifest:
     path = f"{data_dir.rstrip('/')}/{schema.MANIFEST}"
+    if not tf.io.gfile.isdir(data_dir):
+        raise DataError(f"{data_dir} does not exist (or is not a folder): give the --output folder of a "
+                        "`python -m beam_jobs.preprocess` run")
     if not tf.io.gfile.exists(path):
         raise DataError(f"no {schema.MANIFEST} in {data_dir}: not the output of a finished "
                         "`python -m beam_jobs.preprocess` run")
@@ -303,9 +307,23 @@ READ_CYCLE = 16  # files read at once (fewer when a pipeline has fewer)
 
 
 def _files(records: Records, training: bool, seed: int | None, pipelines: int, index: int) -> tf.data.Dataset:
-    """This input pipeline's files, shuffled by the seed when training."""
+    """This input pipeline's files, shuffled by the seed when training.
+
+    Pipelines share the files, whole, when there are at least as many files as pipelines: each
+    host then reads only its own. When the count does not divide evenly, some pipelines hold one
+    file more than others and, as every pipeline takes the same steps per epoch, their photos
+    come round less often (22 files on 8 hosts: 3 files or 2, so 1.5x as often): a warning says
+    so, and `--num_shards` a multiple of the hosts (README) avoids it. Splitting by records instead
+    would make every host read every file.
+    """
     files = tf.data.Dataset.from_tensor_slices(records.files)
     if len(records.files) >= pipelines > 1:
+        if training and len(records.files) % pipelines and index == 0:
+            logging.warning("%d %s files over %d input pipelines: some read %d, others %d, and see their photos "
+                            "less often per epoch; choose the Beam job's --num_shards so that this split's share of it is a "
+                            "multiple of %d (README: How records are grouped into files)", len(records.files),
+                            records.split, pipelines, -(-len(records.files) // pipelines),
+                            len(records.files) // pipelines, pipelines)
         files = files.shard(pipelines, index)
     return files.shuffle(len(records.files), seed=seed, reshuffle_each_iteration=True) if training else files
 

@@ -24,6 +24,7 @@ Inflating GZIP records costs far more than all of that.
 import dataclasses
 import functools
 import json
+import logging
 
 import tensorflow as tf
 
@@ -38,6 +39,9 @@ MIN_CROP = 0.7  # augmentation zooms in on at most this share of each side
 
 def load_manifest(data_dir: str) -> Manifest:
     path = f"{data_dir.rstrip('/')}/{schema.MANIFEST}"
+    if not tf.io.gfile.isdir(data_dir):
+        raise DataError(f"{data_dir} does not exist (or is not a folder): give the --output folder of a "
+                        "`python -m beam_jobs.preprocess` run")
     if not tf.io.gfile.exists(path):
         raise DataError(f"no {schema.MANIFEST} in {data_dir}: not the output of a finished "
                         "`python -m beam_jobs.preprocess` run")
@@ -173,27 +177,70 @@ def _held_out(holdout: Holdout, wanted: bool):
 
 
 def _flip_some(planes: tf.Tensor, flip: tf.Tensor) -> tf.Tensor:
-    """Mirror the photos of a batch where `flip` is true; only they are touched (tf.where over both is 5x slower)."""
-    which = tf.cast(flip, tf.int32)
-    kept, turned = tf.dynamic_partition(planes, which, 2)
-    kept_at, turned_at = tf.dynamic_partition(tf.range(tf.shape(planes)[0]), which, 2)
-    return tf.ensure_shape(tf.dynamic_stitch([kept_at, turned_at], [kept, tf.reverse(turned, axis=[2])]),
-                           planes.shape)
+    """Mirror the photos of a batch where `flip` is true: one gather of each photo's columns, in or out of order."""
+    width = planes.shape[2]
+    columns = tf.where(flip[:, None], tf.range(width - 1, -1, -1)[None], tf.range(width)[None])
+    return tf.gather(planes, columns, axis=2, batch_dims=1)
 
 
-def augment(seed: int, pipeline: int = 0):
-    """Random scale-and-crop back to the same size and random horizontal flips, on uint8 (L8, ab8) batches.
+def _windows(seed: int, number, pipeline: int, batch, height: int, width: int, size: int):
+    """The top-left corner of each photo's random `size` window: stateless, keyed on (seed, pipeline, batch number)."""
+    key = tf.random.experimental.stateless_fold_in(tf.stack([tf.cast(seed, tf.int64), number]), pipeline + 7919)
+    seeds = tf.random.experimental.stateless_split(key, 2)
+    top = tf.random.stateless_uniform([batch], seeds[0], 0, height - size + 1, tf.int32)
+    left = tf.random.stateless_uniform([batch], seeds[1], 0, width - size + 1, tf.int32)
+    return top, left
+
+
+def _taps(start, length, size: int):
+    """Bilinear resizing of [start, start + length) to `size` (half-pixel centres, as `tf.image.resize`):
+    for each output position, its two source positions and the second one's weight."""
+    position = (tf.range(size, dtype=tf.float32) + 0.5) * (tf.cast(length, tf.float32) / size) - 0.5
+    position = tf.clip_by_value(position, 0.0, tf.cast(length - 1, tf.float32))
+    low = tf.floor(position)
+    first = tf.cast(low, tf.int32)
+    return start + first, start + tf.minimum(first + 1, length - 1), position - low
+
+
+@tf.function(jit_compile=True)
+def _sample(planes: tf.Tensor, rows, columns) -> tf.Tensor:
+    """uint8 (b, h, w, c) planes sampled bilinearly at `rows` (b, h') and `columns` (b, w'), each a
+    (first, second, weight) of `_taps` per photo: rows first, then columns, rounded back to uint8.
+
+    XLA fuses it into one pass that writes only the result. (The random draws stay outside:
+    XLA's stateless generators give other numbers than TensorFlow's kernels.)"""
+    values = tf.cast(planes, tf.float32)
+
+    def along(values, taps, axis, shape):
+        first, second, weight = taps
+        weight = tf.reshape(weight, shape)
+        return (tf.gather(values, first, axis=axis, batch_dims=1) * (1.0 - weight)
+                + tf.gather(values, second, axis=axis, batch_dims=1) * weight)
+
+    values = along(values, rows, 1, (-1, rows[2].shape[1], 1, 1))
+    values = along(values, columns, 2, (-1, 1, columns[2].shape[1], 1))
+    return tf.cast(tf.round(values), tf.uint8)
+
+
+def augment(seed: int, pipeline: int = 0, crop_size: int = 0):
+    """Random scale-and-crop back to the same size and random horizontal flips, on uint8 (L8, ab8) batches;
+    then, with `crop_size`, each photo's random window of that side, as `crop` takes it.
 
     One crop (from `MIN_CROP` of each side to all of it) per batch, resized back bilinearly; a
     flip per photo. Stateless, keyed on (seed, input pipeline, batch number): a resumed run sees
-    the same, and each worker's pipeline draws its own. L8
-    and ab8 go separately: bilinear resizing is per channel, and joining and splitting uint8
-    channels costs more than the resizing.
+    the same, and each worker's pipeline draws its own.
+
+    Why it is one XLA-compiled gather-and-blend rather than `tf.image.resize`, then a flip, then
+    `crop`: those wrote three float32 or uint8 copies of every batch, and the resize worked on the
+    whole photo where a window of it was kept. Here each output pixel is computed once, only where
+    it is kept, and rounding, flips and windows are index arithmetic (`benchmarks/reader_benchmark.py`
+    measures both). Pixels equal `tf.image.resize`'s rounded result but for float rounding (at most
+    one level on a few pixels in a million).
     """
 
     def apply(number, batch_planes):
         l8, ab8 = batch_planes
-        height, width = l8.shape[1], l8.shape[2]
+        batch, height, width = tf.shape(l8)[0], l8.shape[1], l8.shape[2]
         key = tf.random.experimental.stateless_fold_in(tf.stack([tf.cast(seed, tf.int64), number]), pipeline)
         seeds = tf.random.experimental.stateless_split(key, 4)
         scale = tf.random.stateless_uniform([], seeds[0], MIN_CROP, 1.0)
@@ -201,13 +248,19 @@ def augment(seed: int, pipeline: int = 0):
         crop_w = tf.cast(tf.round(scale * width), tf.int32)
         top = tf.random.stateless_uniform([], seeds[1], 0, height - crop_h + 1, tf.int32)
         left = tf.random.stateless_uniform([], seeds[2], 0, width - crop_w + 1, tf.int32)
-        flip = tf.random.stateless_uniform([tf.shape(l8)[0]], seeds[3]) < 0.5
-
-        def transform(planes):
-            planes = tf.image.resize(planes[:, top:top + crop_h, left:left + crop_w], (height, width))
-            return _flip_some(tf.cast(tf.round(planes), tf.uint8), flip)
-
-        return transform(l8), transform(ab8)
+        flip = tf.random.stateless_uniform([batch], seeds[3]) < 0.5
+        rows, columns = _taps(top, crop_h, height), _taps(left, crop_w, width)
+        # Positions in the scaled photo each output pixel comes from: all of it, or each photo's window.
+        out_h, out_w = (crop_size, crop_size) if crop_size else (height, width)
+        at_rows, at_columns = tf.range(out_h)[None], tf.range(out_w)[None]
+        if crop_size:
+            window_top, window_left = _windows(seed, number, pipeline, batch, height, width, crop_size)
+            at_rows, at_columns = window_top[:, None] + at_rows, window_left[:, None] + at_columns
+        at_rows = tf.broadcast_to(at_rows, (batch, out_h))
+        at_columns = tf.where(flip[:, None], width - 1 - at_columns, at_columns)  # a mirrored photo's columns
+        row_taps = tuple(tf.gather(part, at_rows) for part in rows)
+        column_taps = tuple(tf.gather(part, at_columns) for part in columns)
+        return _sample(l8, row_taps, column_taps), _sample(ab8, row_taps, column_taps)
 
     return apply
 
@@ -218,16 +271,13 @@ def crop(seed: int, size: int, pipeline: int = 0):
     Training on windows of the 200x200 records costs a fraction of the whole photo per step
     (about 2.7x the examples per second at 128) while each pixel keeps the scale it has when
     the model colourizes a whole photo. Stateless, keyed on (seed, input pipeline, batch number),
-    like `augment`.
+    like `augment` (which takes the same windows when it is on).
     """
 
     def apply(number, batch_planes):
         l8, ab8 = batch_planes
         batch, height, width = tf.shape(l8)[0], l8.shape[1], l8.shape[2]
-        key = tf.random.experimental.stateless_fold_in(tf.stack([tf.cast(seed, tf.int64), number]), pipeline + 7919)
-        seeds = tf.random.experimental.stateless_split(key, 2)
-        top = tf.random.stateless_uniform([batch], seeds[0], 0, height - size + 1, tf.int32)
-        left = tf.random.stateless_uniform([batch], seeds[1], 0, width - size + 1, tf.int32)
+        top, left = _windows(seed, number, pipeline, batch, height, width, size)
         rows = top[:, None] + tf.range(size)[None, :]
         columns = left[:, None] + tf.range(size)[None, :]
 
@@ -257,9 +307,23 @@ READ_CYCLE = 16  # files read at once (fewer when a pipeline has fewer)
 
 
 def _files(records: Records, training: bool, seed: int | None, pipelines: int, index: int) -> tf.data.Dataset:
-    """This input pipeline's files, shuffled by the seed when training."""
+    """This input pipeline's files, shuffled by the seed when training.
+
+    Pipelines share the files, whole, when there are at least as many files as pipelines: each
+    host then reads only its own. When the count does not divide evenly, some pipelines hold one
+    file more than others and, as every pipeline takes the same steps per epoch, their photos
+    come round less often (22 files on 8 hosts: 3 files or 2, so 1.5x as often): a warning says
+    so, and `--num_shards` a multiple of the hosts (README) avoids it. Splitting by records instead
+    would make every host read every file.
+    """
     files = tf.data.Dataset.from_tensor_slices(records.files)
     if len(records.files) >= pipelines > 1:
+        if training and len(records.files) % pipelines and index == 0:
+            logging.warning("%d %s files over %d input pipelines: some read %d, others %d, and see their photos "
+                            "less often per epoch; choose the Beam job's --num_shards so that this split's share of it is a "
+                            "multiple of %d (README: How records are grouped into files)", len(records.files),
+                            records.split, pipelines, -(-len(records.files) // pipelines),
+                            len(records.files) // pipelines, pipelines)
         files = files.shard(pipelines, index)
     return files.shuffle(len(records.files), seed=seed, reshuffle_each_iteration=True) if training else files
 
@@ -283,6 +347,13 @@ def _batch(serialized: tf.data.Dataset, records: Records, batch_size: int, train
     parsed = serialized.map(_parser(height, width, with_labels, batched=False), num_parallel_calls=AUTOTUNE,
                             deterministic=True)
     return parsed.batch(batch_size, drop_remainder=training)
+
+
+def _augmentation(records: Records, seed: int, pipeline: int, augmentation: bool, crop_size: int):
+    """The map of (batch number, batch) that `augment` or `crop`, or both at once, make."""
+    if crop_size > min(records.image_size):
+        raise DataError(f"crop size {crop_size} is larger than the {records.image_size[0]}-pixel records")
+    return augment(seed, pipeline, crop_size) if augmentation else crop(seed, crop_size, pipeline)
 
 
 def make_dataset(records: Records, batch_size: int, *, training: bool, folds=None,
@@ -323,13 +394,9 @@ def make_dataset(records: Records, batch_size: int, *, training: bool, folds=Non
     if training:
         dataset = dataset.shuffle(shuffle_buffer, seed=seed, reshuffle_each_iteration=True)
     dataset = _batch(dataset, records, batch_size, training, with_labels, tuning)
-    if training and augmentation:
-        dataset = dataset.enumerate().map(augment(0 if seed is None else seed, index), num_parallel_calls=AUTOTUNE)
-    if training and crop_size:
-        if crop_size > min(records.image_size):
-            raise DataError(f"crop size {crop_size} is larger than the {records.image_size[0]}-pixel records")
-        dataset = dataset.enumerate().map(crop(0 if seed is None else seed, crop_size, index),
-                                          num_parallel_calls=AUTOTUNE)
+    if training and (augmentation or crop_size):
+        dataset = dataset.enumerate().map(_augmentation(records, 0 if seed is None else seed, index, augmentation,
+                                                        crop_size), num_parallel_calls=AUTOTUNE)
     dataset = dataset.prefetch(AUTOTUNE)
     if not training:
         # Distributed evaluation may have more workers than files: each worker keeps every n-th batch.

@@ -178,6 +178,21 @@ def test_missing_manifest_is_a_clear_error(tmp_path):
         dataset.Records.open(str(tmp_path), "train")
 
 
+def test_a_missing_folder_is_named_as_such(tmp_path):
+    with pytest.raises(dataset.DataError, match="does not exist"):
+        dataset.Records.open(str(tmp_path / "nowhere"), "train")
+
+
+def test_files_that_do_not_divide_among_the_pipelines_are_a_warning(records_dir, caplog):
+    """Whole files per pipeline: when their count does not divide, some pipelines' photos come round less often."""
+    records = dataset.Records.open(str(records_dir), "train")
+    count = len(records.files)
+    for pipelines, warned in ((count - 1, True), (count, False)):
+        caplog.clear()
+        dataset.make_dataset(records, 4, training=True, seed=1, input_context=tf.distribute.InputContext(pipelines))
+        assert ("--num_shards" in caplog.text) == warned, (pipelines, caplog.text)
+
+
 def test_unknown_split_is_named(records_dir):
     with pytest.raises(dataset.DataError, match="'training'"):
         dataset.Records.open(str(records_dir), "training")

@@ -13,11 +13,12 @@ as a palette): a purple or a yellow iris, not their gray average.
   mapped to the network's view as a hint is (`hints.user_planes`), and the
   distribution is read there as the output colour is made: bilinear between
   grid cells, blended over the windows that cover it (`pipeline.preparation`).
-- Modes: bins are laid on the 2-D ab grid; each bin climbs to its highest
-  neighbour (8-connected, on a lightly smoothed copy, so that a ripple does not
-  split one colour in two) until it reaches a peak. A mode's probability is the
-  mass of all the bins that climb to it; its colour is the mean of its peak's
-  3x3 bins of the same basin, a little finer than the 10-unit grid.
+- Modes: bins are laid on the 2-D ab grid. Greedily, the bin with the most
+  probability in its 3x3 neighbourhood is a mode; all the probability within
+  SEPARATION of it is that mode's, so neighbouring bins of one colour are one
+  suggestion and no two suggestions are nearer than SEPARATION; repeated on
+  what is left, then ordered by mass. A mode's colour is the probability-
+  weighted mean of its peak's 3x3 bins, a little finer than the 10-unit grid.
 - Rendering: each mode at the photo's own lightness at that point; a colour
   outside sRGB there keeps its hue and loses chroma until it fits (white
   cannot become saturated red; clipping RGB channels would change the hue).
@@ -29,7 +30,6 @@ signature compute suggestions with the same code.
 import keras
 import numpy as np
 import tensorflow as tf
-import tensorflow_io as tfio
 
 from pipeline import ab_bins, color, color_tf, preparation_tf
 from pipeline.errors import UsageError
@@ -38,8 +38,8 @@ from trainer.network import colour_classes, hints
 
 MAX_SUGGESTIONS = 8  # modes returned per point, most likely first (fewer when the distribution has fewer)
 MIN_PROBABILITY = 0.01  # modes with less mass than this are not offered
-_SMOOTHING = np.array([1.0, 2.0, 1.0], np.float32) / 4.0  # along a and b, for finding peaks only
-_JUMPS = int(np.ceil(np.log2(ab_bins.COUNT)))  # pointer doublings that bring every bin to its peak
+SEPARATION = 20.0  # Lab units (ab): the probability this near a mode is its mass, and no other mode is as near
+_SMOOTHING = np.array([1.0, 1.0, 1.0], np.float32)  # along a and b: a bin's probability with its neighbours'
 _GAMUT_STEPS = 12  # halvings of the chroma interval when bringing a colour inside sRGB
 
 
@@ -115,55 +115,56 @@ def _smoothed(grid: tf.Tensor) -> tf.Tensor:
     return tf.nn.conv2d(grid[..., None], kernel, 1, "SAME")[..., 0]
 
 
-def _peaks(grid: tf.Tensor) -> tf.Tensor:
-    """(m, SIDE, SIDE) -> (m, COUNT): for each grid cell, the flat index of the peak it climbs to."""
-    side = ab_bins.SIDE
-    # Ties are broken towards the lower index, so that two equal neighbours never both stay peaks.
-    height = _smoothed(grid) - tf.constant(np.arange(ab_bins.COUNT).reshape(side, side) * 1e-12, tf.float32)
-    padded = tf.pad(height, [[0, 0], [1, 1], [1, 1]], constant_values=-np.inf)
-    steps = [(dy, dx) for dy in (0, -1, 1) for dx in (0, -1, 1)]  # (0, 0) first: a peak points at itself
-    shifted = tf.stack([padded[:, 1 + dy:1 + dy + side, 1 + dx:1 + dx + side] for dy, dx in steps], axis=-1)
-    best = tf.argmax(shifted, axis=-1, output_type=tf.int32)
-    offsets = tf.constant([dy * side + dx for dy, dx in steps], tf.int32)
-    parent = tf.reshape(tf.range(ab_bins.COUNT, dtype=tf.int32), [1, side, side]) + tf.gather(offsets, best)
-    parent = tf.reshape(parent, [-1, ab_bins.COUNT])
-    for _ in range(_JUMPS):
-        parent = tf.gather(parent, parent, batch_dims=1)
-    return parent
-
-
 def modes(probabilities: tf.Tensor, indices: np.ndarray, count: int = MAX_SUGGESTIONS):
     """Distributions (m, Q) over the bins at flat grid `indices` -> the `count` heaviest modes of each:
-    model-scale ab (m, count, 2) and probability (m, count), heaviest first; absent modes have probability 0."""
+    model-scale ab (m, count, 2) and probability (m, count), heaviest first; absent modes have probability 0.
+
+    Greedy: the bin with the most probability around it (3x3) is a mode; the probability within
+    SEPARATION of it is its mass, and leaves the distribution; repeat. A shoulder of a broad
+    distribution (a yellow leaning off a cream) is offered too, which steepest ascent would fold
+    into the peak it leans on.
+    """
     grid = _on_grid(tf.cast(probabilities, tf.float32), indices)
     flat = tf.reshape(grid, [-1, ab_bins.COUNT])
-    peak = _peaks(grid)
-    rows = tf.shape(flat)[0]
-    segments = peak + tf.range(rows)[:, None] * ab_bins.COUNT
-    mass = tf.reshape(tf.math.unsorted_segment_sum(flat, segments, rows * ab_bins.COUNT), [-1, ab_bins.COUNT])
-    probability, top = tf.math.top_k(mass, k=count)
-    # the mode's colour: the probability-weighted mean of its peak's 3x3 bins that climb to it
-    cell = tf.range(ab_bins.COUNT)
-    near = tf.maximum(tf.abs(cell // ab_bins.SIDE - peak // ab_bins.SIDE), tf.abs(cell % ab_bins.SIDE - peak % ab_bins.SIDE))
-    weight = flat * tf.cast(near <= 1, tf.float32)
+    around = tf.reshape(_smoothed(grid), [-1, ab_bins.COUNT])
     centres = tf.constant(ab_bins.centres(np.arange(ab_bins.COUNT)) / color.AB_SCALE, tf.float32)
-    sums = [tf.reshape(tf.math.unsorted_segment_sum(value, segments, rows * ab_bins.COUNT), [-1, ab_bins.COUNT])
-            for value in (weight * centres[:, 0], weight * centres[:, 1], weight)]
-    ab = tf.stack([tf.gather(s, top, batch_dims=1) for s in sums[:2]], axis=-1)
-    ab = ab / tf.maximum(tf.gather(sums[2], top, batch_dims=1), 1e-30)[..., None]
+    distance = tf.norm(centres[:, None, :] - centres[None, :, :], axis=-1) * color.AB_SCALE  # (COUNT, COUNT)
+    left = tf.ones_like(flat)
+    masses, colours = [], []
+    for _ in range(count):
+        peak = tf.argmax(around * left, axis=-1, output_type=tf.int32)
+        to_peak = tf.gather(distance, peak)  # (m, COUNT)
+        members = left * tf.cast(to_peak <= SEPARATION, tf.float32)
+        masses.append(tf.reduce_sum(flat * members, axis=-1))
+        near = flat * members * tf.cast(to_peak <= ab_bins.STEP * 1.5, tf.float32)  # the peak's 3x3 bins
+        colours.append(tf.linalg.matmul(near, centres) / tf.maximum(tf.reduce_sum(near, -1, keepdims=True), 1e-30))
+        left = left - members
+    probability, order = tf.math.top_k(tf.stack(masses, axis=1), k=count)
+    ab = tf.gather(tf.stack(colours, axis=1), order, batch_dims=1)
     keep = probability >= MIN_PROBABILITY
     return tf.where(keep[..., None], ab, 0.0), tf.where(keep, probability, 0.0)
 
 
-def _lab_to_rgb(lightness: tf.Tensor, ab: tf.Tensor) -> tf.Tensor:
-    """Model-scale L (..., 1) and ab (..., 2) -> sRGB, 1 the brightest, unclipped (outside [0, 1]: out of gamut)."""
-    return tfio.experimental.color.lab_to_rgb(tf.concat([lightness * color.L_MAX, ab * color.AB_SCALE], axis=-1))
+_XYZ_TO_LINEAR_RGB = np.array([[3.2404542, -1.5371385, -0.4985314], [-0.9692660, 1.8760108, 0.0415560],
+                               [0.0556434, -0.2040259, 1.0572252]], np.float32)  # sRGB primaries, D65
+_WHITE = np.array([0.95047, 1.0, 1.08883], np.float32)  # D65, as the project's Lab
+
+
+def _linear_rgb(lightness: tf.Tensor, ab: tf.Tensor) -> tf.Tensor:
+    """Model-scale L (..., 1) and ab (..., 2) -> linear sRGB, unclipped: outside [0, 1] is outside the gamut.
+    (tensorflow-io's lab_to_rgb clips, which would hide exactly that.)"""
+    fy = (lightness * color.L_MAX + 16.0) / 116.0
+    lab = ab * color.AB_SCALE
+    f = tf.concat([fy + lab[..., :1] / 500.0, fy, fy - lab[..., 1:] / 200.0], axis=-1)
+    delta = 6.0 / 29.0
+    xyz = tf.where(f > delta, f ** 3, 3 * delta**2 * (f - 4.0 / 29.0)) * _WHITE
+    return tf.linalg.matvec(tf.constant(_XYZ_TO_LINEAR_RGB), xyz)
 
 
 def in_gamut(lightness: tf.Tensor, ab: tf.Tensor) -> tf.Tensor:
     """ab (..., 2) with its chroma reduced, hue kept, until the colour at `lightness` (..., 1) is inside sRGB."""
     def fits(scale):
-        rgb = _lab_to_rgb(lightness, ab * scale[..., None])
+        rgb = _linear_rgb(lightness, ab * scale[..., None])
         return tf.reduce_all((rgb >= -1e-3) & (rgb <= 1.0 + 1e-3), axis=-1)
 
     low, high = tf.zeros_like(ab[..., 0]), tf.ones_like(ab[..., 0])

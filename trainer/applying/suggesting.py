@@ -9,6 +9,7 @@ import dataclasses
 import numpy as np
 
 from pipeline.errors import UsageError
+from trainer.applying import hint_input
 
 
 @dataclasses.dataclass(frozen=True)
@@ -41,6 +42,16 @@ def check_inside(points: list[tuple[float, float]], width: int, height: int, nam
     for x, y in points:
         if not (0 <= x < width and 0 <= y < height):
             raise UsageError(f"--suggest {x:g},{y:g} is outside {name} ({width}x{height})")
+
+
+def point_from_json(payload, width: int, height: int) -> tuple[float, float]:
+    """{"x": .., "y": .., ...} as the page sends a click -> (x, y) inside a width x height photo."""
+    if not isinstance(payload, dict) or "x" not in payload or "y" not in payload:
+        raise UsageError('expected {"x": .., "y": .., "hints": [...]}, the point in the photo\'s pixels')
+    x, y = (hint_input.coordinate(name, payload[name]) for name in ("x", "y"))
+    if not (0 <= x < width and 0 <= y < height):
+        raise UsageError(f"the point ({x:g}, {y:g}) is outside the {width}x{height} photo")
+    return x, y
 
 
 def from_outputs(colours: np.ndarray, probabilities: np.ndarray) -> list[list[Suggestion]]:

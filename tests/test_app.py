@@ -622,3 +622,73 @@ def test_refusals_are_shown_on_the_page(app_url, browser, tmp_path, name, conten
     open_photo(browser, app_url, path)
     shown_message = browser.find_element(By.ID, "message")
     wait(browser, lambda d: shown_message.is_displayed() and message in shown_message.text, f"the message {message!r}")
+
+
+# Suggested colours: the shipped model's distribution at a clicked point, as swatches; choosing one pins it.
+
+SUNFLOWER = ("flowers", "sunflower", "1008566138_6927679c8a.jpg")  # 320x211; (190, 65) is on a flower's petals
+PETAL = (190, 65)
+
+
+@pytest.fixture(scope="module")
+def shipped_app(tmp_path_factory):
+    """The app on the model shipped with the project: a colour classifier, so it can suggest."""
+    process, url = start_app(tmp_path_factory.mktemp("shipped_app"))
+    yield url
+    stop(process)
+
+
+def suggest(url: str, photo_id: str, payload: dict):
+    return http(f"{url}api/photos/{photo_id}/suggest", json.dumps(payload).encode(), "application/json")
+
+
+def is_yellow(colour: str) -> bool:
+    a, b = hex_ab(colour)
+    return b > 30 and abs(a) < b / 2
+
+
+def test_the_app_suggests_a_yellow_on_a_sunflowers_petals_most_likely_first(shipped_app, shared_data):
+    photo_id = upload(shipped_app, (shared_data.joinpath(*SUNFLOWER)).read_bytes())["id"]
+    status, _, body = suggest(shipped_app, photo_id, {"x": PETAL[0], "y": PETAL[1], "hints": []})
+    assert status == 200, body
+    answer = json.loads(body)
+    probabilities = [s["probability"] for s in answer["suggestions"]]
+    assert probabilities == sorted(probabilities, reverse=True) and 0 < sum(probabilities) <= 1.0001
+    assert any(is_yellow(s["color"]) for s in answer["suggestions"][:3]), answer
+
+
+@pytest.mark.parametrize("payload, status, message", [
+    ({"x": 5}, 400, "expected"), ({"x": 400, "y": 5, "hints": []}, 400, "outside"),
+    ({"x": "5", "y": 5, "hints": []}, 400, "must be a number"), ({"x": 5, "y": 5}, 400, "hints"),
+])
+def test_bad_suggestion_requests_are_refused_with_a_sentence(shipped_app, shared_data, payload, status, message):
+    photo_id = upload(shipped_app, (shared_data.joinpath(*SUNFLOWER)).read_bytes())["id"]
+    answer = suggest(shipped_app, photo_id, payload)
+    assert answer[0] == status and message in json.loads(answer[2])["error"]
+
+
+def test_a_model_without_a_colour_distribution_says_it_cannot_suggest(app_url, photo):
+    answer = suggest(app_url, upload(app_url, photo.read_bytes())["id"], {"x": 5, "y": 5, "hints": []})
+    assert answer[0] == 400 and "cannot suggest colours" in json.loads(answer[2])["error"]
+
+
+def test_clicking_shows_suggestions_and_choosing_one_pins_it_and_recolours(shipped_app, browser, shared_data):
+    from selenium.webdriver.common.by import By
+
+    open_photo(browser, shipped_app, shared_data.joinpath(*SUNFLOWER))
+    wait(browser, lambda d: shown(d, 0), "the colourization without hints")
+    assert browser.find_element(By.ID, "suggest-mode").get_attribute("aria-pressed") == "true"
+    image = browser.find_element(By.ID, "gray")
+    box = image.rect
+    click_photo(browser, round((PETAL[0] / 320 - 0.5) * box["width"]), round((PETAL[1] / 211 - 0.5) * box["height"]))
+    swatches = wait(browser, lambda d: d.find_elements(By.CSS_SELECTOR, "#suggestions .suggestion"), "the swatches")
+    colours = [swatch.get_attribute("data-colour") for swatch in swatches]
+    percents = [int(swatch.text.rstrip("%")) for swatch in swatches]
+    assert percents == sorted(percents, reverse=True)
+    assert not browser.find_elements(By.CSS_SELECTOR, "#gray-stage .dot")  # nothing pinned before a choice
+    chosen = next(i for i, colour in enumerate(colours[:3]) if is_yellow(colour))
+    swatches[chosen].click()
+    wait(browser, lambda d: shown(d, 1), "the colourization with the chosen colour")
+    dots = browser.find_elements(By.CSS_SELECTOR, "#gray-stage .dot")
+    assert len(dots) == 1 and colours[chosen] in dots[0].get_attribute("title")
+    assert not browser.find_element(By.ID, "suggestions").is_displayed()

@@ -3,13 +3,18 @@
     python -m trainer.colorize PHOTO_OR_FOLDER_OR_GLOB ... --output OUT_DIR [--model PATH] [--compare]
     python -m trainer.colorize photo.jpg --output OUT_DIR --hint 120,45,#d02030 --hint 300,200,#2040c0
     python -m trainer.colorize FOLDER --output OUT_DIR --hints hints.json
+    python -m trainer.colorize photo.jpg --suggest 120,45 --suggest 300,200
+
 
 Each photo keeps its size, name, relative path and lightness; only its colour
 comes from the model. Gray and colour photos both work (colour is discarded
 first). Colour hints (`--hint`, `--hints`) pin a colour's chroma at points of
 a photo (`trainer.applying.hint_input`). Photos stream through in batches, so memory does not grow with their
 number. Unreadable files are listed with their reason at the end; the exit
-code is 1 if there were any.
+code is 1 if there were any. `--suggest X,Y` prints, for each point of one photo,
+the colours a colour-classification model hesitates between there, most likely
+first, as `#RRGGBB (probability)` (`trainer.network.suggestions`); it needs no
+--output (with one, the photo is also colourized).
 """
 
 import sys
@@ -18,9 +23,10 @@ from trainer import command  # first: it quiets TensorFlow's start-up
 
 from absl import flags
 
+from pipeline.errors import UsageError
 from trainer.applying import inference
 
-flags.DEFINE_string("output", None, "Folder for the colourized photos (local or gs://).")
+flags.DEFINE_string("output", None, "Folder for the colourized photos (local or gs://); needed unless --suggest.")
 flags.DEFINE_string("model", None, "A .keras model, a training run's model_dir or a SavedModel folder "
                     "(default: the model shipped with the project).")
 flags.DEFINE_bool("compare", False, "Also write compare/<name>.jpg: gray | colourized | original.")
@@ -31,6 +37,9 @@ flags.DEFINE_multi_string("hint", [], "X,Y,#RRGGBB: this colour at pixel (X, Y) 
                           "top-left); repeatable. Only its chroma is used: the photo keeps its lightness.")
 flags.DEFINE_string("hints", None, 'JSON file of hints for many photos: {"<path relative to its input folder, or '
                     'file name>": [{"x": 120, "y": 45, "color": "#d02030"}, ...]}.')
+flags.DEFINE_multi_string("suggest", [], "X,Y: print the suggested colours at pixel (X, Y) of the one photo given "
+                          "(origin top-left), most likely first, as #RRGGBB (probability); repeatable. Hints given "
+                          "with --hint are taken into account.")
 flags.DEFINE_float("temperature", None, "Annealed-mean temperature of a colour-classification model (default: "
                    "the model's own): 1 decodes the mean colour, lower values move towards the most likely one.",
                    lower_bound=0.01)
@@ -43,9 +52,18 @@ FLAGS = flags.FLAGS
 
 
 def main(argv):
-    from trainer.applying import hint_input
+    from trainer.applying import hint_input, suggesting
 
     single = [hint_input.parse_hint(text) for text in FLAGS.hint]
+    points = [suggesting.parse_point(text) for text in FLAGS.suggest]
+    if points:
+        found = inference.suggest(argv[1:], FLAGS.model, points, single, FLAGS.temperature, FLAGS.vividness)
+        for point, suggestions in zip(points, found):
+            print(suggesting.line(point, suggestions))
+        if not FLAGS.output:
+            return
+    elif not FLAGS.output:
+        raise UsageError("--output is needed (a folder for the colourized photos), unless --suggest is given")
     by_key = hint_input.read_hints_file(FLAGS.hints) if FLAGS.hints else {}
     written, failures = inference.run(
         argv[1:], FLAGS.output, FLAGS.model, batch_size=FLAGS.batch_size, compare=FLAGS.compare,
@@ -58,5 +76,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-    flags.mark_flag_as_required("output")
     command.run(main, takes_arguments=True)

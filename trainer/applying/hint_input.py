@@ -50,7 +50,7 @@ def parse_hint(text: str) -> Hint:
     return Hint(x, y, parse_colour(parts[2]))
 
 
-def _coordinate(name: str, value) -> float:
+def coordinate(name: str, value) -> float:
     """A JSON number as a pixel coordinate; true, "12", 1e400 or a number of 400 digits are mistakes."""
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise UsageError(f"{name} must be a number, not {json.dumps(value)[:40]}")
@@ -69,7 +69,7 @@ def hint_from_json(entry) -> Hint:
         raise UsageError('each hint needs x, y and color, e.g. {"x": 120, "y": 45, "color": "#d02030"}')
     if not isinstance(entry["color"], str):
         raise UsageError(f"color must be a string #RRGGBB, not {json.dumps(entry['color'])[:40]}")
-    return Hint(_coordinate("x", entry["x"]), _coordinate("y", entry["y"]), parse_colour(entry["color"]))
+    return Hint(coordinate("x", entry["x"]), coordinate("y", entry["y"]), parse_colour(entry["color"]))
 
 
 def read_hints_file(path: str) -> dict[str, list[Hint]]:

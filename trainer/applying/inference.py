@@ -3,6 +3,7 @@
 The library behind `python -m trainer.colorize`.
 """
 
+import functools
 import os
 import posixpath
 import sys
@@ -13,10 +14,10 @@ import numpy as np
 import tensorflow as tf
 
 from pipeline.errors import UsageError
-from pipeline import color, preparation
+from pipeline import color, color_tf, preparation
 from pipeline.preparation import Preparation
-from trainer.network import colour_classes, hints, model_file, models
-from trainer.applying import hint_input, photos, serving, upsampling
+from trainer.network import colour_classes, hints, model_file, models, suggestions
+from trainer.applying import hint_input, photos, serving, suggesting, upsampling
 from trainer.applying.hint_input import Hint
 from trainer.evaluation import sheets
 
@@ -69,6 +70,7 @@ class KerasColorizer:
         self.edge_aware = edge_aware
         self.hint_aware = hints.is_hint_aware(self.net)
         colour_classes.override_decoding(self.net, temperature, vividness, path)
+        self._suggest = None  # built at the first suggestion: only classifiers have a distribution to suggest from
 
     def view_input(self, rgb: np.ndarray, photo_hints: list[Hint]) -> np.ndarray:
         """The network's input over the photo's whole view (h, w, 1 or 4)."""
@@ -87,6 +89,26 @@ class KerasColorizer:
         return [recombine(rgb, preparation.blend(self.preparation, predicted[end - len(photo):end], *view.shape[:2]),
                           self.edge_aware)
                 for rgb, view, photo, end in zip(rgbs, views, windows, ends)]
+
+    def suggest(self, rgb: np.ndarray, points: list[tuple[float, float]],
+                photo_hints: list[Hint] = ()) -> list[list[suggesting.Suggestion]]:
+        """The suggested colours at each point (x, y) of one photo, given the hints already on it."""
+        if photo_hints and not self.hint_aware:
+            raise UsageError("this model takes no colour hints (it was trained without them)")
+        if self._suggest is None:
+            compute = functools.partial(suggestions.suggest, suggestions.distribution_model(self.net),
+                                        self.preparation, suggestions.bin_indices(self.net))
+            self._suggest = tf.function(compute, reduce_retracing=True)
+        hint_xy, hint_rgb = hint_tensors(photo_hints)
+        output = self._suggest(color_tf.rgb_to_unit(tf.constant(rgb[None])), tf.constant([points], tf.float32),
+                               hint_xy, hint_rgb)
+        return suggesting.from_outputs(output["colors"][0].numpy(), output["probabilities"][0].numpy())
+
+
+def hint_tensors(photo_hints: list[Hint]) -> tuple[tf.Tensor, tf.Tensor]:
+    """One photo's hints as the graph takes them: points (1, k, 2) float32 and colours (1, k, 3) uint8."""
+    return (tf.constant(np.reshape([(h.x, h.y) for h in photo_hints], (1, -1, 2)), tf.float32),
+            tf.constant(np.reshape([h.rgb for h in photo_hints], (1, -1, 3)), tf.uint8))
 
 
 class SavedModelColorizer:
@@ -113,6 +135,18 @@ class SavedModelColorizer:
             results.append(output["colorized"][0].numpy())
         return results
 
+    def suggest(self, rgb: np.ndarray, points: list[tuple[float, float]],
+                photo_hints: list[Hint] = ()) -> list[list[suggesting.Suggestion]]:
+        """The exported suggest signatures' colours at each point (x, y) of one photo."""
+        name = serving.SUGGEST_WITH_HINTS_SIGNATURE if photo_hints else serving.SUGGEST_SIGNATURE
+        if name not in self._module.signatures:
+            raise UsageError(f"this SavedModel has no {name} signature (a colour-classification model exported "
+                             "with this version has it)")
+        hint_inputs = dict(zip(("hint_xy", "hint_rgb"), hint_tensors(photo_hints))) if photo_hints else {}
+        output = self._module.signatures[name](images=tf.constant(rgb[None]),
+                                               points=tf.constant([points], tf.float32), **hint_inputs)
+        return suggesting.from_outputs(output["colors"][0].numpy(), output["probabilities"][0].numpy())
+
 
 def load(path: str | None, temperature: float | None = None, edge_aware: bool = True,
          vividness: float | None = None):
@@ -129,6 +163,21 @@ def load(path: str | None, temperature: float | None = None, edge_aware: bool = 
         return KerasColorizer(models.resolve(path), temperature, edge_aware, vividness)
     except FileNotFoundError as error:
         raise UsageError(f"--model: {error}") from None
+
+
+def suggest(arguments: list[str], model: str | None, points: list[tuple[float, float]], photo_hints: list[Hint] = (),
+            temperature: float | None = None, vividness: float | None = None) -> list[list[suggesting.Suggestion]]:
+    """The suggested colours at each point of the one photo named, with the hints given on it."""
+    found = photos.find(arguments)
+    if len(found) != 1:
+        raise UsageError(f"--suggest applies to one photo, but {len(found)} were given")
+    colourizer = load(model, temperature, True, vividness)
+    rgb = photos.read_rgb(found[0], colourizer.preparation)
+    if isinstance(rgb, photos.Failure):
+        raise UsageError(f"{rgb.path}: {rgb.reason}: {rgb.detail}")
+    suggesting.check_inside(points, rgb.shape[1], rgb.shape[0], found[0].path)
+    hint_input.check_inside(found[0], list(photo_hints), *rgb.shape[:2])
+    return colourizer.suggest(rgb, points, list(photo_hints))
 
 
 def output_name(relative: str) -> str:

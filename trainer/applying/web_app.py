@@ -28,7 +28,7 @@ import numpy as np
 
 from pipeline import color, errors, images
 from pipeline.preparation import Preparation
-from trainer.applying import hint_input, inference
+from trainer.applying import hint_input, inference, suggesting
 from trainer.applying.hint_input import Hint
 
 
@@ -61,6 +61,7 @@ JSON_TYPE = "application/json"
 _PAGE_TYPES = {".html": "text/html; charset=utf-8", ".css": "text/css; charset=utf-8",
                ".js": "text/javascript; charset=utf-8", ".svg": "image/svg+xml"}
 _PHOTO_PATH = re.compile(r"/api/photos/([A-Za-z0-9_-]+)/(gray\.png|colourize)")
+_SUGGEST_PATH = re.compile(r"/api/photos/([A-Za-z0-9_-]+)/suggest")
 _IMAGE_ERRORS = {"empty_file": "This file is empty", "not_an_image": "This file is not an image",
                  "truncated": "This photo is incomplete", "corrupt": "This photo could not be decoded",
                  "too_large": "This photo has too many pixels", "too_small": "This photo is too small",
@@ -245,6 +246,22 @@ class Studio:
         png = encode_png(result)
         return png, {"colourize": encoding - start, "encode": time.perf_counter() - encoding}
 
+    def suggest(self, key: str, payload) -> dict:
+        """The colours the model hesitates between at a clicked point, given the hints already on the photo:
+        {"x", "y", "suggestions": [{"color": "#rrggbb", "probability": p}, ...]}, most likely first."""
+        rgb = self.photos.get(key)
+        try:
+            point = suggesting.point_from_json(payload, rgb.shape[1], rgb.shape[0])
+        except errors.UsageError as error:
+            raise ClientError(400, f"{str(error)[0].upper()}{str(error)[1:]}.") from None
+        hints = parse_hints(payload, rgb.shape[1], rgb.shape[0])
+        try:
+            with self._model_lock:
+                (found,) = self.colourizer.suggest(rgb, [point], hints)
+        except errors.UsageError as error:
+            raise ClientError(400, f"This model cannot suggest colours: {error}.") from None
+        return {"x": point[0], "y": point[1], "suggestions": [s.to_json() for s in found]}
+
 
 class RequestDeadline(ClientError):
     """The request's line, headers and body did not all arrive in time."""
@@ -364,6 +381,8 @@ class Handler(http.server.BaseHTTPRequestHandler):
             png, seconds = self.studio.colourize_png(match.group(1), payload)
             timing = ", ".join(f"{name};dur={value * 1000:.1f}" for name, value in seconds.items())
             self._send(200, png, "image/png", {"Server-Timing": timing})
+        elif match := _SUGGEST_PATH.fullmatch(path):
+            self._send_json(200, self.studio.suggest(match.group(1), self._json_body()))
         else:
             raise ClientError(404, f"Nothing to post to at {path}.")
 

@@ -143,17 +143,36 @@ def decoding_head(logits, bins: ColourBins, rebalancing: float, temperature: flo
                 **_scales(q, temperature, vividness)}
 
 
-def _decode(fixed: dict, logits, dtype: str):
-    """The decoding's arithmetic, on the fixed layers by name (see `decoding_head`)."""
+def _annealed(fixed: dict, logits, dtype: str):
+    """The distribution over the bins the decoding takes the expectation of (see `decoding_head`)."""
     rebalanced = fixed[REBALANCED_LAYER](logits)
     parts = [fixed[RAW_SCALE_LAYER](logits), fixed[REBALANCED_SCALE_LAYER](rebalanced)]
-    return fixed[CENTRES_LAYER](layers.Softmax(axis=-1, dtype=dtype)(layers.Add(dtype=dtype)(parts)))
+    return layers.Softmax(axis=-1, dtype=dtype)(layers.Add(dtype=dtype)(parts))
+
+
+def _decode(fixed: dict, logits, dtype: str):
+    """The decoding's arithmetic, on the fixed layers by name (see `decoding_head`)."""
+    return fixed[CENTRES_LAYER](_annealed(fixed, logits, dtype))
+
+
+def _fixed_layers(net) -> dict:
+    names = (REBALANCED_LAYER, RAW_SCALE_LAYER, REBALANCED_SCALE_LAYER, CENTRES_LAYER)
+    return {name: net.get_layer(name) for name in names}
 
 
 def decode(net, logits):
     """`net`'s own decoding (its temperature, vividness and bins) applied to other logits, e.g. averaged ones."""
-    names = (REBALANCED_LAYER, RAW_SCALE_LAYER, REBALANCED_SCALE_LAYER, CENTRES_LAYER)
-    return _decode({name: net.get_layer(name) for name in names}, logits, net.get_layer(CENTRES_LAYER).dtype_policy)
+    return _decode(_fixed_layers(net), logits, net.get_layer(CENTRES_LAYER).dtype_policy)
+
+
+def distribution(net, logits):
+    """The distribution over `net`'s bins that its decoding averages (its temperature and vividness), for logits."""
+    return _annealed(_fixed_layers(net), logits, net.get_layer(CENTRES_LAYER).dtype_policy)
+
+
+def centres_of(net) -> np.ndarray:
+    """A classifier's bin centres in model-scale ab (Q, 2), from its decoding layer."""
+    return net.get_layer(CENTRES_LAYER).get_weights()[0].reshape(-1, 2)
 
 
 def _scales(q: int, temperature: float, vividness: float) -> dict[str, list[np.ndarray]]:

@@ -8,7 +8,8 @@ const state = {
   info: null,          // what the app says about its model and limits (/api/info)
   photo: null,         // {id, width, height, name} of the open photo
   hints: [],           // [{x, y, color}] in the photo's own pixels
-  colour: "#e02424",   // the colour the next click pins
+  colour: "#e02424",   // the colour the next click pins, unless suggesting
+  suggesting: true,    // a click asks the model which colours it expects there, and pins the one chosen
   inFlight: false,     // a colourization is running; changes meanwhile wait for it
   stale: false,        // hints changed while one was running: colourize again when it returns
   resultUrl: null,     // blob: URL of the shown (and downloadable) result
@@ -79,6 +80,7 @@ async function openFile(file) {
     return;
   }
   state.hints = [];
+  hideSuggestions();
   forgetResult();
   $("gray").src = `/api/photos/${state.photo.id}/gray.png`;
   $("drop-zone").hidden = true;
@@ -155,7 +157,9 @@ function readyText() {
   const count = state.hints.length;
   const pinned = count === 1 ? "1 hint" : `${count} hints`;
   if (!state.info.hint_aware) return `${name}, ${width}×${height}. This model takes no colour hints.`;
-  return `${name}, ${width}×${height}, ${pinned}.` + (count ? "" : " Click the photo to pin a colour.");
+  const next = state.suggesting ? " Click the photo to see the colours the model suggests there." :
+    " Click the photo to pin a colour.";
+  return `${name}, ${width}×${height}, ${pinned}.` + (count ? "" : next);
 }
 
 function renderHints() {
@@ -188,7 +192,8 @@ function changed() {
   colourize();
 }
 
-// A click anywhere on either image pins the current colour at that point of the photo.
+// A click anywhere on either image pins the current colour at that point of the photo, or, when suggesting,
+// shows the colours the model expects there.
 function pinAt(event) {
   if (!state.photo || !state.info.hint_aware || event.target.classList.contains("dot")) return;
   const image = event.currentTarget.querySelector("img");
@@ -196,16 +201,67 @@ function pinAt(event) {
   const x = ((event.clientX - box.left) / box.width) * state.photo.width;
   const y = ((event.clientY - box.top) / box.height) * state.photo.height;
   if (x < 0 || y < 0 || x >= state.photo.width || y >= state.photo.height) return;
+  if (state.suggesting) {
+    suggestAt(x, y);
+    return;
+  }
   state.hints.push({x, y, color: state.colour});
   changed();
 }
 
+// The model's distribution at the point, as swatches most likely first; choosing one pins it there.
+async function suggestAt(x, y) {
+  const photo = state.photo;
+  showMessage("");
+  $("suggestions-label").textContent = "Asking the model…";
+  $("suggestion-swatches").replaceChildren();
+  $("suggestions").hidden = false;
+  try {
+    const response = await request(`/api/photos/${photo.id}/suggest`, {
+      method: "POST", headers: {"Content-Type": "application/json"},
+      body: JSON.stringify({x, y, hints: state.hints}),
+    });
+    if (!response.ok) throw new Error(await errorOf(response));
+    const answer = await response.json();
+    if (photo === state.photo) showSuggestions(x, y, answer.suggestions);
+  } catch (error) {
+    hideSuggestions();
+    showMessage(error.message);
+  }
+}
+
+function showSuggestions(x, y, suggestions) {
+  $("suggestions-label").textContent = `Suggested at (${Math.round(x)}, ${Math.round(y)}):`;
+  $("suggestion-swatches").replaceChildren(...suggestions.map(({color, probability}) => {
+    const swatch = document.createElement("button");
+    swatch.type = "button";
+    swatch.className = "suggestion";
+    swatch.style.background = color;
+    swatch.dataset.colour = color;
+    swatch.textContent = `${Math.round(100 * probability)}%`;
+    swatch.title = `${color}, probability ${probability.toFixed(2)}: click to pin it here`;
+    swatch.addEventListener("click", () => {
+      hideSuggestions();
+      state.hints.push({x, y, color});
+      changed();
+    });
+    return swatch;
+  }));
+}
+
+function hideSuggestions() {
+  $("suggestions").hidden = true;
+  $("suggestion-swatches").replaceChildren();
+}
+
 function choose(colour, selected) {
   state.colour = colour;
-  document.querySelectorAll(".swatch").forEach((swatch) => {
+  state.suggesting = selected === $("suggest-mode");
+  document.querySelectorAll(".swatch, .mode").forEach((swatch) => {
     swatch.setAttribute("aria-pressed", String(swatch === selected));
   });
   document.querySelector(".custom").dataset.selected = String(selected === $("custom-colour"));
+  if (!state.suggesting) hideSuggestions();
 }
 
 function setUpPalette() {
@@ -215,7 +271,9 @@ function setUpPalette() {
   });
   $("custom-colour").addEventListener("input", (event) => choose(event.target.value, event.target));
   $("custom-colour").addEventListener("click", (event) => choose(event.target.value, event.target));
-  choose(state.colour, document.querySelector(".swatch"));
+  $("suggest-mode").addEventListener("click", () => choose(state.colour, $("suggest-mode")));
+  $("suggestions-close").addEventListener("click", hideSuggestions);
+  choose(state.colour, $("suggest-mode"));
 }
 
 function setUpDropping() {

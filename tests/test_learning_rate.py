@@ -1,4 +1,4 @@
-"""The learning rate follows the global batch (linear scaling rule), warms up, and stays ReduceLROnPlateau's to change."""
+"""The learning rate follows the global batch (square root for Adam, linear for SGD), warms up, and stays ReduceLROnPlateau's to change."""
 
 import keras
 import numpy as np
@@ -8,17 +8,20 @@ from trainer.training import callbacks, run
 from trainer.training.config import RunConfig
 
 
-@pytest.mark.parametrize("batch_size,expected", [(16, 1e-3), (64, 4e-3), (8, 5e-4)])
-def test_the_rate_scales_linearly_with_the_global_batch(batch_size, expected):
-    optimizer = run._optimizer(RunConfig("", "", learning_rate=1e-3, batch_size=batch_size))
+@pytest.mark.parametrize("optimizer,batch_size,expected", [
+    ("adam", 16, 1e-3), ("adam", 256, 4e-3), ("adam", 4, 5e-4), ("rmsprop", 64, 2e-3),
+    ("sgd", 16, 1e-3), ("sgd", 256, 16e-3), ("sgd", 8, 5e-4)])
+def test_the_rate_follows_the_global_batch_as_the_optimizer_needs(optimizer, batch_size, expected):
+    config = RunConfig("", "", optimizer=optimizer, learning_rate=1e-3, batch_size=batch_size, lr_schedule="constant")
+    optimizer = run._optimizer(config)
     assert float(optimizer.learning_rate) == pytest.approx(expected)
 
 
 def test_the_cosine_schedule_warms_up_then_decays_to_zero_at_the_last_step():
     config = RunConfig("", "", learning_rate=1e-3, batch_size=32, warmup_steps=10)
     schedule = run._learning_rate(config, total_steps=110)
-    rates = [float(schedule(step)) for step in (0, 5, 10, 60, 110)]
-    np.testing.assert_allclose(rates, [2e-3 / 10, 2e-3 * 5.5 / 10, 2e-3, 1e-3, 0.0], rtol=0.1, atol=1e-9)
+    rates, peak = [float(schedule(step)) for step in (0, 5, 10, 60, 110)], 2 ** 0.5 * 1e-3  # Adam at 2x the batch
+    np.testing.assert_allclose(rates, [peak / 10, peak * 5.5 / 10, peak, peak / 2, 0.0], rtol=0.1, atol=1e-9)
     assert all(float(schedule(s)) >= float(schedule(s + 1)) for s in range(10, 110))
 
 

@@ -93,6 +93,23 @@ def test_every_cloudbuild_step_has_a_timeout_within_the_builds():
     assert sum(steps) <= _seconds(build["timeout"])
 
 
+def _nested_substitutions(build) -> list[str]:
+    """Substitutions whose value names another variable ($BUILD_ID, ${_X}): Cloud Build expands those only
+    with options.dynamicSubstitutions; without it the value keeps the bare name or an empty one."""
+    if (build.get("options") or {}).get("dynamicSubstitutions") is True:
+        return []
+    return [name for name, value in (build.get("substitutions") or {}).items()
+            if re.search(r"(?<!\$)\$(\{?[A-Za-z_][A-Za-z0-9_]*)", str(value))]
+
+
+def test_cloudbuild_expands_substitutions_that_name_other_variables():
+    build = yaml.safe_load((REPO / "cloudbuild.yaml").read_text())
+    assert "_RUN" in build["substitutions"]  # run-$BUILD_ID: each build its own model folder
+    assert _nested_substitutions(build) == []
+    build["options"].pop("dynamicSubstitutions")
+    assert _nested_substitutions(build) == ["_RUN"]  # what the check would say without the option
+
+
 def test_cloudbuild_tests_as_ci_does_with_the_reference_photos_it_copies_first():
     steps = {step["id"]: step for step in _steps()}
     test = steps["test"]

@@ -1,5 +1,9 @@
 """Mixed precision: both Keras mixed policies train, float16's loss scaling is applied exactly once, exports are float32."""
 
+import json
+import subprocess
+import sys
+
 import keras
 import numpy as np
 import pytest
@@ -9,6 +13,7 @@ from pipeline import ab_bins
 from trainer.training import colorizer, losses, run
 from trainer.training.config import RunConfig
 from trainer.network import colour_classes, models
+from tests.conftest import REPO
 
 RNG = np.random.default_rng(11)
 L8 = RNG.integers(0, 256, (8, 16, 16, 1), dtype=np.uint8)
@@ -16,13 +21,13 @@ AB8 = RNG.integers(90, 166, (8, 16, 16, 2), dtype=np.uint8)
 BINS = colour_classes.ColourBins.from_histogram(ab_bins.histogram(AB8))
 
 
-def _classifier(precision: str, optimizer: str, learning_rate: float):
+def _classifier(precision: str, optimizer: str, learning_rate: float, model_class=colorizer.Colorizer):
     """The hint-aware colour classifier and its training model, built under `precision` as the trainer builds them."""
     keras.utils.set_random_seed(0)
     config = RunConfig("", "", optimizer=optimizer, learning_rate=learning_rate, precision=precision)
     with run._dtype_policy(precision):
         net = models.context_unet(16, width=8, bins=BINS)
-        model = colorizer.Colorizer(net, losses.build("classification", BINS), jit_compile=False)
+        model = model_class(net, losses.build("classification", BINS), jit_compile=False)
         model.compile(optimizer=run._optimizer(config), jit_compile=False)
     model.build_all(16)
     return model
@@ -62,6 +67,57 @@ def test_float16_scales_the_loss_once_and_unscales_the_gradients_once():
     plain, reference = _first_update("float32")
     assert not isinstance(plain.optimizer, keras.optimizers.LossScaleOptimizer)
     assert reference > 0 and 0.5 < update / reference < 2.0
+
+
+# Two replicas on two logical CPUs (set before TensorFlow starts, hence a process of its own) train under
+# mixed_float16; replica 1's gradients of the first step are made infinite, replica 0's stay finite.
+# `fit` runs one step per call here (one batch).
+_ONE_REPLICA_OVERFLOWS = """
+import json
+import numpy as np
+import tensorflow as tf
+from trainer.training import distribute
+distribute.split_cpu(2)
+import keras
+from tests.test_precision import L8, AB8, _classifier
+from trainer.training.colorizer import Colorizer
+
+class Overflowing(Colorizer):
+    def _loss_and_gradients(self, l8, ab8, step):
+        per_image, gradients = super()._loss_and_gradients(l8, ab8, step)
+        replica = tf.distribute.get_replica_context().replica_id_in_sync_group
+        # Until the first overflow halves the scale (a skipped step does not advance `step`).
+        blow = tf.logical_and(tf.equal(replica, 1), tf.equal(self.optimizer.dynamic_scale, 2.0 ** 15))
+        return per_image, [tf.where(blow, tf.constant(float("inf"), g.dtype), g) for g in gradients]
+
+strategy = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
+with strategy.scope():
+    model = _classifier("mixed_float16", "sgd", 0.01, model_class=Overflowing)
+data = tf.data.Dataset.from_tensor_slices((L8, AB8)).batch(8)
+def copies():  # every replica's copy of every weight
+    return [[c.numpy() for c in w.value.values] for w in model.net.trainable_weights]
+def state():
+    return {"scale": float(model.optimizer.dynamic_scale.numpy()),
+            "finite": all(np.isfinite(c).all() for w in copies() for c in w),
+            "replicas_equal": all(np.array_equal(w[0], c) for w in copies() for c in w[1:]),
+            "weights": [float(np.sum(w[0], dtype=np.float64)) for w in copies()]}
+states = [state()]
+for _ in range(2):
+    model.fit(data, epochs=1, verbose=0)
+    states.append(state())
+print(json.dumps(states))
+"""
+
+
+def test_an_overflow_on_one_replica_only_skips_the_step_on_every_replica_and_lowers_the_scale():
+    done = subprocess.run([sys.executable, "-c", _ONE_REPLICA_OVERFLOWS], cwd=REPO, capture_output=True, text=True,
+                          timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    start, overflowed, then = json.loads(done.stdout.strip().splitlines()[-1])
+    assert all(s["finite"] and s["replicas_equal"] for s in (start, overflowed, then))
+    assert overflowed["weights"] == start["weights"]  # the step was skipped, on both replicas
+    assert overflowed["scale"] == start["scale"] / 2
+    assert then["weights"] != overflowed["weights"] and then["scale"] == overflowed["scale"]  # the next one applies
 
 
 def test_a_network_trained_in_mixed_precision_is_saved_in_float32():

@@ -35,6 +35,21 @@ def _workers(strategy: tf.distribute.Strategy) -> int:
     return max(1, len(spec.get("chief", [])) + len(spec.get("worker", [])))
 
 
+def _not_finite_anywhere_not_finite_here(gradients: list) -> list:
+    """This replica's gradients, made NaN when any replica's are not finite (one all-reduced count).
+
+    Keras 3.15's LossScaleOptimizer decides whether a step overflowed from the first replica's
+    own gradients, before the replicas' are summed: an overflow on another replica alone would be
+    summed into the weights and the loss scale kept. With this every replica, the first included,
+    sees the overflow, so every replica skips the same step and the scale drops.
+    """
+    finite = tf.reduce_all([tf.reduce_all(tf.math.is_finite(g)) for g in gradients])
+    overflows = tf.distribute.get_replica_context().all_reduce(tf.distribute.ReduceOp.SUM,
+                                                               1.0 - tf.cast(finite, tf.float32))
+    factor = tf.where(overflows > 0, float("nan"), 1.0)
+    return [g * tf.cast(factor, g.dtype) for g in gradients]
+
+
 class Colorizer(keras.Model):
     """Trains `net` (L [+ hints] -> ab) with a per-image loss; evaluates every metric of `trainer.evaluation.metrics`."""
 
@@ -96,6 +111,8 @@ class Colorizer(keras.Model):
     def train_step(self, data):
         l8, ab8 = data
         per_image, gradients = self._train_replica(l8, ab8, tf.cast(self.optimizer.iterations, tf.int64))
+        if isinstance(self.optimizer, keras.optimizers.LossScaleOptimizer):
+            gradients = _not_finite_anywhere_not_finite_here(gradients)
         self.optimizer.apply_gradients(zip(gradients, self.net.trainable_variables))
         self.loss_tracker.update_state(per_image)
         return self._global_results([self.loss_tracker])

@@ -57,10 +57,13 @@ class RunConfig:
 
     @property
     def peak_learning_rate(self) -> float:
-        """The linear scaling rule (Goyal et al. 2017): the rate grows with the global batch, as the gradient's
-        noise shrinks; `--learning_rate` is the rate at a batch of BASE_BATCH, and a run on more devices with
-        a larger batch keeps the same learning per example. Reached after `warmup_steps`."""
-        return self.learning_rate * self.batch_size / BASE_BATCH
+        """`--learning_rate` (the rate at a batch of BASE_BATCH) scaled to the global batch, reached after
+        `warmup_steps`: linearly for SGD (Goyal et al. 2017), with the square root of the batch ratio for the
+        adaptive optimizers, Adam and RMSprop (Malladi et al. 2022, "On the SDEs and Scaling Rules for Adaptive
+        Gradient Algorithms"): their update divides by the gradient's scale, so a batch k times larger, whose
+        gradient noise is sqrt(k) times smaller, takes a sqrt(k) times larger rate, not k."""
+        ratio = self.batch_size / BASE_BATCH
+        return self.learning_rate * (ratio if self.optimizer == "sgd" else ratio ** 0.5)
 
     @classmethod
     def from_flags(cls, flag_values) -> "RunConfig":

@@ -35,7 +35,8 @@ flags.DEFINE_integer("train_crop", DEFAULTS.train_crop, "Train on random windows
 flags.DEFINE_bool("train_hints", DEFAULTS.train_hints, "Hint-aware networks: show simulated colour hints in training (--notrain_hints: "
                   "never, an automatic colourizer with the same network).")
 flags.DEFINE_float("learning_rate", DEFAULTS.learning_rate, f"Learning rate for a global batch of {BASE_BATCH}; "
-                   f"the run's is scaled linearly with --batch_size (lr x batch_size / {BASE_BATCH}).", lower_bound=0.0)
+                   f"the run's follows --batch_size: x batch_size / {BASE_BATCH} for sgd (linear scaling), x sqrt(batch_size / "
+                   f"{BASE_BATCH}) for adam and rmsprop (square-root scaling).", lower_bound=0.0)
 flags.DEFINE_integer("warmup_steps", DEFAULTS.warmup_steps, "Raise the learning rate linearly from near 0 to its "
                      "scaled value over this many first steps (large batches need it); 0: none.", lower_bound=0)
 flags.DEFINE_enum("lr_schedule", DEFAULTS.lr_schedule, LR_SCHEDULES, "After the warm-up, cosine: decay the "

@@ -10,6 +10,7 @@ so this is what keeps the job's memory flat however many photos it reads
 import collections
 import contextlib
 import dataclasses
+import functools
 import gzip
 import hashlib
 import heapq
@@ -32,7 +33,7 @@ from pipeline import ab_bins, color, images, paths, schema, splits
 from pipeline.preparation import Preparation
 
 from beam_jobs import facts
-from beam_jobs.storage import join
+from beam_jobs.storage import is_cloud, join
 
 NAMESPACE = "preprocess"
 REJECTED = "rejected"
@@ -75,7 +76,14 @@ class ExampleSpec:
 
 
 def _count(name: str) -> None:
-    beam.metrics.Metrics.counter(NAMESPACE, name).inc()
+    _counter(name).inc()
+
+
+@functools.cache
+def _counter(name: str):
+    """The job's counter of that name, made once: Beam's counter objects find the running step's metrics
+    when incremented, and making one per photo cost more than the increment."""
+    return beam.metrics.Metrics.counter(NAMESPACE, name)
 
 
 def _reject(ref: FileRef, reason: str, detail: str) -> beam.pvalue.TaggedOutput:
@@ -234,7 +242,9 @@ class PhotosToExamples(beam.PTransform):
 
 
 STAGE_BYTES = 32 << 20  # records a bundle holds before it writes some out
-MERGE_FAN_IN = 16  # staged parts read at once when merging
+MERGE_FAN_IN = 64  # staged parts open at once when merging
+CLOUD_READ_BUFFER = 16 << 20  # a Cloud Storage reader holds up to this much of its object at once
+MERGE_READ_BYTES = 64 << 20  # what the readers of one merge may hold at once
 _DIGEST_BYTES = 32
 _LENGTH = struct.Struct("<Q")  # a TFRecord's frame starts with its length, then 4 bytes of CRC
 
@@ -254,13 +264,29 @@ def _part_path(staging: str, name: str, contents: list[bytes]) -> str:
     return join(staging, f"{name}-{hashlib.sha256(b''.join(contents)).hexdigest()[:32]}")
 
 
-def _write_part(path: str, entries) -> str:
-    """Sorted (digest, framed record) -> the staged part at `path`; its path."""
+def _write_part(path: str, entries) -> tuple[str, int]:
+    """Sorted (digest, framed record) -> the staged part at `path`; (its path, its size in bytes)."""
+    size = 0
     with FileSystems.create(path, compression_type=CompressionTypes.UNCOMPRESSED) as handle:
         for digest, framed in entries:
             handle.write(digest)
             handle.write(framed)
-    return path
+            size += len(digest) + len(framed)
+    return path, size
+
+
+def _merge_groups(parts: list[tuple[str, int]]) -> list[list[tuple[str, int]]]:
+    """(path, size) of parts -> groups of them, in order, each few enough to read at once: at most
+    MERGE_FAN_IN, and on Cloud Storage at most MERGE_READ_BYTES of reader buffers (a local reader's is small)."""
+    groups, group, held = [], [], 0
+    for path, size in parts:
+        cost = min(size, CLOUD_READ_BUFFER) if is_cloud(path) else 0
+        if group and (len(group) == MERGE_FAN_IN or held + cost > MERGE_READ_BYTES):
+            groups.append(group)
+            group, held = [], 0
+        group.append((path, size))
+        held += cost
+    return [*groups, group]
 
 
 def _framed(record: bytes) -> bytes:
@@ -277,7 +303,7 @@ class _StageRecords(beam.DoFn):
     closed, and at the bundle's end every name still waiting is. So a worker
     holds about STAGE_BYTES of records and one writer whatever --num_shards is
     (a Cloud Storage writer buffers up to 16 MiB of what it is given). Each
-    part is named, (record file name, staged path), once written; the parts
+    part is named, (record file name, (staged path, size)), once written; the parts
     of a failed, retried bundle are never named and go with the staging
     folder when the job ends.
     """
@@ -304,7 +330,7 @@ class _StageRecords(beam.DoFn):
         for name in sorted(self._waiting):
             yield GlobalWindows.windowed_value(self._flush(name))
 
-    def _flush(self, name: str) -> tuple[str, str]:
+    def _flush(self, name: str) -> tuple[str, tuple[str, int]]:
         entries = sorted(self._waiting.pop(name))
         self._held -= self._bytes.pop(name)
         return name, _write_part(_part_path(self._staging, name, [digest for digest, _ in entries]), entries)
@@ -313,9 +339,9 @@ class _StageRecords(beam.DoFn):
 class _MergeStaged(beam.DoFn):
     """(record file name, its staged parts) -> the record file: their records in content-hash order.
 
-    Each part is sorted, so merging them streams: MERGE_FAN_IN parts at a time
-    (a Cloud Storage reader buffers up to 16 MiB), in rounds while there are
-    more. The order of records in a file is thus the order of their SHA-256,
+    Each part is sorted, so merging them streams: as many parts at a time as
+    `_merge_groups` allows (a Cloud Storage reader holds up to 16 MiB of its
+    part), in rounds while there are more. The order of records in a file is thus the order of their SHA-256,
     the same on every run on the same photos, however the runner made its
     bundles. GZIP, when asked for, is applied here, once per file, at the
     fastest level: it keeps 97% of the default level's saving on these
@@ -330,10 +356,10 @@ class _MergeStaged(beam.DoFn):
 
     def process(self, item):
         name, parts = item
-        parts = sorted(parts)
-        while len(parts) > MERGE_FAN_IN:
-            groups = [parts[i:i + MERGE_FAN_IN] for i in range(0, len(parts), MERGE_FAN_IN)]
-            parts = sorted(self._merge_into_part(name, group) for group in groups)
+        groups = _merge_groups(sorted(parts))
+        while len(groups) > 1:
+            groups = _merge_groups(sorted(self._merge_into_part(name, [p for p, _ in group]) for group in groups))
+        parts = [p for p, _ in groups[0]]
         path = join(self._output, name + schema.COMPRESSIONS[self._compression][1])
         with FileSystems.create(path, compression_type=CompressionTypes.UNCOMPRESSED) as handle:
             target = (gzip.GzipFile(fileobj=handle, mode="wb", compresslevel=1, mtime=0)
@@ -345,7 +371,7 @@ class _MergeStaged(beam.DoFn):
                 target.close()  # writes the GZIP trailer; the file itself is closed by `with`
         yield posixpath.basename(path)
 
-    def _merge_into_part(self, name: str, parts: list[str]) -> str:
+    def _merge_into_part(self, name: str, parts: list[str]) -> tuple[str, int]:
         with _merged(parts) as entries:
             return _write_part(_part_path(self._staging, name, [p.encode() for p in parts]), entries)
 

@@ -2,6 +2,9 @@
 
 Peak memory is the largest sum of resident set sizes over the process and all
 its descendants (a Beam job's workers included), sampled every 50 ms from /proc.
+CPU time is the sum over the same processes of the last CPU time seen for each
+(a process's last 50 ms may be missed): on a shared machine, where a process
+does not get a core to itself, it is what a job costs.
 """
 
 import dataclasses
@@ -11,6 +14,7 @@ import sys
 import time
 
 _PAGE = os.sysconf("SC_PAGE_SIZE")
+_TICK = os.sysconf("SC_CLK_TCK")
 
 
 @dataclasses.dataclass
@@ -18,6 +22,7 @@ class Measurement:
     seconds: float
     peak_mb: float
     output: str
+    cpu_seconds: float = 0.0
 
 
 def _children() -> dict[int, list[int]]:
@@ -33,14 +38,18 @@ def _children() -> dict[int, list[int]]:
     return tree
 
 
-def _tree_rss(pid: int) -> int:
+def _tree_usage(pid: int, cpu_ticks: dict[int, int]) -> int:
+    """The resident bytes of `pid` and its descendants now; records each one's CPU ticks in `cpu_ticks`."""
     tree, total, todo = _children(), 0, [pid]
     while todo:
         current = todo.pop()
         try:
             with open(f"/proc/{current}/statm") as handle:
                 total += int(handle.read().split()[1]) * _PAGE
-        except OSError:
+            with open(f"/proc/{current}/stat") as handle:
+                fields = handle.read().rsplit(")", 1)[1].split()
+            cpu_ticks[current] = int(fields[11]) + int(fields[12])  # utime, stime
+        except (OSError, IndexError, ValueError):
             continue
         todo.extend(tree.get(current, []))
     return total
@@ -51,15 +60,15 @@ def run(args: list[str], env: dict | None = None) -> Measurement:
     start = time.perf_counter()
     process = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                                env={**os.environ, **(env or {})})
-    peak = 0
+    peak, cpu_ticks = 0, {}
     while process.poll() is None:
-        peak = max(peak, _tree_rss(process.pid))
+        peak = max(peak, _tree_usage(process.pid, cpu_ticks))
         time.sleep(0.05)
     seconds = time.perf_counter() - start
     output = process.stdout.read()
     if process.returncode:
         raise RuntimeError(f"{' '.join(args)} failed ({process.returncode}):\n{output[-3000:]}")
-    return Measurement(seconds, peak / 2**20, output)
+    return Measurement(seconds, peak / 2**20, output, sum(cpu_ticks.values()) / _TICK)
 
 
 def python(*args: str, env: dict | None = None) -> Measurement:

@@ -55,7 +55,11 @@ def max_chroma(lab8: np.ndarray) -> int:
     """Largest |a| or |b| over the image, in 8-bit Lab units.
 
     Zero means a photo with no colour at all (a grayscale source): such pairs
-    only teach the model to predict "no colour".
+    only teach the model to predict "no colour". From each plane's extremes,
+    found by OpenCV: NumPy's reductions over the strided planes were a tenth
+    of the Beam job's time per photo.
     """
-    ab = lab8[..., 1:].astype(np.int16) - AB_OFFSET
-    return int(np.abs(ab).max()) if ab.size else 0
+    if not lab8.size:
+        return 0
+    extremes = [cv2.minMaxLoc(plane)[:2] for plane in cv2.split(lab8)[1:]]
+    return int(max(max(AB_OFFSET - low, high - AB_OFFSET) for low, high in extremes))

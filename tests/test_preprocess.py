@@ -270,20 +270,22 @@ def _digests_in(path) -> list[bytes]:
 
 @pytest.mark.parametrize("compression", ["none", "gzip"])
 def test_records_staged_in_many_parts_are_merged_in_digest_order(tmp_path, compression):
-    """With a stage limit of a few records, each bundle writes many staged parts and merging takes
-    several rounds: each record file still holds each of its records once, in the order of their digests."""
+    """With a stage limit of about a record, each bundle writes hundreds of staged parts per record file,
+    more than are merged at once, so merging takes rounds: each record file still holds each of its records
+    once, in the order of their digests."""
     import apache_beam as beam
     import tensorflow as tf
 
     from beam_jobs import transforms
 
     rng = np.random.default_rng(3)
-    records = [rng.integers(0, 256, int(rng.integers(10, 400)), np.uint8).tobytes() for _ in range(300)]
+    records = [rng.integers(0, 256, int(rng.integers(10, 400)), np.uint8).tobytes() for _ in range(600)]
+    assert len(records) // 3 > transforms.MERGE_FAN_IN
     items = [(f"train-{i % 3:05d}-of-00003", (hashlib.sha256(r).hexdigest(), r)) for i, r in enumerate(records)]
     with beam.Pipeline(options=beam.options.pipeline_options.PipelineOptions(
             ["--runner=FnApiRunner", "--direct_num_workers=1", "--direct_running_mode=in_memory"])) as pipeline:
         _ = (pipeline | beam.Create(items) | beam.Reshuffle()
-             | transforms.WriteRecords(str(tmp_path), compression, stage_bytes=1000))
+             | transforms.WriteRecords(str(tmp_path), compression, stage_bytes=1))
     suffix = ".tfrecord" + (".gz" if compression == "gzip" else "")
     for shard in range(3):
         path = tmp_path / f"train-{shard:05d}-of-00003{suffix}"

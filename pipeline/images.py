@@ -134,7 +134,7 @@ def decode_bytes(header: image_headers.Header) -> int:
     it, the result and its RGB copy, and the decoder's own working memory.
     """
     alpha = header.pixels * header.channels * header.sample_bytes if header.fmt in _ALPHA_FORMATS else 0
-    return header.pixels * 9 + alpha + header.work_bytes + _BAND_PIXELS * 32
+    return header.pixels * 9 + alpha + header.work_bytes + _BAND_PIXELS * 64
 
 
 

@@ -55,10 +55,10 @@ def tiff(entries: list[tuple[int, int]], pixels: bytes) -> bytes:
 
 
 def tiff_twice(side: int, width: int | None = None, height: int = 0) -> bytes:
-    """A TIFF that names its size twice: 64x64 first (what Pillow reads), then width x height, whose pixels
-    (zeros) it holds, for libtiff."""
+    """A TIFF that names its size twice: width x height first, whose pixels (zeros) it holds, which libtiff reads
+    (it ignores a repeated tag), then 64x64, which Pillow reads (the last one wins there)."""
     width, height = width or side, height or side
-    return tiff([(256, 64), (257, 64), (256, width), (257, height), (278, height)], _deflated_zeros(width * height))
+    return tiff([(256, width), (257, height), (256, 64), (257, 64), (278, height)], _deflated_zeros(width * height))
 
 
 def tiff_huge_tile(side: int = 16_000) -> bytes:

@@ -692,3 +692,55 @@ def test_clicking_shows_suggestions_and_choosing_one_pins_it_and_recolours(shipp
     dots = browser.find_elements(By.CSS_SELECTOR, "#gray-stage .dot")
     assert len(dots) == 1 and colours[chosen] in dots[0].get_attribute("title")
     assert not browser.find_element(By.ID, "suggestions").is_displayed()
+
+
+# --- At the app's own limits: files that lie to the decoders, and photos costly to decode ---------------------
+
+BUDGET_MB = 300
+
+
+@pytest.fixture(scope="module")
+def app_at_default_limits(tmp_path_factory):
+    """The app with its default pixel and upload limits, and a decode memory budget of BUDGET_MB."""
+    folder = tmp_path_factory.mktemp("app_default")
+    process, url = start_app(folder, f"--model={hint_painter(folder / 'painter.keras')}",
+                             f"--decode_memory_mb={BUDGET_MB}")
+    yield App(url, process, folder / "stderr.txt")
+    stop(process)
+
+
+@pytest.mark.parametrize("name,status,words", [
+    ("tiff_size_twice_8000", 413, "8000x8000 pixels"),
+    ("tiff_size_twice_2000000x1", 413, "2000000x1 pixels"),
+    ("tiff_huge_tile", 413, "a tile of 16000x16000 pixels"),
+    ("jpeg_20000_scans", 400, "20006 scans"),
+])
+def test_files_that_lie_to_the_decoders_are_refused_from_their_headers(app_at_default_limits, photo, name, status,
+                                                                       words):
+    data = {entry: content for entry, content, _ in fuzz_corpus.corpus()}[name]
+    resident, peak = memory(app_at_default_limits.process)
+    answer, _, body = request(app_at_default_limits.url, "POST", "/api/photos", data, Content_Type=web_app.PHOTO_TYPE)
+    assert answer == status and words in json.loads(body)["error"], body
+    assert memory(app_at_default_limits.process)[1] <= max(peak, resident + HEADROOM)
+    still_answers(app_at_default_limits.url, photo)
+
+
+def test_costly_photos_decoded_and_previewed_in_parallel_stay_within_the_memory_budget(app_at_default_limits, photo):
+    """Three 12-megapixel 16-bit RGBA PNGs at once (about 270 MB each to decode, by their header) and six gray
+    previews of one: the app's peak memory grows by at most the budget, the photos it keeps and some slack,
+    where three decodes at once would add about 800 MB."""
+    url = app_at_default_limits.url
+    still_answers(url, photo)
+    resident, _ = memory(app_at_default_limits.process)
+    costly = fuzz_corpus.rgba_png(4000, 3000, 16)
+    with concurrent.futures.ThreadPoolExecutor(6) as pool:
+        added = list(pool.map(lambda _: http(f"{url}api/photos", costly), range(3)))
+        assert [status for status, _, _ in added] == [201] * 3, added
+        key = json.loads(added[-1][2])["id"]
+        grays = list(pool.map(lambda _: http(f"{url}api/photos/{key}/gray.png"), range(6)))
+    assert [status for status, _, _ in grays] == [200] * 6
+    assert decode(grays[0][2]).shape == (3000, 4000)
+    kept = 3 * 4000 * 3000 * 3
+    growth = memory(app_at_default_limits.process)[1] - resident
+    assert growth <= BUDGET_MB * 10**6 + kept + 150 * 2**20, growth / 1e6
+    still_answers(url, photo)

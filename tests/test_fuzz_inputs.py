@@ -114,6 +114,11 @@ def test_colorize_accounts_for_every_hostile_file_and_writes_every_good_photo(co
         assert (name in failed) != (f"{name}.png" in written), name
         assert failed.get(name, "ok") in allowed, (name, failed.get(name))
     assert failed["crc_bomb"] == "too_large"
+    # At the model's own pixel limit, the files that lie to the decoders are refused by what they lie about.
+    assert {name: failed[name] for name in ("tiff_size_twice_8000", "tiff_size_twice_2000000x1", "tiff_huge_tile",
+                                            "jpeg_20000_scans")} == {
+        "tiff_size_twice_8000": "too_large", "tiff_size_twice_2000000x1": "too_large",
+        "tiff_huge_tile": "too_large", "jpeg_20000_scans": "too_many_scans"}
     assert {f"violet_{index}.jpg" for index in range(GOOD)} <= written
     assert peak < peak_good + HEADROOM, (peak_good, peak)
 

@@ -201,7 +201,7 @@ def test_opencv_has_the_decoders_limit_in_a_process_that_decodes_through_this_mo
 
 
 def test_a_tiff_naming_two_sizes_is_refused_by_the_larger_or_as_corrupt():
-    """Pillow reads the first size (64x64), libtiff another: every one is checked, and they must agree."""
+    """libtiff reads the first size, Pillow the last (64x64): every one is checked, and they must agree."""
     with pytest.raises(images.ImageError) as raised:
         images.decode_rgb(fuzz_corpus.tiff_twice(8000))
     assert raised.value.reason == "too_large" and "8000x8000" in raised.value.detail

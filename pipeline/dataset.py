@@ -265,13 +265,6 @@ def augment(seed: int, pipeline: int = 0, crop_size: int = 0):
     return apply
 
 
-@tf.function(jit_compile=True)
-def _gather_windows(planes: tf.Tensor, rows, columns) -> tf.Tensor:
-    """Each photo's `rows` (b, h') and `columns` (b, w') of uint8 (b, h, w, c) planes, in one XLA pass
-    (two of TensorFlow's gathers cost about as much CPU as parsing the records)."""
-    return tf.gather(tf.gather(planes, rows, axis=1, batch_dims=1), columns, axis=2, batch_dims=1)
-
-
 def crop(seed: int, size: int, pipeline: int = 0):
     """A random `size` x `size` window of each photo of a uint8 (L8, ab8) batch, at the photo's own scale.
 
@@ -287,7 +280,11 @@ def crop(seed: int, size: int, pipeline: int = 0):
         top, left = _windows(seed, number, pipeline, batch, height, width, size)
         rows = top[:, None] + tf.range(size)[None, :]
         columns = left[:, None] + tf.range(size)[None, :]
-        return _gather_windows(l8, rows, columns), _gather_windows(ab8, rows, columns)
+
+        def window(planes):
+            return tf.gather(tf.gather(planes, rows, axis=1, batch_dims=1), columns, axis=2, batch_dims=1)
+
+        return window(l8), window(ab8)
 
     return apply
 

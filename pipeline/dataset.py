@@ -231,9 +231,9 @@ def augment(seed: int, pipeline: int = 0, crop_size: int = 0):
     the same, and each worker's pipeline draws its own.
 
     Why one XLA-compiled gather-and-blend (`_sample`) rather than `tf.image.resize`, a flip,
-    then `crop`: with windows, only the kept pixels are computed (1.28x less reader CPU at
-    `--train_crop=128` in `benchmarks/reader_benchmark.py`); on whole photos it costs what the
-    former path did. Pixels equal `tf.image.resize`'s rounded result but for float rounding
+    then `crop`: with windows, only the kept pixels are computed (1.16x to 1.28x less reader CPU
+    at `--train_crop=128` in two runs of `benchmarks/reader_benchmark.py`); on whole photos it
+    costs about what the former path did. Pixels equal `tf.image.resize`'s rounded result but for float rounding
     (at most one level, on a few values in 100,000).
     """
 

@@ -7,18 +7,17 @@ batch (tf.data fuses the map into the batching, dropping the remainder when
 training, so XLA sees one shape), prefetch. The order is a function of the
 seed alone, so a run can be repeated; evaluation reads in a fixed order.
 
-Where the time goes, uncompressed 200x200 records (perf, on this project's
-2-core machine while a training run shared it; `benchmarks/preprocess_benchmark.py`
-measures the throughput of each alternative of `Tuning`): the records'
-CRC32C checksums about 15% of the reader's CPU, copying bytes about 20% (each
-120 kB record is copied five times: page cache to read buffer, to record, to
-parsed bytes, to decoded planes, into the batch), page faults and handing
-elements between threads much of the rest. Batching serialized records and
-parsing whole batches cost 15-25% more CPU per record than parsing each
-record into its batch (in fresh processes, as a training run starts): the
-batches of serialized records are 7.7 MB of new memory each (at batch 64),
-and two to three times the page faults outweigh the per-record calls.
-Inflating GZIP records costs far more than all of that.
+Where the CPU goes (`benchmarks/reader_benchmark.py`, stage by stage, train
+split of the 200x200 uncompressed records, batch 64, on this project's 2-core
+machine shared with a training run): reading the bare records about 131 us
+per example, parsing each record into its batch about 41 more, shuffling 18,
+and augmentation about 336: two thirds of the training default's 526. An
+earlier `perf` profile put much of the reading in the records' CRC32C
+checksums and in copying each 120 kB record several times. Batching
+serialized records and parsing whole batches costs as much or more (that
+profile: 7.7 MB of new memory per batch at 64, whose page faults outweigh the
+per-record calls), and so does reading one file at a time. Inflating GZIP
+records costs far more than all of that.
 """
 
 import dataclasses
@@ -207,8 +206,9 @@ def _sample(planes: tf.Tensor, rows, columns) -> tf.Tensor:
     """uint8 (b, h, w, c) planes sampled bilinearly at `rows` (b, h') and `columns` (b, w'), each a
     (first, second, weight) of `_taps` per photo: rows first, then columns, rounded back to uint8.
 
-    XLA fuses it into one pass that writes only the result. (The random draws stay outside:
-    XLA's stateless generators give other numbers than TensorFlow's kernels.)"""
+    Compiled with XLA, which fuses the gathers, blends and rounding that TensorFlow's own ops
+    would each write out in full. (The random draws stay outside: XLA's stateless generators
+    give other numbers than TensorFlow's kernels.)"""
     values = tf.cast(planes, tf.float32)
 
     def along(values, taps, axis, shape):
@@ -230,12 +230,11 @@ def augment(seed: int, pipeline: int = 0, crop_size: int = 0):
     flip per photo. Stateless, keyed on (seed, input pipeline, batch number): a resumed run sees
     the same, and each worker's pipeline draws its own.
 
-    Why it is one XLA-compiled gather-and-blend rather than `tf.image.resize`, then a flip, then
-    `crop`: those wrote three float32 or uint8 copies of every batch, and the resize worked on the
-    whole photo where a window of it was kept. Here each output pixel is computed once, only where
-    it is kept, and rounding, flips and windows are index arithmetic (`benchmarks/reader_benchmark.py`
-    measures both). Pixels equal `tf.image.resize`'s rounded result but for float rounding (at most
-    one level on a few pixels in a million).
+    Why one XLA-compiled gather-and-blend (`_sample`) rather than `tf.image.resize`, a flip,
+    then `crop`: with windows, only the kept pixels are computed (1.16x to 1.28x less reader CPU
+    at `--train_crop=128` in two runs of `benchmarks/reader_benchmark.py`); on whole photos it
+    costs about what the former path did. Pixels equal `tf.image.resize`'s rounded result but for float rounding
+    (at most one level, on a few values in 100,000).
     """
 
     def apply(number, batch_planes):
@@ -294,7 +293,7 @@ class Tuning:
     """How the reader spends the CPU. Every setting reads the same batches in the same order.
 
     The defaults spent the least CPU per example when profiled (see the module
-    docstring); the alternatives are there so that `benchmarks/preprocess_benchmark.py`
+    docstring); the alternatives are there so that `benchmarks/reader_benchmark.py`
     measures each against them.
     """
 

@@ -51,6 +51,7 @@ class RunConfig:
     logical_cpus: int = 0
     seed: int = 42
     shuffle_buffer: int = 1024
+    data_service: str | None = None  # grpc://HOST:PORT of a tf.data service dispatcher (`trainer.data_service`)
     log_images_every: int = 1
     num_log_images: int = 6
     overwrite: bool = False

@@ -85,6 +85,8 @@ flags.DEFINE_integer("logical_cpus", DEFAULTS.logical_cpus, "Testing and benchma
                      "many logical devices, to run the multi-device code on a CPU host.", lower_bound=0)
 flags.DEFINE_integer("seed", DEFAULTS.seed, "Seed for weights and data order; the same seed gives the same run.")
 flags.DEFINE_integer("shuffle_buffer", DEFAULTS.shuffle_buffer, "Examples in the training shuffle buffer.", lower_bound=1)
+flags.DEFINE_string("data_service", DEFAULTS.data_service, "grpc://HOST:PORT of a tf.data service dispatcher "
+                    "(`python -m trainer.data_service`): its workers read, parse and augment the training batches.")
 flags.DEFINE_integer("log_images_every", DEFAULTS.log_images_every, "Log validation photos to TensorBoard every N epochs; 0 disables.",
                      lower_bound=0)
 flags.DEFINE_integer("num_log_images", DEFAULTS.num_log_images, "How many validation photos to log.", lower_bound=1)

@@ -16,6 +16,7 @@ import tensorflow as tf
 
 from pipeline import dataset
 from pipeline.errors import ConfigError
+from trainer import data_service
 from trainer.training import backup, callbacks as trainer_callbacks, colorizer, distribute, losses, run_files, transfer
 from trainer.training.config import DEFAULTS, RunConfig
 from trainer.training.run_files import RunFiles
@@ -121,14 +122,16 @@ def training_stream(strategy, splits: Splits, config: RunConfig, global_batch: i
         replicas_here = context.num_replicas_in_sync // context.num_input_pipelines  # batches a step takes
 
         def epoch(number):
-            return dataset.make_dataset(
+            batches = dataset.make_dataset(
                 splits.train, context.get_per_replica_batch_size(global_batch), training=True,
                 folds=splits.train_folds, input_context=context, seed=config.seed + number,
                 shuffle_buffer=config.shuffle_buffer, augmentation=config.augment, crop_size=config.train_crop,
             ).repeat().take(epoch_steps * replicas_here)
+            return batches.skip(tf.cast(number == start.epoch, tf.int64) * start.step * replicas_here)
 
+        # The resumed epoch skips inside itself, so that tf.data service workers, each making whole epochs, can too.
         stream = tf.data.Dataset.range(start.epoch, sys.maxsize).flat_map(epoch)
-        return stream.skip(start.step * replicas_here).prefetch(tf.data.AUTOTUNE)
+        return data_service.distribute(stream, config.data_service).prefetch(tf.data.AUTOTUNE)
 
     return strategy.distribute_datasets_from_function(per_pipeline)
 

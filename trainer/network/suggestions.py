@@ -20,7 +20,7 @@ as a palette): a purple or a yellow iris, not their gray average.
 - Modes: bins are laid on the 2-D ab grid. Greedily, the bin with the most
   probability in its 3x3 neighbourhood is a mode; all the probability within
   SEPARATION of it is that mode's, so neighbouring bins of one colour are one
-  suggestion and no two suggestions are nearer than SEPARATION; repeated on
+  suggestion and no two peaks are nearer than SEPARATION; repeated on
   what is left, then ordered by mass. A mode's colour is the probability-
   weighted mean of its peak's 3x3 bins, a little finer than the 10-unit grid.
 - Rendering: each mode at the photo's own lightness at that point; a colour
@@ -42,7 +42,7 @@ from trainer.network import colour_classes, hints
 
 MAX_SUGGESTIONS = 8  # modes returned per point, most likely first (fewer when the distribution has fewer)
 MIN_PROBABILITY = 0.01  # modes with less mass than this are not offered
-SEPARATION = 20.0  # Lab units (ab): the probability this near a mode is its mass, and no other mode is as near
+SEPARATION = 20.0  # Lab units (ab): the probability this near a peak is its mode's, and no other peak is as near
 _SMOOTHING = np.array([1.0, 1.0, 1.0], np.float32)  # along a and b: a bin's probability with its neighbours'
 _GAMUT_STEPS = 12  # halvings of the chroma interval when bringing a colour inside sRGB
 

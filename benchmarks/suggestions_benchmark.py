@@ -1,7 +1,7 @@
 """How often the true colour at a random point is among the suggested colours there, on full-size photos.
 
     .venv/bin/python benchmarks/suggestions_benchmark.py --data_dir RECORDS [--model PATH] [--count 300]
-        [--points 10] [--decodings model,1:0] [--seed 0]
+        [--points 10] [--vividness model] [--seed 0]
 
 The test split's photos are read at their own size from the files the records
 name (each record carries its source file's path). At `--points` random pixels
@@ -10,8 +10,8 @@ there (OpenCV's Lab, as the project's); the suggestions are
 `trainer.colorize --suggest`'s (`trainer.applying.inference`), no hints. A
 point counts as a hit when a suggestion lies within 15 Lab units (ab
 distance) of the truth, for the first suggestion and for any of the first 3.
-Each `--decodings` entry is the distribution the suggestions come from:
-`model` (the model's own temperature and vividness) or `T:V`. The gray row is
+Each `--vividness` entry is a row: the distribution's vividness, `model` (the
+model's own) or a number from 0 to 1. The gray row is
 the share of points whose truth lies within 15 of no colour at all.
 """
 
@@ -69,17 +69,11 @@ def hits(truth: np.ndarray, suggested: list) -> dict[int, bool]:
     return {n: bool((distance[:n] <= RADIUS).any()) for n in FIRST}
 
 
-def decoding(text: str) -> tuple[float | None, float | None]:
-    if text == "model":
-        return None, None
-    temperature, vividness = text.split(":")
-    return float(temperature), float(vividness)
 
 
 def measure_decoding(model, photos, points_per_photo: int, seed: int, text: str):
     """Hits per class ({class: {n: [bool]}}) and suggestions offered per point."""
-    temperature, vividness = decoding(text)
-    colourizer = inference.load(model, temperature=temperature, vividness=vividness)
+    colourizer = inference.load(model, vividness=None if text == "model" else float(text))
     random = np.random.default_rng(seed)
     by_class, offered = collections.defaultdict(lambda: collections.defaultdict(list)), []
     for path, label in photos:
@@ -112,13 +106,13 @@ def main():
     parser.add_argument("--model", default=None, help="A .keras model or run dir (default: the shipped model).")
     parser.add_argument("--count", type=int, default=300, help="Photos, spread evenly over the split.")
     parser.add_argument("--points", type=int, default=10, help="Random points per photo.")
-    parser.add_argument("--decodings", default="model,1:0")
+    parser.add_argument("--vividness", default="model", help="Comma-separated: model, or numbers from 0 to 1.")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
     everything = test_photos(args.data_dir, args.split)
     photos = everything[:: max(1, len(everything) // args.count)][:args.count]
     rows, per_class = [], {}
-    for text in args.decodings.split(","):
+    for text in args.vividness.split(","):
         source, by_class, offered = measure_decoding(args.model, photos, args.points, args.seed, text)
         overall = {n: np.mean([hit for hits_ in by_class.values() for hit in hits_[n]]) for n in FIRST}
         rows.append([text, f"{overall[1]:.3f}", f"{overall[3]:.3f}", f"{np.mean(offered):.2f}"])
@@ -127,7 +121,7 @@ def main():
     rows.append(["gray (no colour)", f"{gray_share(photos, args.points, args.seed):.3f}", "", ""])
     print(f"{source}; {len(photos)} photos of the {args.split} split of {args.data_dir} at full size, "
           f"{args.points} random points each (seed {args.seed}); hit: within {RADIUS:g} Lab units (ab)\n")
-    print(measure.table(["distribution (T:vividness)", "true colour is the first", "among the first 3",
+    print(measure.table(["vividness", "true colour is the first", "among the first 3",
                          "suggestions per point"], rows))
     labels = sorted(next(iter(per_class.values())))
     print("\nAmong the first 3, per class:\n")

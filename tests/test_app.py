@@ -658,7 +658,7 @@ def test_the_app_suggests_a_yellow_on_a_sunflowers_petals_most_likely_first(ship
 
 
 @pytest.mark.parametrize("payload, status, message", [
-    ({"x": 5}, 400, "expected"), ({"x": 400, "y": 5, "hints": []}, 400, "outside"),
+    ({"x": 5}, 400, "Expected"), ({"x": 400, "y": 5, "hints": []}, 400, "outside"),
     ({"x": "5", "y": 5, "hints": []}, 400, "must be a number"), ({"x": 5, "y": 5}, 400, "hints"),
 ])
 def test_bad_suggestion_requests_are_refused_with_a_sentence(shipped_app, shared_data, payload, status, message):

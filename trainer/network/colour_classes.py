@@ -143,11 +143,14 @@ def decoding_head(logits, bins: ColourBins, rebalancing: float, temperature: flo
                 **_scales(q, temperature, vividness)}
 
 
-def _annealed(fixed: dict, logits, dtype: str):
-    """The distribution over the bins the decoding takes the expectation of (see `decoding_head`)."""
+def _annealed(fixed: dict, logits, dtype: str, rescale: float = 1.0):
+    """The distribution over the bins the decoding takes the expectation of (see `decoding_head`); `rescale`
+    multiplies what enters the softmax (the decoding's temperature divided by another)."""
     rebalanced = fixed[REBALANCED_LAYER](logits)
-    parts = [fixed[RAW_SCALE_LAYER](logits), fixed[REBALANCED_SCALE_LAYER](rebalanced)]
-    return layers.Softmax(axis=-1, dtype=dtype)(layers.Add(dtype=dtype)(parts))
+    summed = layers.Add(dtype=dtype)([fixed[RAW_SCALE_LAYER](logits), fixed[REBALANCED_SCALE_LAYER](rebalanced)])
+    if rescale != 1.0:
+        summed = layers.Rescaling(rescale, dtype=dtype)(summed)
+    return layers.Softmax(axis=-1, dtype=dtype)(summed)
 
 
 def _decode(fixed: dict, logits, dtype: str):
@@ -165,9 +168,11 @@ def decode(net, logits):
     return _decode(_fixed_layers(net), logits, net.get_layer(CENTRES_LAYER).dtype_policy)
 
 
-def distribution(net, logits):
-    """The distribution over `net`'s bins that its decoding averages (its temperature and vividness), for logits."""
-    return _annealed(_fixed_layers(net), logits, net.get_layer(CENTRES_LAYER).dtype_policy)
+def distribution(net, logits, temperature: float | None = None):
+    """The distribution over `net`'s bins with its decoding's vividness, at `temperature` (None: the decoding's
+    own, the distribution its output averages), for logits."""
+    rescale = 1.0 if temperature is None else decoding(net)[0] / temperature
+    return _annealed(_fixed_layers(net), logits, net.get_layer(CENTRES_LAYER).dtype_policy, rescale)
 
 
 def centres_of(net) -> np.ndarray:

@@ -25,6 +25,9 @@ from tests.conftest import REPO, TINY_SIZE, run_module, run_preprocess
 from tests.trainer_processes import Attempt
 
 EPOCHS = 3
+# An attempt that runs longer is taken for hung. Generous: on a machine loaded by other jobs an attempt of
+# the resume tests has taken over 300 s (an epoch of 9 steps 160-190 s).
+HANG_SECONDS = 1200
 
 
 def _flags(records, model_dir, *extra):
@@ -324,7 +327,7 @@ def _interrupted(command, model_dir, logs, kills):
         epoch, step = _committed(model_dir)
         attempt, seen = Attempt(command, logs / f"stderr-{number}.txt"), None
         while attempt.process.poll() is None:
-            assert time.time() - attempt.started < 300, f"attempt after {report} hangs"
+            assert time.time() - attempt.started < HANG_SECONDS, f"attempt after {report} hangs"
             if seen is None and happened(attempt):
                 seen = time.time()
             if seen is not None and time.time() >= seen + delay:

@@ -80,15 +80,18 @@ def _committed(model_dir):
     return (json.loads(state.read_text())["epoch"], json.loads(state.read_text())["step"]) if state.exists() else (0, 0)
 
 
-def _interrupt(chief, other, model_dir, delay, terminate):
-    """`delay` s after the chief commits a mid-epoch checkpoint, SIGTERM worker 1 (`terminate`: the cluster saves
-    at one step and stops) or kill it (the chief, left alone, fails or is ended)."""
-    while chief.process.poll() is None and other.process.poll() is None:
+def _steps_done(model_dir):
+    """Training steps the run's last checkpoint holds, over all epochs (one is written after every step here)."""
+    epoch, step = _committed(model_dir)
+    return epoch * STEPS + step
+
+
+def _interrupt(chief, other, model_dir, at_step, terminate):
+    """Once the run has checkpointed its step `at_step` (its own progress, not a time, so a loaded machine
+    cannot move the moment past an epoch's end), SIGTERM worker 1 (`terminate`: the cluster saves at one step
+    and stops) or kill it (the chief, left alone, fails or is ended)."""
+    while chief.process.poll() is None and other.process.poll() is None and _steps_done(model_dir) < at_step:
         assert time.time() - chief.started < 300, "the cluster hangs"
-        state = model_dir / "backup" / "training_metadata.json"
-        if state.exists() and state.stat().st_mtime >= chief.started and _committed(model_dir)[1] > 0:
-            time.sleep(delay)
-            break
         time.sleep(0.01)
     if terminate:
         other.process.terminate()
@@ -104,23 +107,24 @@ def test_a_cluster_stopped_by_sigterm_or_a_lost_worker_resumes_and_ends_as_an_un
         uninterrupted, tiny_records, tmp_path):
     reference_dir, (reference, _), _ = uninterrupted
     model_dir = tmp_path / "run"
-    # A SIGTERM to worker 1, then its loss, each at a seeded random moment after a mid-epoch checkpoint, then
-    # the restart that finishes: each cluster start pays both workers' start-up, so no more than these.
+    # A SIGTERM to worker 1 early in the first epoch (so that its save, a step or so later, is mid-epoch), then
+    # its loss a seeded random number of steps after the resumed start, then the restart that finishes: each
+    # cluster start pays both workers' start-up, so no more than these.
     report, ending = [], None
     rng = random.Random(20261130)
-    for number, (delay, terminate) in enumerate([(rng.uniform(0.0, 1.0), True), (rng.uniform(0.0, 1.0), False),
+    for number, (steps, terminate) in enumerate([(rng.randint(1, 2), True), (rng.randint(1, 3), False),
                                                  (None, False)]):
         committed = _committed(model_dir)
         chief, other = _start(tiny_records, model_dir, tmp_path, f"attempt-{number}")
-        if delay is not None:
-            _interrupt(chief, other, model_dir, delay, terminate)
+        if steps is not None:
+            _interrupt(chief, other, model_dir, _steps_done(model_dir) + steps, terminate)
         (code, stdout, stderr), (other_code, other_stdout, _) = chief.finish(), other.finish()
         report.append(f"attempt {number}: from epoch {committed[0]} step {committed[1]}, chief {code}, "
                       f"worker 1 {other_code}")
         if terminate:  # both saved after the same step and stopped: the chief's SIGTERM line is the worker's
             saved = [line for line in stdout.splitlines() if line.startswith("SIGTERM: saved after step")]
             assert code == other_code == 143 and saved and saved[0] in other_stdout, f"{report}\n{stderr[-3000:]}"
-        if delay is None:
+        if steps is None:
             assert code == 0 and other_code == 0, f"{report}\n{stderr[-3000:]}"
             ending = stdout
     print("\n".join(report))

@@ -5,6 +5,7 @@ import csv
 import json
 import os
 import random
+import re
 import signal
 import subprocess
 import sys
@@ -18,11 +19,15 @@ import tensorflow as tf
 
 from pipeline import dataset
 from trainer.applying import serving
+from trainer.training import backup, run
 from trainer.network import model_file
 from tests.conftest import REPO, TINY_SIZE, run_module, run_preprocess
 from tests.trainer_processes import Attempt
 
 EPOCHS = 3
+# An attempt that runs longer is taken for hung. Generous: on a machine loaded by other jobs an attempt of
+# the resume tests has taken over 300 s (an epoch of 9 steps 160-190 s).
+HANG_SECONDS = 1200
 
 
 def _flags(records, model_dir, *extra):
@@ -90,6 +95,8 @@ def test_the_console_shows_progress_and_no_tensorflow_start_up_noise(finished_ru
         assert noise not in stderr and noise not in stdout, noise
     steps = json.loads((tiny_records / "manifest.json").read_text())["splits"]["train"]["examples"] // 8
     assert steps >= 2  # the made photos give 9
+    assert stdout.splitlines()[0] == ("Training on CPU:0, strategy one_device (1 replica(s) on 1 worker(s)), "
+                                      "precision float32, XLA off, op determinism off")
     whole = f"{steps}/{steps}"
     epoch_lines = [line for line in stdout.splitlines() if line.startswith(("Epoch ", f"{whole} - "))]
     assert [line.split(" - ")[0] for line in epoch_lines] == ["Epoch 1/3", whole, "Epoch 2/3", whole, "Epoch 3/3",
@@ -101,8 +108,9 @@ def test_help_lists_the_trainers_flags():
     assert "Traceback" not in done.stderr
     for flag in ("--data_dir", "--model_dir", "--model", "--loss", "--epochs", "--batch_size",
                  "--time_budget_minutes", "--strategy", "--seed", "--precision", "--steps_per_execution",
-                 "--checkpoint_every_steps", "--profile_steps", "--warmup_steps"):
+                 "--checkpoint_every_steps", "--profile_steps", "--warmup_steps", "--accelerator"):
         assert f"  {flag}:" in done.stdout, flag
+    assert "  --[no]deterministic:" in done.stdout
     assert "Unable to register" not in done.stderr
 
 
@@ -118,13 +126,69 @@ def test_progress_prints_within_an_epoch_and_a_cut_epoch_shows_the_steps_it_ran(
     assert [line.split(" - ")[0] for line in lines[:10]] == ["Epoch 1/2", *(f"  step {n}/8" for n in range(1, 9)),
                                                              "8/8"]
     assert "examples/s" in lines[1]
-    assert lines[10].startswith("time budget: 0.0 of 10 min used, room for about 1 of the 1 epochs left")
+    assert re.match(r"time budget: \d+\.\d of 10 min used, room for about 1 of the 1 epochs left", lines[10])
 
     model.fit(x, y, batch_size=8, epochs=3, verbose=2,
               callbacks=[callbacks.Progress(8), callbacks.TimeBudget(minutes=0.0)])
     lines = capsys.readouterr().out.splitlines()
     assert [line.split(" - ")[0] for line in lines] == [
         "Epoch 1/3", "1/8", "time budget of 0 min used up after step 1/8 of epoch 1: training stops here"]
+
+
+class _Validating(keras.callbacks.Callback):
+    def on_test_batch_begin(self, batch, logs=None):
+        print(f"validating batch {batch}")
+
+
+def test_the_epoch_line_ends_with_training_and_validation_has_a_line_of_its_own(capsys):
+    """The epoch's line (its time per step) is printed before the first validation batch runs: validation's
+    time is not in it. Validation's time and metrics follow on a line of their own."""
+    from trainer.training import callbacks
+
+    model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(1)])
+    model.compile("sgd", "mse")
+    x, y = np.zeros((64, 2)), np.zeros((64, 1))
+    model.fit(x, y, batch_size=8, epochs=1, verbose=2, validation_data=(x[:16], y[:16]),
+              callbacks=[_Validating(), callbacks.Progress(8)])
+    lines = capsys.readouterr().out.splitlines()
+    # (Keras names no epoch when there is only one.)
+    assert [line.split(" - ")[0] for line in lines] == ["8/8", "validating batch 0", "validating batch 1", "  validation"]
+    assert lines[0].endswith("/step - loss: 0.0000e+00") and "val_loss: 0.0000e+00" in lines[3]
+
+
+class _Commits(keras.callbacks.Callback):
+    """Each new position a checkpoint commits, as the state file names it after each call and epoch."""
+
+    def __init__(self, folder):
+        super().__init__()
+        self._folder, self.positions = folder, []
+
+    def _look(self):
+        state = backup.read_state(str(self._folder))
+        if state and (state["epoch"], state["step"]) not in self.positions:
+            self.positions.append((state["epoch"], state["step"]))
+
+    def on_train_batch_end(self, batch, logs=None):
+        self._look()
+
+    def on_epoch_end(self, epoch, logs=None):
+        self._look()
+
+
+def test_with_several_steps_per_execution_a_checkpoint_follows_each_multiple_of_the_interval(tmp_path):
+    """Every 10 steps, 3 steps per call: the calls end after steps 3, 6, ...; the first past 10 and 20 save."""
+    model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(1)])
+    model.compile("sgd", "mse", steps_per_execution=3)
+    saver = backup.ResumableBackup(str(tmp_path), [], is_chief=True, resume=None, epoch_steps=30, every_steps=10,
+                                   epochs=2)
+    commits = _Commits(tmp_path)
+    model.fit(np.zeros((120, 2)), np.zeros((120, 1)), batch_size=4, epochs=2, verbose=0, callbacks=[saver, commits])
+    assert commits.positions == [(0, 12), (0, 21), (1, 0), (1, 12), (1, 21), (2, 0)]
+
+
+def test_profile_steps_name_the_calls_that_run_them():
+    assert run._profile_batch("4,7", steps_per_execution=3) == (2, 3)  # steps 4-6 are call 2, 7-9 call 3
+    assert run._profile_batch("4,7") == (4, 7) and run._profile_batch(None) == 0
 
 
 class _SlowValidation(keras.callbacks.Callback):
@@ -263,7 +327,7 @@ def _interrupted(command, model_dir, logs, kills):
         epoch, step = _committed(model_dir)
         attempt, seen = Attempt(command, logs / f"stderr-{number}.txt"), None
         while attempt.process.poll() is None:
-            assert time.time() - attempt.started < 300, f"attempt after {report} hangs"
+            assert time.time() - attempt.started < HANG_SECONDS, f"attempt after {report} hangs"
             if seen is None and happened(attempt):
                 seen = time.time()
             if seen is not None and time.time() >= seen + delay:
@@ -388,14 +452,16 @@ def test_a_mixed_bfloat16_run_with_several_steps_per_execution_trains_profiles_a
                                                                                                 tmp_path):
     done = run_module("trainer.task", *_flags(tiny_records, tmp_path, "--precision=mixed_bfloat16",
                                               "--steps_per_execution=3", "--profile_steps=2,3", "--warmup_steps=4",
-                                              "--lr_schedule=constant",
+                                              "--lr_schedule=constant", "--deterministic",
                                               "--log_images_every=0", "--epochs=2"))
     assert done.returncode == 0, done.stderr[-3000:]
+    assert "precision mixed_bfloat16, XLA off, op determinism on" in done.stdout.splitlines()[0]
     metrics = json.loads((tmp_path / "metrics.json").read_text())
     assert metrics["flags"]["precision"] == "mixed_bfloat16" and metrics["epochs_run"] == 2
     history = _history(tmp_path)
     assert [row["steps"] for row in history] == ["9.0", "9.0"] and float(history[1]["loss"]) < float(history[0]["loss"])
-    assert float(history[0]["learning_rate"]) == pytest.approx(0.003)  # warmed up to 0.006 x 8 / 16 in 4 steps
+    # Warmed up in 4 steps to Adam's 0.006 x sqrt(8 / 16).
+    assert float(history[0]["learning_rate"]) == pytest.approx(0.006 * 0.5 ** 0.5)
     net = keras.models.load_model(tmp_path / "model.keras")
     assert {w.dtype for w in net.weights} == {"float32"}
     assert {layer.dtype_policy.name for layer in net.layers} == {"float32"}
@@ -416,6 +482,16 @@ def test_a_diverged_run_fails_and_says_so_when_run_again(tiny_records, tmp_path)
     assert again.stderr.strip().splitlines()[-1] == (
         f"error: --model_dir {tmp_path}: the run diverged (training loss {where['loss']} at step {where['step']} "
         "of epoch 1); lower --learning_rate, and --overwrite to start again")
+
+
+@pytest.mark.skipif(bool(tf.config.list_physical_devices("GPU")), reason="this host has a GPU")
+def test_a_gpu_run_without_a_gpu_is_refused_before_anything_is_written(tiny_records, tmp_path):
+    done = run_module("trainer.task", f"--data_dir={tiny_records}", f"--model_dir={tmp_path / 'run'}",
+                      "--accelerator=gpu")
+    assert done.returncode == 2 and done.stdout == "" and not (tmp_path / "run").exists()
+    assert done.stderr.strip().splitlines() == [
+        "error: --accelerator=gpu: TensorFlow finds no GPU on this host (no driver, or CUDA libraries it cannot load; "
+        "TF_CPP_MIN_LOG_LEVEL=0 shows why); give --accelerator=cpu to train on the CPU"]
 
 
 def test_missing_data_dir_is_named(tmp_path):

@@ -22,6 +22,7 @@ def main(argv):
         logging.set_verbosity(logging.WARNING)
     # The CPU must be split into logical devices before TensorFlow initializes its devices: TensorFlow is
     # imported by now, but nothing has touched a device yet; the trainer's own modules come after.
+    distribute.use_accelerator(FLAGS.accelerator)
     distribute.split_cpu(FLAGS.logical_cpus)
     from trainer.training import run
     from trainer.training.config import RunConfig

@@ -121,6 +121,7 @@ class ResumableBackup(keras.callbacks.Callback):
                     setattr(callback, name, value)
         self._sums = _MetricSums(self.model)
         self._offset = self._epoch_steps - self.params["steps"]  # steps of the first epoch done before this fit
+        self._done = self._offset
         self._any_worker = distribute.AnyWorker(self.model.distribute_strategy) if self._coordinated else None
         if threading.current_thread() is threading.main_thread():
             signal.signal(signal.SIGTERM, lambda signum, frame: self._terminated.set())
@@ -132,16 +133,19 @@ class ResumableBackup(keras.callbacks.Callback):
             self._sums_pending = None
 
     def on_train_batch_end(self, batch, logs=None):
-        done = self._offset + batch + 1
+        # With --steps_per_execution N this is called every N steps (`batch`: the last one's index), so a
+        # multiple of the interval is passed more often than landed on: the first call past it saves.
+        done, before = self._offset + batch + 1, self._done
+        self._done = done
         if done == self._epoch_steps:  # the epoch's end (validation, the other callbacks) saves next
             return
         if self._terminating():
             self._save_and_exit(Position(self._epoch, done))
-        if self._every and done // self._every > (done - 1) // self._every:
+        if self._every and done // self._every > before // self._every:
             self._save(Position(self._epoch, done))
 
     def on_epoch_end(self, epoch, logs=None):
-        self._offset = 0
+        self._offset = self._done = 0
         if self._terminating():
             self._save_and_exit(Position(epoch + 1, 0))
         self._save(Position(epoch + 1, 0))

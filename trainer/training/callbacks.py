@@ -117,7 +117,9 @@ class Progress(keras.callbacks.ProgbarLogger):
 
     Either way an epoch cut short (time budget, a diverged loss) ends showing the steps
     it ran, where Keras's would claim them all; and `Epoch n/N` counts the run's `epochs`,
-    also when a resumed run finishes an interrupted epoch in a `fit` of its own.
+    also when a resumed run finishes an interrupted epoch in a `fit` of its own. The bar ends when
+    training does, so its time per step is the training's; validation's time and metrics follow
+    on a line of their own (Keras's bar would end after validation, its time counted per step).
     """
 
     def __init__(self, global_batch_size: int, epochs: int | None = None, every: float = PROGRESS_SECONDS):
@@ -131,17 +133,36 @@ class Progress(keras.callbacks.ProgbarLogger):
     def on_epoch_begin(self, epoch, logs=None):
         super().on_epoch_begin(epoch, logs)
         self._start = self._last = time.perf_counter()
+        self._validation_start, self._training_logs = None, {}
 
     def on_train_batch_end(self, batch, logs=None):
         super().on_train_batch_end(batch, logs)
+        self._training_logs = logs or {}
         now = time.perf_counter()
         if self.verbose == 2 and now - self._last >= self._every:
             self._last = now
             print(f"  step {self.seen}/{self.target} - loss: {float(logs['loss']):.4f} - "
                   f"{self.seen * self._batch / (now - self._start):.1f} examples/s", flush=True)
 
+    def on_test_begin(self, logs=None):
+        super().on_test_begin(logs)
+        if self._validation_start is None:  # the epoch's validation starts: its training is over
+            self.progbar.update(self.seen, list(self._training_logs.items()), finalize=True)
+            self._validation_start = time.perf_counter()
+
     def on_epoch_end(self, epoch, logs=None):
-        self.progbar.update(self.seen, list((logs or {}).items()), finalize=True)
+        logs = logs or {}
+        if self._validation_start is None:  # no validation this epoch
+            self.progbar.update(self.seen, list(logs.items()), finalize=True)
+            return
+        shown = " - ".join(f"{name}: {_number(value)}" for name, value in logs.items() if name != "loss")
+        print(f"  validation - {time.perf_counter() - self._validation_start:.0f}s - {shown}", flush=True)
+
+
+def _number(value) -> str:
+    """A metric as Keras's progress bar shows it."""
+    value = float(value)
+    return f"{value:.4f}" if abs(value) > 1e-3 else f"{value:.4e}"
 
 
 class WarmUp(keras.callbacks.Callback):

@@ -47,6 +47,8 @@ class RunConfig:
     holdout_labels: tuple[str, ...] = ()
     holdout_sources: tuple[str, ...] = ()
     strategy: str = "auto"
+    accelerator: str = "auto"
+    deterministic: bool = False
     jit_compile: str = "auto"
     logical_cpus: int = 0
     seed: int = 42

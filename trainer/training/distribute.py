@@ -16,6 +16,7 @@ import tensorflow as tf
 from pipeline.errors import ConfigError
 
 STRATEGIES = ("auto", "mirrored", "multi_worker", "one_device")
+ACCELERATORS = ("auto", "gpu", "cpu")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -55,6 +56,20 @@ def read_cluster(environ=os.environ) -> Cluster:
     return Cluster(len(addresses), task_type, task_index, "chief" in spec)
 
 
+def use_accelerator(setting: str) -> None:
+    """Before TensorFlow initializes its devices: `cpu` hides every GPU; `gpu` refuses to start without one.
+
+    TensorFlow's own notice that it found no usable GPU is hidden with the rest of its start-up
+    noise (`trainer.command`), so without this a job meant for GPUs would train on the CPU unsaid.
+    """
+    gpus = tf.config.list_physical_devices("GPU")
+    if setting == "gpu" and not gpus:
+        raise ConfigError("--accelerator=gpu: TensorFlow finds no GPU on this host (no driver, or CUDA libraries it "
+                          "cannot load; TF_CPP_MIN_LOG_LEVEL=0 shows why); give --accelerator=cpu to train on the CPU")
+    if setting == "cpu" and gpus:
+        tf.config.set_visible_devices([], "GPU")
+
+
 def split_cpu(logical_devices: int) -> None:
     """Present the CPU as several logical devices (before TensorFlow starts), to run multi-device code on a CPU."""
     if logical_devices > 1:
@@ -88,6 +103,13 @@ def strategy_name(strategy: tf.distribute.Strategy) -> str:
     if isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy):
         return "multi_worker"
     return "mirrored" if isinstance(strategy, tf.distribute.MirroredStrategy) else "one_device"
+
+
+def describe(strategy: tf.distribute.Strategy, cluster: Cluster) -> str:
+    """Where a run trains: this worker's devices, the strategy, its replicas and workers."""
+    devices = ", ".join(name.split("device:")[-1] for name in strategy.extended.worker_devices)
+    return (f"{devices}, strategy {strategy_name(strategy)} ({strategy.num_replicas_in_sync} replica(s) on "
+            f"{cluster.workers} worker(s))")
 
 
 def jit_default(setting: str) -> bool:

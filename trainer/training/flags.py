@@ -58,7 +58,8 @@ flags.DEFINE_integer("steps_per_execution", DEFAULTS.steps_per_execution, "Train
                      "accelerators; callbacks then see every Nth step. Must divide the steps of an epoch.",
                      lower_bound=1)
 flags.DEFINE_integer("checkpoint_every_steps", DEFAULTS.checkpoint_every_steps, "Save what a re-run resumes from "
-                     "every N training steps, besides each epoch's end and a SIGTERM (to any worker); 0: only those.",
+                     "every N training steps (with --steps_per_execution, at the first call past each multiple), besides each "
+                     "epoch's end and a SIGTERM (to any worker); 0: only those.",
                      lower_bound=0)
 flags.DEFINE_string("profile_steps", DEFAULTS.profile_steps, "START,END: profile these training steps (counted "
                     "from 1) into logs/train/ for TensorBoard's Profile tab (viewing it needs the "
@@ -79,6 +80,12 @@ flags.DEFINE_list("holdout_sources", list(DEFAULTS.holdout_sources), "Sources (t
 flags.DEFINE_enum("strategy", DEFAULTS.strategy, distribute.STRATEGIES,
                   "auto: multi_worker when TF_CONFIG names several workers, mirrored over all local GPUs "
                   "(or logical CPUs), else one_device.")
+flags.DEFINE_enum("accelerator", DEFAULTS.accelerator, distribute.ACCELERATORS, "auto: the GPUs if TensorFlow "
+                  "finds any, else the CPU; gpu: refuse to start without a GPU (a GPU job never trains on the CPU "
+                  "unsaid); cpu: the CPU even where there are GPUs.")
+flags.DEFINE_bool("deterministic", DEFAULTS.deterministic, "Turn on TensorFlow's op determinism "
+                  "(tf.config.experimental.enable_op_determinism): the same seed then gives the same weights on "
+                  "GPUs too, at some speed; on CPUs runs are reproducible without it.")
 flags.DEFINE_enum("jit_compile", DEFAULTS.jit_compile, ("auto", "true", "false"),
                   "XLA-compile the train and eval steps. auto: on for GPU/TPU, off for CPU (2x slower there).")
 flags.DEFINE_integer("logical_cpus", DEFAULTS.logical_cpus, "Testing and benchmarks only: split the CPU into this "

@@ -27,7 +27,8 @@ from trainer.applying import serving
 
 # What may differ when a run is resumed: how long it trains, where and how it runs, what it logs.
 # Anything else changes what the run has computed so far, and is refused.
-_MAY_CHANGE = ("epochs", "time_budget_minutes", "overwrite", "strategy", "jit_compile", "logical_cpus",
+_MAY_CHANGE = ("epochs", "time_budget_minutes", "overwrite", "strategy", "accelerator", "deterministic",
+               "jit_compile", "logical_cpus",
                "log_images_every", "num_log_images", "early_stopping_patience", "checkpoint_every_steps",
                "profile_steps")
 TEST_SHEET_PHOTOS = 4  # best and worst test photos on the contact sheet
@@ -136,8 +137,9 @@ def training_stream(strategy, splits: Splits, config: RunConfig, global_batch: i
     return strategy.distribute_datasets_from_function(per_pipeline)
 
 
-def _profile_batch(setting: str | None):
-    """--profile_steps START,END as Keras TensorBoard's profile_batch (0: no profile)."""
+def _profile_batch(setting: str | None, steps_per_execution: int = 1):
+    """--profile_steps START,END as Keras TensorBoard's profile_batch (0: no profile): the calls into TensorFlow
+    that run those steps, as TensorBoard counts calls (each runs --steps_per_execution steps)."""
     if not setting:
         return 0
     try:
@@ -147,7 +149,7 @@ def _profile_batch(setting: str | None):
     if not 0 < first <= last:
         raise ConfigError(f"--profile_steps={setting}: give the first and last step to profile, as START,END "
                           "(1 <= START <= END)")
-    return first, last
+    return (first - 1) // steps_per_execution + 1, (last - 1) // steps_per_execution + 1
 
 
 def _callbacks(config: RunConfig, files: RunFiles, splits: Splits, cluster, resume: dict | None, epoch_steps: int):
@@ -167,7 +169,7 @@ def _callbacks(config: RunConfig, files: RunFiles, splits: Splits, cluster, resu
         trainer_callbacks.BestWeights(f"{write_dir}/checkpoints/best.weights.h5", monitor),
         trainer_callbacks.History(f"{write_dir}/history.csv"),
         keras.callbacks.TensorBoard(f"{write_dir}/logs", write_graph=False,
-                                    profile_batch=_profile_batch(config.profile_steps)),
+                                    profile_batch=_profile_batch(config.profile_steps, config.steps_per_execution)),
         trainer_callbacks.Progress(global_batch, config.epochs),
     ]
     if config.early_stopping_patience:
@@ -294,7 +296,7 @@ def _evaluate(model: colorizer.Colorizer, splits: Splits, global_batch: int, fil
     """
     prep, result = splits.test.preparation, {"gray_baseline": {}}
     sources = [("val", photo_sets.labelled_batches(splits.evaluation(global_batch, with_labels=True)),
-                splits.describe()["val_examples"], "validation", None),
+                splits.describe()["val_examples"], "validation split", None),
                ("test", photo_sets.record_batches(splits.test, global_batch, prep, splits.holdout),
                 splits.test.num_examples(holdout=splits.holdout), "test split", files.evaluation)]
     if splits.holdout:
@@ -316,6 +318,8 @@ def train(config: RunConfig) -> str:
     files = RunFiles(config.model_dir)
     cluster = distribute.read_cluster()
     strategy = distribute.make_strategy(config.strategy, cluster)
+    if config.deterministic:
+        tf.config.experimental.enable_op_determinism()
     global_batch = config.batch_size
     if global_batch % strategy.num_replicas_in_sync:
         raise ConfigError(f"--batch_size={global_batch} is not divisible by the "
@@ -324,9 +328,11 @@ def train(config: RunConfig) -> str:
     epoch_steps = _epoch_steps(config, splits, global_batch)
     if _prepare_run_dir(files, config, cluster.is_chief, strategy):
         return f"{files.root} holds a finished run (metrics.json); nothing to do"
+    jit = distribute.jit_default(config.jit_compile)
+    print(f"Training on {distribute.describe(strategy, cluster)}, precision {config.precision}, "
+          f"XLA {'on' if jit else 'off'}, op determinism {'on' if config.deterministic else 'off'}", flush=True)
     resume = backup.read_state(files.backup)
     distribute.agreed(strategy, backup.position(resume), cluster.is_chief)  # every worker resumes where the chief does
-    jit = distribute.jit_default(config.jit_compile)
     keras.utils.set_random_seed(config.seed)
     model = _build(strategy, config, splits, jit)
 

@@ -241,10 +241,10 @@ class PhotosToExamples(beam.PTransform):
         )
 
 
-STAGE_BYTES = 32 << 20  # records a bundle holds before it writes some out
+STAGE_BYTES = 16 << 20  # records a bundle holds before it writes some out
 MERGE_FAN_IN = 64  # staged parts open at once when merging
 CLOUD_READ_BUFFER = 16 << 20  # a Cloud Storage reader holds up to this much of its object at once
-MERGE_READ_BYTES = 64 << 20  # what the readers of one merge may hold at once
+MERGE_READ_BYTES = 32 << 20  # what the readers of one merge may hold at once
 _DIGEST_BYTES = 32
 _LENGTH = struct.Struct("<Q")  # a TFRecord's frame starts with its length, then 4 bytes of CRC
 

@@ -39,7 +39,7 @@ MIN_CROP = 0.7  # augmentation zooms in on at most this share of each side
 def load_manifest(data_dir: str) -> Manifest:
     path = f"{data_dir.rstrip('/')}/{schema.MANIFEST}"
     if not tf.io.gfile.isdir(data_dir):
-        raise DataError(f"{data_dir} does not exist (or is not a folder): give the --output folder of a "
+        raise DataError(f"{data_dir!r} does not exist (or is not a folder): give the --output folder of a "
                         "`python -m beam_jobs.preprocess` run")
     if not tf.io.gfile.exists(path):
         raise DataError(f"no {schema.MANIFEST} in {data_dir}: not the output of a finished "

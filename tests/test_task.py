@@ -424,7 +424,7 @@ def odd_records(made_photos, tmp_path_factory):
 
 @pytest.mark.parametrize("flags,env,message", [
     (["--optimizer=adamw"], {}, "flag --optimizer=adamw: value should be one of <adam|rmsprop|sgd>"),
-    (["--data_dir="], {}, "no manifest.json in"),
+    (["--data_dir="], {}, "'' does not exist (or is not a folder)"),
     (["--data_dir=EMPTY"], {}, "no manifest.json in EMPTY"),
     (["--data_dir=ODD"], {}, "split 'val' of ODD has no examples"),
     (["--data_dir=ODD", "--init_model=MODEL", "--cv_fold=0", "--batch_size=4"], {},

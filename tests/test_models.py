@@ -116,3 +116,13 @@ def test_a_mirror_averaged_classifier_is_symmetric_and_decodes_the_averaged_logi
     averaged.save(tmp_path / "averaged.keras")
     loaded = keras.models.load_model(tmp_path / "averaged.keras")
     np.testing.assert_allclose(loaded(photo), averaged(photo), atol=1e-6)
+
+
+def test_the_single_view_of_a_saved_mirror_averaged_classifier_is_the_network_it_was_made_from(tmp_path):
+    """What fine-tuning from the shipped model starts from: one view, the same weights and decoding."""
+    net = _classifier()
+    models.mirror_averaged(net).save(tmp_path / "averaged.keras")
+    plain = models.single_view(keras.models.load_model(tmp_path / "averaged.keras"))
+    photo = np.random.default_rng(3).random((2, 32, 32, 4), np.float32)
+    np.testing.assert_allclose(plain(photo), net(photo), atol=1e-5)
+    assert models.single_view(net) is net

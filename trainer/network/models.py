@@ -154,6 +154,24 @@ def mirror_averaged(net: keras.Model) -> keras.Model:
     return averaged
 
 
+def single_view(net: keras.Model) -> keras.Model:
+    """A mirror-averaged classifier's plain network (its body, then its decoding), with its weights; any other
+    network as it is. Training (fine-tuning from the shipped model) needs the one view, not both."""
+    body = next((layer for layer in net.layers if isinstance(layer, keras.Model) and layer.name == "body"), None)
+    if body is None:
+        return net
+
+    def renamed(layer):  # the body's own names would clash with the decoding's once both are one graph
+        config = layer.get_config()
+        if layer.name != colour_classes.LOGITS_LAYER:
+            config["name"] = f"body_{layer.name}"
+        return layer.__class__.from_config(config)
+
+    plain = keras.models.clone_model(body, clone_function=renamed)
+    plain.set_weights(body.get_weights())
+    return keras.Model(plain.inputs, decode_logits(net, plain.output), name=net.name.removesuffix("_mirror_averaged"))
+
+
 def _float32_layer(layer: keras.layers.Layer) -> keras.layers.Layer:
     return layer.__class__.from_config({**layer.get_config(), "dtype": "float32"})
 

@@ -97,7 +97,7 @@ def _network(config: RunConfig, splits: Splits) -> keras.Model:
             return models.build(config.model, size, **head)
         except ValueError as error:
             raise ConfigError(str(error)) from None
-    net = keras.models.load_model(config.init_model, compile=False)
+    net = models.single_view(keras.models.load_model(config.init_model, compile=False))
     expected = net.input_shape[1:3]
     if tuple(expected) != (size, size):
         raise ConfigError(f"the records are {size}x{size} but --init_model {config.init_model} "

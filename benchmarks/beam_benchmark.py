@@ -41,14 +41,6 @@ def _photos(data: pathlib.Path) -> list[str]:
                   if os.path.isfile(f))
 
 
-def _job(python, inputs: list[str], output: str, workers: int, *flags: str,
-         env: dict | None = None) -> measure.Measurement:
-    return measure.run([str(python), "-m", "beam_jobs.preprocess", *(f"--input={i}" for i in inputs),
-                        f"--output={output}", f"--direct_num_workers={workers}",
-                        "--direct_running_mode=multi_processing", *flags],
-                       env={"PYTHONPATH": str(REPO), **(env or {})})
-
-
 def speed(data: pathlib.Path, workers: int, work: pathlib.Path) -> list[list]:
     """Rows: the loop (area and bilinear resize), the job's start-up alone, the job on every photo; photos
     per CPU-second and their ratio to the area loop's, which does to a photo's pixels what the job does."""
@@ -61,8 +53,8 @@ def speed(data: pathlib.Path, workers: int, work: pathlib.Path) -> list[list]:
     one = work / "one" / "photo"
     one.mkdir(parents=True)
     shutil.copyfile(files[0], one / pathlib.Path(files[0]).name)
-    start = _job(sys.executable, [str(one.parent)], str(work / "start"), workers)
-    job = _job(sys.executable, [str(data / s) for s in SOURCES], str(work / "all"), workers)
+    start = measure.beam_job([one.parent], work / "start", workers)
+    job = measure.beam_job([data / s for s in SOURCES], work / "all", workers)
     base = len(files) / area.cpu_seconds
 
     def row(what, photos, seconds, cpu_seconds):
@@ -89,8 +81,9 @@ def gcs_memory(data: pathlib.Path, workers: int, work: pathlib.Path) -> list[lis
     with Emulator(work) as gcs:
         gcs.create_bucket("records")
         for shards in (32, 8):
-            job = _job(DATAFLOW_PYTHON, [str(data / s) for s in SOURCES], f"gs://records/out-{shards}", workers,
-                       f"--num_shards={shards}", "--temp_location=gs://records/tmp", env=gcs.env())
+            job = measure.beam_job([data / s for s in SOURCES], f"gs://records/out-{shards}", workers,
+                                   f"--num_shards={shards}", "--temp_location=gs://records/tmp",
+                                   python=DATAFLOW_PYTHON, env=gcs.env())
             rows.append([f"Beam job to gs://, {workers} workers, --num_shards={shards}", len(_photos(data)),
                          f"{job.seconds:.1f}", f"{job.peak_mb:.0f}"])
     return rows

@@ -8,12 +8,14 @@ does not get a core to itself, it is what a job costs.
 """
 
 import dataclasses
+import pathlib
 import os
 import subprocess
 import sys
 import time
 
 _PAGE = os.sysconf("SC_PAGE_SIZE")
+_REPO = pathlib.Path(__file__).resolve().parents[1]
 _TICK = os.sysconf("SC_CLK_TCK")
 
 
@@ -73,6 +75,14 @@ def run(args: list[str], env: dict | None = None) -> Measurement:
 
 def python(*args: str, env: dict | None = None) -> Measurement:
     return run([sys.executable, *args], env)
+
+
+def beam_job(inputs: list, output, workers: int, *flags: str, python: str = sys.executable,
+             env: dict | None = None) -> Measurement:
+    """The project's Beam job over `inputs` with `workers` worker processes, run by `python` from this checkout."""
+    return run([str(python), "-m", "beam_jobs.preprocess", *(f"--input={i}" for i in inputs), f"--output={output}",
+                f"--direct_num_workers={workers}", "--direct_running_mode=multi_processing", *flags],
+               env={"PYTHONPATH": str(_REPO), **(env or {})})
 
 
 def table(headers: list[str], rows: list[list]) -> str:

@@ -28,13 +28,6 @@ sys.path.insert(0, str(REPO))
 from benchmarks import measure  # noqa: E402
 
 
-def _job(photo_dirs, output, workers, *flags):
-    inputs = [f"--input={folder}" for folder in photo_dirs]
-    return measure.python("-m", "beam_jobs.preprocess", *inputs, f"--output={output}",
-                          f"--direct_num_workers={workers}", "--direct_running_mode=multi_processing",
-                          *flags, env={"PYTHONPATH": str(REPO)})
-
-
 def _disk_bytes_per_example(output):
     """Bytes of record files per example, over all splits."""
     manifest = json.loads((output / "manifest.json").read_text())
@@ -65,7 +58,7 @@ def _beam_vs_loop(data, workers, work):
             if label == "quarter" and compression == "none":
                 continue
             output = work / f"records-{label}-{compression}"
-            job = _job(dirs, output, workers, f"--compression={compression}")
+            job = measure.beam_job(dirs, output, workers, f"--compression={compression}")
             rows.append([f"Beam job, {workers} workers, {compression}", len(files), f"{job.seconds:.1f}",
                          f"{job.seconds / loop.seconds:.2f}", f"{len(files) / job.seconds:.0f}",
                          f"{job.peak_mb:.0f}", f"{_disk_bytes_per_example(output):,.0f}"])

@@ -32,13 +32,12 @@ from trainer.training.splits import Splits
 BATCH, WARM_UP = 64, 5
 data_dir, batches, service = sys.argv[1], int(sys.argv[2]), sys.argv[3] or None
 config = RunConfig(data_dir, "", data_service=service)
-stream = run.training_stream(tf.distribute.get_strategy(), Splits(config, BATCH), config, BATCH, 1000,
-                             backup.Position())
+stream = run.training_stream(Splits(config, BATCH), config, BATCH, 1000, backup.Position())
 
 
 def consume(count):
     return int(stream.take(count).reduce(tf.constant(0, tf.int64),
-                                         lambda n, batch: n + tf.shape(batch[0], out_type=tf.int64)[0]))
+                                         lambda n, batch: n + tf.reduce_prod(tf.shape(batch[0], out_type=tf.int64)[:2])))
 
 
 consume(WARM_UP)

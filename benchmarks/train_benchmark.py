@@ -1,6 +1,7 @@
 """Training speed against this CPU's limit in float32 and bfloat16, quality after equal time, and memory.
 
     .venv/bin/python benchmarks/train_benchmark.py --data_dir RECORDS [--seconds 8] [--quality_minutes 4]
+    .venv/bin/python benchmarks/train_benchmark.py --loop_vs_fit BASELINE_TREE [--photos PHOTOS]
 
 0. The CPU: its model name and its bfloat16 hardware (the flags amx_bf16,
    amx_tile and avx512_bf16 of /proc/cpuinfo), since mixed_bfloat16 only pays
@@ -14,9 +15,11 @@
    colour-classification head), --precision (float32, mixed_bfloat16) and
    --jit_compile setting, a fresh process builds what the trainer builds with
    its default flags otherwise (`trainer.training.run.train`: network, loss,
-   hints, optimizer, tf.data input with augmentation), trains 3 warm-up steps
-   (tracing, compilation) and then timed steps for about --seconds, and reports
-   training examples/s at the records' image size, batch 16. Achieved GFLOP/s
+   hints, optimizer, tf.data input with augmentation) and trains through the
+   trainer's own loop (`trainer.training.loop.Loop`), one step per call: 3
+   warm-up steps (tracing, compilation), then timed steps for about --seconds,
+   the clock stopped once the loss read back says the last one is done. It
+   reports training examples/s at the records' image size, batch 16. Achieved GFLOP/s
    is examples/s times three times the network's forward FLOPs (the backward
    pass costs about twice the forward), counted from the shapes of its layers
    with kernels (the convolutions; hint simulation, the loss and the optimizer
@@ -42,14 +45,36 @@
    Then the evaluator (`python -m trainer.evaluate`, the shipped model, the
    test split) at two batch sizes: peak memory and photos per second of wall
    time (start-up included).
+5. The trainer's own loop against keras.Model.fit, only with --loop_vs_fit
+   BASELINE_TREE (which runs this section alone): BASELINE_TREE is a checkout
+   of the trainer that trained with `fit`, run with this Python. The trainer
+   command (`python -m trainer.task`) of each tree, same flags: the default
+   model (context_unet, colour classification), batch 16, 3 epochs of 100
+   steps (about a minute a run on 2 cores), on records the Beam job makes
+   from --photos at 64 pixels (at 200, validating 730 photos each epoch
+   would take most of each run), each run in a fresh model_dir; on 1 device
+   (--strategy=one_device) and on 2 logical ones (--strategy=mirrored
+   --logical_cpus=2). Each device setting runs loop, fit, fit, loop, so that
+   neither tree gets the shared machine's quieter minutes. A run's speed is
+   the mean of its history.csv's training examples/s (validation excluded)
+   over the epochs after the first, which traces; the ratio loop / fit is of
+   the means of each tree's two runs, all from one run of this benchmark on
+   a machine other jobs share. Then how often the loop makes the host wait
+   for values from the devices (`Loop.reads`: the training loss read back at
+   logging steps and at each epoch's end; a mid-epoch checkpoint, none in
+   these runs, reads it too), counted in a process training the smallest
+   network through `trainer.training.epochs.Epochs` on the same schedule, for
+   several --log_every_steps; and what `fit` read, from BASELINE_TREE's code.
 Prints Markdown tables, each as soon as it is measured.
 """
 
 import argparse
 import json
+import os
 import pathlib
 import platform
 import shutil
+import statistics
 import sys
 import tempfile
 
@@ -58,6 +83,7 @@ sys.path.insert(0, str(REPO))
 
 from benchmarks import measure  # noqa: E402
 from trainer.training import run_files  # noqa: E402
+from trainer.training.config import DEFAULTS  # noqa: E402
 
 BATCH = 16
 # --precision -> the dtype its convolutions compute in, which is the limit its rows are held against.
@@ -72,6 +98,14 @@ SEED = 42
 # (model, loss): every network of trainer.network.models; context_unet also as the trainer's default classifier.
 MODELS = [("seed_autoencoder", "mae"), ("lowres_unet", "mae"), ("context_unet", "mae"),
           ("context_unet", "classification")]
+# Loop against fit: records this many pixels a side, made for it (at 200, validating 730 photos each epoch
+# would take most of each run), and epochs of this many steps, about a minute a run on 2 cores.
+LOOP_VS_FIT_SIZE = 64
+LOOP_VS_FIT_EPOCHS, LOOP_VS_FIT_STEPS = 3, 100
+# Each device setting's runs, alternated so that neither trainer gets the shared machine's quieter minutes.
+LOOP_VS_FIT_ORDER = ("loop", "fit", "fit", "loop")
+DEVICE_FLAGS = {1: ["--strategy=one_device"], 2: ["--strategy=mirrored", "--logical_cpus=2"]}
+LOG_EVERY = (str(DEFAULTS.log_every_steps), "10", "1")  # --log_every_steps settings whose host reads are counted
 
 CONV_SCRIPT = """
 import json, sys, time
@@ -112,21 +146,31 @@ def gflops(step, flops_per_call):
 print(json.dumps({"forward": gflops(forward, flops), "forward_backward": gflops(forward_backward, 3 * flops)}))
 """
 
-SPEED_SCRIPT = """
+# What the trainer builds with its default flags but these (argv 1-5: records, model, loss, precision, jit):
+# network, loss, hints, optimizer, and its own loop over its tf.data stream with augmentation, on one device.
+TRAINER_SETUP = """
 import json, sys, time
-import keras, numpy as np
-from trainer.training import distribute, run
+import numpy as np
+from trainer.training import backup, distribute, epochs, loop, run
 from trainer.training.config import RunConfig
 from trainer.training.flags import FLAGS
 
-data_dir, model, loss, precision, jit, seconds = sys.argv[1:6] + [float(sys.argv[6])]
-BATCH, WARMUP = 16, 3
+data_dir, model, loss, precision, jit = sys.argv[1:6]
+BATCH = 16
 FLAGS(["train_benchmark", f"--data_dir={data_dir}", f"--model={model}", f"--loss={loss}", f"--precision={precision}",
        f"--jit_compile={jit}", f"--batch_size={BATCH}"])
 config = RunConfig.from_flags(FLAGS)
 strategy = distribute.make_strategy("one_device", distribute.Cluster())
 data = run.Splits(config, BATCH)
 colorizer = run._build(strategy, config, data, distribute.jit_default(config.jit_compile))
+
+
+def training_loop(epoch_steps):
+    return loop.Loop(strategy, colorizer, run.training_stream(data, config, BATCH, epoch_steps, backup.Position()))
+"""
+
+SPEED_SCRIPT = TRAINER_SETUP + """
+seconds, WARMUP = float(sys.argv[6]), 3
 
 
 def forward_flops(net) -> int:
@@ -136,22 +180,37 @@ def forward_flops(net) -> int:
                for layer in net.layers if getattr(layer, "kernel", None) is not None)
 
 
-class Clock(keras.callbacks.Callback):
-    # Times the steps after the first WARMUP (tracing, XLA compilation, input warm-up), for about `seconds`.
-    def on_train_batch_end(self, batch, logs=None):
-        now = time.perf_counter()
-        if batch == WARMUP - 1:
-            self.start = now
-        elif batch >= WARMUP:
-            self.steps, self.seconds = batch - WARMUP + 1, now - self.start
-            self.model.stop_training = self.seconds >= seconds and self.steps >= 3
-
-
-clock = Clock()
-colorizer.fit(run.training_stream(strategy, data, config, BATCH, 10**6, run.backup.Position()), epochs=1, steps_per_epoch=10**6,
-              callbacks=[clock], verbose=0)
-print(json.dumps({"examples_per_second": clock.steps * BATCH / clock.seconds,
+# Times the steps after the first WARMUP (tracing, XLA compilation, input warm-up), one per call, for about
+# `seconds`; reading the loss back waits for the steps before it, so the clock covers finished work only.
+training = training_loop(10**6)
+for _ in range(WARMUP):
+    training.run(1)
+training.global_sums()
+timed, start = 0, time.perf_counter()
+while timed < 3 or time.perf_counter() - start < seconds:
+    training.run(1)
+    timed += 1
+training.global_sums()
+elapsed = time.perf_counter() - start
+print(json.dumps({"examples_per_second": timed * BATCH / elapsed,
                   "forward_flops": forward_flops(colorizer.net), "parameters": colorizer.net.count_params()}))
+"""
+
+# How often the trainer's epochs (argv 6-7: epochs, steps each) read values back from the devices, for each
+# --log_every_steps (argv 8, comma-separated); no validation, checkpoints at epoch ends only.
+READS_SCRIPT = TRAINER_SETUP + """
+import tempfile
+
+epoch_count, epoch_steps = int(sys.argv[6]), int(sys.argv[7])
+reads = {}
+for every in sys.argv[8].split(","):
+    training = training_loop(epoch_steps)
+    with tempfile.TemporaryDirectory() as folder:
+        saves = backup.Backup(folder, colorizer, training, [], distribute.Cluster(), strategy, with_data=False)
+        schedule = epochs.Schedule(epoch_count, epoch_steps, log_every=int(every))
+        epochs.Epochs(colorizer, training, saves, [], schedule, {}, strategy).run()
+    reads[every] = training.reads
+print(json.dumps(reads))
 """
 
 
@@ -282,41 +341,115 @@ def _evaluator(data_dir: pathlib.Path, work: pathlib.Path) -> list[list]:
     return rows
 
 
+def _small_records(photo_dir: pathlib.Path, target: pathlib.Path) -> pathlib.Path:
+    """The photos of every source under `photo_dir` as records of LOOP_VS_FIT_SIZE pixels (the project's Beam job)."""
+    measure.beam_job(sorted(p for p in photo_dir.iterdir() if p.is_dir()), target, os.cpu_count(),
+                     f"--size={LOOP_VS_FIT_SIZE}")
+    return target
+
+
+def _trainer_speed(tree: pathlib.Path, records: pathlib.Path, devices: int, model_dir: pathlib.Path) -> float:
+    """The trainer command of `tree` run from scratch: its training examples/s over the epochs after the first
+    (which traces), from its history.csv."""
+    # -P: `trainer` is imported from `tree` (PYTHONPATH), not from the current directory.
+    measure.python("-P", "-m", "trainer.task", f"--data_dir={records}", f"--model_dir={model_dir}",
+                   f"--epochs={LOOP_VS_FIT_EPOCHS}", f"--steps_per_epoch={LOOP_VS_FIT_STEPS}", "--batch_size=16",
+                   "--model=context_unet", f"--seed={SEED}", "--log_images_every=0", *DEVICE_FLAGS[devices],
+                   env={"PYTHONPATH": str(tree)})
+    speeds = [float(row["examples_per_second"]) for row in run_files.history_rows(str(model_dir / "history.csv"))]
+    return statistics.mean(speeds[1:])
+
+
+def _loop_vs_fit(baseline: pathlib.Path, records: pathlib.Path, work: pathlib.Path) -> list[list]:
+    """Per device setting: each run's examples/s for this tree (the loop) and `baseline` (fit), the ratio, and the
+    machine's load after each run (other jobs included)."""
+    trees, rows = {"loop": REPO, "fit": baseline}, []
+    for devices in DEVICE_FLAGS:
+        speeds, loads = {"loop": [], "fit": []}, []
+        for index, name in enumerate(LOOP_VS_FIT_ORDER):
+            speeds[name].append(_trainer_speed(trees[name], records, devices, work / f"{name}-{devices}-{index}"))
+            loads.append(os.getloadavg()[0])
+        loop, fit = statistics.mean(speeds["loop"]), statistics.mean(speeds["fit"])
+        rows.append([devices, ", ".join(LOOP_VS_FIT_ORDER), ", ".join(f"{v:.1f}" for v in speeds["loop"]),
+                     ", ".join(f"{v:.1f}" for v in speeds["fit"]), f"{loop:.1f}", f"{fit:.1f}", f"{loop / fit:.2f}",
+                     ", ".join(f"{v:.1f}" for v in loads)])
+    return rows
+
+
+def _host_reads(records: pathlib.Path) -> list[list]:
+    """The loop's reads per --log_every_steps, through the trainer's epochs on the smallest network."""
+    reads = _run_json(READS_SCRIPT, str(records), *MODELS[0], "float32", "false", str(LOOP_VS_FIT_EPOCHS),
+                      str(LOOP_VS_FIT_STEPS), ",".join(LOG_EVERY))
+    steps = LOOP_VS_FIT_EPOCHS * LOOP_VS_FIT_STEPS
+    return [[f"own loop, --log_every_steps={every}{' (default)' if every == LOG_EVERY[0] else ''}", steps,
+             reads[every], f"{reads[every] * 100 / steps:g}"] for every in LOG_EVERY]
+
+
 def _print(headers: list[str], rows: list[list]) -> None:
     print(measure.table(headers, rows), end="\n\n", flush=True)
 
 
+def _sections(args, work: pathlib.Path) -> None:
+    """Sections 0 to 4."""
+    data_dir = pathlib.Path(args.data_dir)
+    _print(["CPU", "from /proc/cpuinfo"], _cpu_rows())
+    conv, conv_rows = _convolution(args.seconds)
+    _print(["plain 3x3 convolution, 64->64, batch 16, 100x100", "float32 GFLOP/s", "bfloat16 GFLOP/s",
+            "bfloat16 / float32"], conv_rows)
+    model_rows, target = _models(args.data_dir, args.seconds, conv)
+    _print(["model", "loss", "precision", "parameters", "forward GFLOP/example", "examples/s, XLA off",
+            "examples/s, XLA on", "XLA on / off", "GFLOP/s trained (XLA off)",
+            "x same-dtype convolution's forward+gradients", "x float32 (XLA off)",
+            "x seed_autoencoder (XLA off, same precision)"], model_rows)
+    print(f"Default classifier (context_unet, classification, XLA off, float32): {target:.2f} x the float32 "
+          f"convolution's forward+gradients ({conv['float32']['forward_backward']:.1f} GFLOP/s); "
+          f"target >= 0.6: {'met' if target >= 0.6 else 'not met'}.", end="\n\n", flush=True)
+    _print([f"quality after {args.quality_minutes:g} min of training", "steps", "epochs", "validations",
+            "examples/s", "val loss", "val RGB PSNR (dB)", "gray's val RGB PSNR (dB)", "val colourfulness / truth",
+            "wall s (with test scoring, export)"], _quality(args.data_dir, args.quality_minutes, work))
+    _print(["what", "examples", "peak MB"], _memory(data_dir, pathlib.Path(args.photos), work))
+    _print(["evaluator, test split, batch", "photos", "wall s", "photos/s (wall, start-up included)", "peak MB"],
+           _evaluator(data_dir, work))
+
+
+def _loop_vs_fit_section(baseline: pathlib.Path, photos: pathlib.Path, work: pathlib.Path) -> None:
+    """Section 5."""
+    records = _small_records(photos, work / "records")
+    _print(["devices", "runs, in order", "own loop: examples/s of each run", "keras fit: examples/s of each run",
+            "own loop", "keras fit", "loop / fit", "1-min load average after each run"],
+           _loop_vs_fit(baseline, records, work))
+    _print(["own loop's host reads: the training loss read back (at logging steps, epoch ends)", "steps", "reads",
+            "reads per 100 steps"], _host_reads(records))
+    print(f"keras fit ({baseline}), from its code, not counted here: the host read the loss back after every "
+          "call into TensorFlow, so every step at --steps_per_execution=1. Keras's CallbackList turns each call's "
+          "logs into Python floats in the training thread when a callback overrides on_train_batch_end (its "
+          "Throughput, Divergence and Progress, the progress bar, do), and Divergence reads float(logs['loss']); "
+          "each step also all-reduced the loss's running mean across the replicas (Colorizer._global_results).",
+          end="\n\n", flush=True)
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--data_dir", required=True, help="Records of all reference photos (beam_jobs.preprocess).")
+    parser.add_argument("--data_dir", help="Records of all reference photos (beam_jobs.preprocess); needed by every "
+                        "section but --loop_vs_fit's.")
     parser.add_argument("--photos", default=str(REPO.parent / "shared" / "data"),
                         help="The photos those records were made from (<source>/<class>/<file>).")
     parser.add_argument("--seconds", type=float, default=8.0,
                         help="Timed seconds per configuration (at least 3 steps after 3 warm-up steps).")
     parser.add_argument("--quality_minutes", type=float, default=4.0,
                         help="Training minutes per precision for the quality-after-equal-time table.")
+    parser.add_argument("--loop_vs_fit", metavar="BASELINE_TREE",
+                        help="Run only section 5: this trainer's own loop against BASELINE_TREE's, a checkout of the "
+                        "trainer that trained with keras.Model.fit (run with this Python).")
     args = parser.parse_args()
-    data_dir = pathlib.Path(args.data_dir)
+    if not args.loop_vs_fit and not args.data_dir:
+        parser.error("--data_dir is needed (by every section but --loop_vs_fit's)")
     work = pathlib.Path(tempfile.mkdtemp(prefix="train-benchmark-"))
     try:
-        _print(["CPU", "from /proc/cpuinfo"], _cpu_rows())
-        conv, conv_rows = _convolution(args.seconds)
-        _print(["plain 3x3 convolution, 64->64, batch 16, 100x100", "float32 GFLOP/s", "bfloat16 GFLOP/s",
-                "bfloat16 / float32"], conv_rows)
-        model_rows, target = _models(args.data_dir, args.seconds, conv)
-        _print(["model", "loss", "precision", "parameters", "forward GFLOP/example", "examples/s, XLA off",
-                "examples/s, XLA on", "XLA on / off", "GFLOP/s trained (XLA off)",
-                "x same-dtype convolution's forward+gradients", "x float32 (XLA off)",
-                "x seed_autoencoder (XLA off, same precision)"], model_rows)
-        print(f"Default classifier (context_unet, classification, XLA off, float32): {target:.2f} x the float32 "
-              f"convolution's forward+gradients ({conv['float32']['forward_backward']:.1f} GFLOP/s); "
-              f"target >= 0.6: {'met' if target >= 0.6 else 'not met'}.", end="\n\n", flush=True)
-        _print([f"quality after {args.quality_minutes:g} min of training", "steps", "epochs", "validations",
-                "examples/s", "val loss", "val RGB PSNR (dB)", "gray's val RGB PSNR (dB)", "val colourfulness / truth",
-                "wall s (with test scoring, export)"], _quality(args.data_dir, args.quality_minutes, work))
-        _print(["what", "examples", "peak MB"], _memory(data_dir, pathlib.Path(args.photos), work))
-        _print(["evaluator, test split, batch", "photos", "wall s", "photos/s (wall, start-up included)", "peak MB"],
-               _evaluator(data_dir, work))
+        if args.loop_vs_fit:
+            _loop_vs_fit_section(pathlib.Path(args.loop_vs_fit).resolve(), pathlib.Path(args.photos), work)
+        else:
+            _sections(args, work)
     finally:
         shutil.rmtree(work, ignore_errors=True)
 

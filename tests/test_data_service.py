@@ -53,7 +53,7 @@ def _stream(records, start: backup.Position, count: int, service_address=None) -
     """Fingerprints of `count` training batches from `start`, as the trainer's stream gives them."""
     config = RunConfig(str(records), "", seed=7, data_service=service_address)
     keras.utils.set_random_seed(config.seed)
-    stream = run.training_stream(tf.distribute.get_strategy(), Splits(config, 8), config, 8, EPOCH_STEPS, start)
+    stream = run.training_stream(Splits(config, 8), config, 8, EPOCH_STEPS, start)
     return [hashlib.sha1(l8.numpy().tobytes() + ab8.numpy().tobytes()).hexdigest()
             for l8, ab8 in stream.take(count)]
 

@@ -40,5 +40,5 @@ def test_warm_up_rises_to_the_peak_and_reduce_lr_on_plateau_halves_it_afterwards
     # min_delta so large that no epoch counts as better than the first: the rate halves after the second.
     plateau = keras.callbacks.ReduceLROnPlateau("loss", factor=0.5, patience=0, min_delta=1e9)
     model.fit(np.ones((16, 2)), np.ones((16, 1)), batch_size=4, epochs=3, verbose=0,
-              callbacks=[callbacks.WarmUp(0.1, steps=6), rates, plateau])
+              callbacks=[callbacks.WarmUp(0.1, steps=6, epoch_steps=4), rates, plateau])
     np.testing.assert_allclose(rates.rates, [0.1 / 6 * n for n in range(1, 7)] + [0.1, 0.1] + [0.05] * 4, rtol=1e-6)

@@ -14,6 +14,7 @@ from trainer.training import colorizer, losses, run
 from trainer.training.config import RunConfig
 from trainer.network import colour_classes, models
 from tests.conftest import REPO
+from tests.test_colorizer import train
 
 RNG = np.random.default_rng(11)
 L8 = RNG.integers(0, 256, (8, 16, 16, 1), dtype=np.uint8)
@@ -34,8 +35,7 @@ def _classifier(precision: str, optimizer: str, learning_rate: float, model_clas
 
 
 def _fit(model, epochs: int) -> list[float]:
-    data = tf.data.Dataset.from_tensor_slices((L8, AB8)).batch(8)
-    return model.fit(data, epochs=epochs, verbose=0).history["loss"]
+    return train(model, L8, AB8, epochs)
 
 
 @pytest.mark.parametrize("precision", ["mixed_bfloat16", "mixed_float16"])
@@ -71,7 +71,7 @@ def test_float16_scales_the_loss_once_and_unscales_the_gradients_once():
 
 # Two replicas on two logical CPUs (set before TensorFlow starts, hence a process of its own) train under
 # mixed_float16; replica 1's gradients of the first step are made infinite, replica 0's stay finite.
-# `fit` runs one step per call here (one batch).
+# The trainer's loop runs one step per call here.
 _ONE_REPLICA_OVERFLOWS = """
 import json
 import numpy as np
@@ -80,6 +80,7 @@ from trainer.training import distribute
 distribute.split_cpu(2)
 import keras
 from tests.test_precision import L8, AB8, _classifier
+from tests.test_colorizer import train
 from trainer.training.colorizer import Colorizer
 
 class Overflowing(Colorizer):
@@ -93,7 +94,6 @@ class Overflowing(Colorizer):
 strategy = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
 with strategy.scope():
     model = _classifier("mixed_float16", "sgd", 0.01, model_class=Overflowing)
-data = tf.data.Dataset.from_tensor_slices((L8, AB8)).batch(8)
 def copies():  # every replica's copy of every weight
     return [[c.numpy() for c in w.value.values] for w in model.net.trainable_weights]
 def state():
@@ -103,7 +103,8 @@ def state():
             "weights": [float(np.sum(w[0], dtype=np.float64)) for w in copies()]}
 states = [state()]
 for _ in range(2):
-    model.fit(data, epochs=1, verbose=0)
+    with strategy.scope():
+        train(model, L8, AB8, 1)
     states.append(state())
 print(json.dumps(states))
 """

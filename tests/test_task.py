@@ -33,7 +33,7 @@ HANG_SECONDS = 1200
 def _flags(records, model_dir, *extra):
     # A checkpoint every 2 of the 9 steps of an epoch: the resume tests land mid-epoch too.
     return [f"--data_dir={records}", f"--model_dir={model_dir}", f"--epochs={EPOCHS}", "--batch_size=8",
-            "--learning_rate=0.006", "--seed=5", "--checkpoint_every_steps=2", *extra]
+            "--learning_rate=0.006", "--seed=5", "--checkpoint_every_steps=2", "--log_every_steps=4", *extra]
 
 
 def _history(model_dir):
@@ -114,81 +114,32 @@ def test_help_lists_the_trainers_flags():
     assert "Unable to register" not in done.stderr
 
 
-def test_progress_prints_within_an_epoch_and_a_cut_epoch_shows_the_steps_it_ran(capsys):
+def test_progress_prints_at_logging_steps_and_validation_has_a_line_of_its_own(finished_run):
+    """Every 4 of the 9 steps a line with the loss; the epoch's line when its training ends (its time per step
+    without validation's); then validation's own line."""
+    _, stdout, _ = finished_run
+    lines = stdout.splitlines()
+    first = lines[lines.index("Epoch 1/3") + 1:lines.index("Epoch 2/3")]
+    assert [line.split(" - ")[0] for line in first] == ["  step 4/9", "  step 8/9", "9/9", "  validation"]
+    assert "examples/s" in first[0] and re.search(r"ms/step - loss: \d", first[2]) and "val_loss: " in first[3]
+
+
+def test_the_time_budget_says_after_which_step_it_stops(capsys):
     from trainer.training import callbacks
 
     model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(1)])
     model.compile("sgd", "mse")
     x, y = np.zeros((64, 2)), np.zeros((64, 1))
-    model.fit(x, y, batch_size=8, epochs=2, verbose=2,
-              callbacks=[callbacks.Progress(8, every=0.0), callbacks.TimeBudget(minutes=10.0)])
-    lines = capsys.readouterr().out.splitlines()
-    assert [line.split(" - ")[0] for line in lines[:10]] == ["Epoch 1/2", *(f"  step {n}/8" for n in range(1, 9)),
-                                                             "8/8"]
-    assert "examples/s" in lines[1]
-    assert re.match(r"time budget: \d+\.\d of 10 min used, room for about 1 of the 1 epochs left", lines[10])
-
-    model.fit(x, y, batch_size=8, epochs=3, verbose=2,
-              callbacks=[callbacks.Progress(8), callbacks.TimeBudget(minutes=0.0)])
-    lines = capsys.readouterr().out.splitlines()
-    assert [line.split(" - ")[0] for line in lines] == [
-        "Epoch 1/3", "1/8", "time budget of 0 min used up after step 1/8 of epoch 1: training stops here"]
+    model.fit(x, y, batch_size=8, epochs=2, verbose=0, callbacks=[callbacks.TimeBudget(minutes=10.0)])
+    assert re.match(r"time budget: \d+\.\d of 10 min used, room for about 1 of the 1 epochs left",
+                    capsys.readouterr().out)
+    model.fit(x, y, batch_size=8, epochs=3, verbose=0, callbacks=[callbacks.TimeBudget(minutes=0.0)])
+    assert capsys.readouterr().out.splitlines() == [
+        "time budget of 0 min used up after step 1/8 of epoch 1: training stops here"]
 
 
-class _Validating(keras.callbacks.Callback):
-    def on_test_batch_begin(self, batch, logs=None):
-        print(f"validating batch {batch}")
-
-
-def test_the_epoch_line_ends_with_training_and_validation_has_a_line_of_its_own(capsys):
-    """The epoch's line (its time per step) is printed before the first validation batch runs: validation's
-    time is not in it. Validation's time and metrics follow on a line of their own."""
-    from trainer.training import callbacks
-
-    model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(1)])
-    model.compile("sgd", "mse")
-    x, y = np.zeros((64, 2)), np.zeros((64, 1))
-    model.fit(x, y, batch_size=8, epochs=1, verbose=2, validation_data=(x[:16], y[:16]),
-              callbacks=[_Validating(), callbacks.Progress(8)])
-    lines = capsys.readouterr().out.splitlines()
-    # (Keras names no epoch when there is only one.)
-    assert [line.split(" - ")[0] for line in lines] == ["8/8", "validating batch 0", "validating batch 1", "  validation"]
-    assert lines[0].endswith("/step - loss: 0.0000e+00") and "val_loss: 0.0000e+00" in lines[3]
-
-
-class _Commits(keras.callbacks.Callback):
-    """Each new position a checkpoint commits, as the state file names it after each call and epoch."""
-
-    def __init__(self, folder):
-        super().__init__()
-        self._folder, self.positions = folder, []
-
-    def _look(self):
-        state = backup.read_state(str(self._folder))
-        if state and (state["epoch"], state["step"]) not in self.positions:
-            self.positions.append((state["epoch"], state["step"]))
-
-    def on_train_batch_end(self, batch, logs=None):
-        self._look()
-
-    def on_epoch_end(self, epoch, logs=None):
-        self._look()
-
-
-def test_with_several_steps_per_execution_a_checkpoint_follows_each_multiple_of_the_interval(tmp_path):
-    """Every 10 steps, 3 steps per call: the calls end after steps 3, 6, ...; the first past 10 and 20 save."""
-    model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(1)])
-    model.compile("sgd", "mse", steps_per_execution=3)
-    saver = backup.ResumableBackup(str(tmp_path), [], is_chief=True, resume=None, epoch_steps=30, every_steps=10,
-                                   epochs=2)
-    commits = _Commits(tmp_path)
-    model.fit(np.zeros((120, 2)), np.zeros((120, 1)), batch_size=4, epochs=2, verbose=0, callbacks=[saver, commits])
-    assert commits.positions == [(0, 12), (0, 21), (1, 0), (1, 12), (1, 21), (2, 0)]
-
-
-def test_profile_steps_name_the_calls_that_run_them():
-    assert run._profile_batch("4,7", steps_per_execution=3) == (2, 3)  # steps 4-6 are call 2, 7-9 call 3
-    assert run._profile_batch("4,7") == (4, 7) and run._profile_batch(None) == 0
+def test_profile_steps_are_read_as_first_and_last():
+    assert run._profile_steps("4,7") == (4, 7) and run._profile_steps(None) is None
 
 
 class _SlowValidation(keras.callbacks.Callback):
@@ -223,7 +174,7 @@ def _tags(directory):
 def test_tensorboard_has_every_scalar_per_epoch_and_the_photos(finished_run):
     model_dir, _, _ = finished_run
     train, validation = _tags(model_dir / "logs" / "train"), _tags(model_dir / "logs" / "validation")
-    every_epoch = set(range(EPOCHS))
+    every_epoch = set(range(1, EPOCHS + 1))  # numbered as the console numbers them
     for tag in ("epoch_loss", "epoch_learning_rate", "epoch_examples_per_second"):
         assert train[tag] == every_epoch, tag
     for tag in ("epoch_loss", "epoch_rgb_psnr", "epoch_rgb_ssim", "epoch_ab_psnr", "epoch_colourfulness"):

@@ -1,7 +1,7 @@
 """One evaluator for every split: a network's ab and every metric per photo, its own and the gray
 baseline's, computed by each replica of a distribution strategy in a compiled step.
 
-Validation during training (`Colorizer.test_step`, averaged by Keras), the validation, test and
+Validation during training (`scoring.means`), the validation, test and
 held-out reports at the end of a run and `python -m trainer.evaluate` all score photos through
 `Evaluator.replica`, so a metric means the same thing on every split. For reports, `scores` splits
 each batch across the strategy's replicas (every worker reads the same batches and takes its
@@ -61,19 +61,20 @@ class Evaluator:
         """What the loss takes (the layer it names, else the ab) for the network's `inputs`: training uses it too."""
         return tf.nest.flatten(self._outputs(inputs, training=training))[-1]
 
-    def _run_and_gather(self, lightness, ab):
+    def _run_and_gather(self, lightness, ab, with_gray: bool):
         # Each tensor gathered on its own: `gather` of the whole dict returns the first replica's share
         # alone under MirroredStrategy (TF 2.16), silently.
         return tf.nest.map_structure(lambda value: self.strategy.gather(value, axis=0),
-                                     self.strategy.run(self._on_device, args=(lightness, ab)))
+                                     self.strategy.run(self._on_device, args=(lightness, ab, with_gray)))
 
-    def _on_device(self, lightness, ab):
+    def _on_device(self, lightness, ab, with_gray: bool):
         # The share moves onto this replica's device first: an XLA-compiled step runs where its inputs
         # are, and a share left on the first device would read the other replicas' variables from there.
-        return self.replica(tf.identity(lightness), tf.identity(ab))
+        return self.replica(tf.identity(lightness), tf.identity(ab), with_gray)
 
-    def scores(self, lightness, ab) -> dict:
-        """The scores of a batch (numpy or tensors, on every worker the same), in photo order.
+    def scores(self, lightness, ab, with_gray: bool = True) -> dict:
+        """The scores of a batch (numpy or tensors, on every worker the same), in photo order; the gray
+        baseline's too unless `with_gray` is False.
 
         The batch is padded with copies of its last photo to a whole share per replica (so every
         replica's step has the same shape), and the copies are dropped after gathering.
@@ -83,7 +84,7 @@ class Evaluator:
         lightness, ab = (_padded(tf.convert_to_tensor(x, tf.float32), share * replicas) for x in (lightness, ab))
         shares = self.strategy.experimental_distribute_values_from_function(
             lambda context: tuple(x[context.replica_id_in_sync_group * share:][:share] for x in (lightness, ab)))
-        gathered = self._gathered(*shares)
+        gathered = self._gathered(*shares, with_gray)
         return tf.nest.map_structure(lambda value: value[:count], gathered)
 
 

@@ -10,6 +10,7 @@ import dataclasses
 
 import numpy as np
 
+from pipeline import color_tf
 from pipeline.errors import UsageError
 from pipeline.preparation import Preparation
 from trainer.evaluation import metrics
@@ -51,6 +52,16 @@ def score(evaluator: Evaluator, batches, sheet_photos: int, total: int | None = 
         progress.add(len(origins))
     progress.done()
     return scores, extremes
+
+
+def means(evaluator: Evaluator, batches) -> dict[str, float]:
+    """The model's metrics (and loss) over (L8, ab8) record batches, as validation reports them each epoch."""
+    values = collections.defaultdict(list)
+    for l8, ab8 in batches:
+        scores = evaluator.scores(color_tf.l8_to_input(l8), color_tf.ab8_to_target(ab8), with_gray=False)
+        for name, value in scores["model"].items():
+            values[name] += value.numpy().tolist()
+    return metrics.mean(values)
 
 
 def _means(values: dict[str, list[float]], keep) -> dict[str, float]:

@@ -1,28 +1,28 @@
 """What a run resumes from: a checkpoint every N steps, at each epoch's end and on SIGTERM.
 
-A checkpoint is the model's weights (with the optimizer's), where training stands
-(`Position`: the epoch and how many of its steps are done), the running sums of
-the epoch's training metrics, and the state of the callbacks that count across
-epochs (early stopping, the best score, the time used). The training data are a
-stream keyed on (seed, epoch) (`run.training_stream`), so the position says which
-batch comes next: a run killed at any moment and re-run ends exactly where an
-uninterrupted run ends.
+A checkpoint is one `tf.train.Checkpoint` of the network and the optimizer (its step count, its
+learning-rate schedule's position and its moving average of the weights included), written by
+the chief; each worker's own position in its training data (its `tf.data` iterator, shuffle
+buffer included, so nothing it has trained on is read again); where training stands
+(`Position`: the epoch and how many of its steps are done); the epoch's running training-loss
+sums; and the state of the callbacks that count across epochs (early stopping, the best score,
+the time used). A run killed at any moment and re-run ends exactly where an uninterrupted run ends.
 
-Each checkpoint's weights go to a file of their own; one small state file,
-written atomically after them, names them: it is the commit, and older weights
-are removed after it. Only the chief writes.
+Every worker writes its data position first; after a barrier the chief writes the network and
+optimizer, then one small state file, atomically, naming them: that file is the commit, and older
+checkpoints are removed after it. A worker keeps its last two data positions, so the one the
+commit names exists whether or not the commit happened.
 """
 
 import dataclasses
 import json
-import signal
-import threading
 
 import keras
 import numpy as np
 import tensorflow as tf
 
 from trainer.training import callbacks, distribute, run_files
+from trainer.training.loop import Loop
 
 STATE_FILE = "training_metadata.json"
 TERMINATED_EXIT_STATUS = 143  # 128 + SIGTERM, as a shell reports a process SIGTERM ended
@@ -33,9 +33,6 @@ _STATE = {
     callbacks.BestWeights: ("best",),
     keras.callbacks.ReduceLROnPlateau: ("wait", "best", "cooldown_counter"),
     callbacks.TimeBudget: ("used",),
-    # Which copy the model holds at an epoch's end (the average): a resumed run must swap back first.
-    # Keras keeps it in a private attribute; tests/test_training_stream.py fails if that attribute goes.
-    keras.callbacks.SwapEMAWeights: ("_ema_weights_in_model",),
 }
 
 
@@ -46,9 +43,13 @@ class Position:
     epoch: int = 0
     step: int = 0
 
+    @property
+    def tag(self) -> str:
+        return f"epoch-{self.epoch}-step-{self.step}"
+
 
 def read_state(backup_dir: str) -> dict | None:
-    """The last checkpoint's state (position, weights file, metric sums, callbacks); None for a new run."""
+    """The last checkpoint's state (position, checkpoint names, loss sums, callbacks); None for a new run."""
     return run_files.read_json(f"{backup_dir}/{STATE_FILE}")
 
 
@@ -60,132 +61,76 @@ def _plain(value):
     return value.item() if isinstance(value, np.generic) else value
 
 
-class _MetricSums:
-    """The training metrics' running sums, over every replica and worker, read and put back.
+def _remove_others(directory: str, prefix: str, keep: set[str]) -> None:
+    """Removes the checkpoint files in `directory` named `prefix`... that belong to no checkpoint in `keep` (the
+    folders of writes a kill cut short among them)."""
+    for name in tf.io.gfile.listdir(directory):
+        path = f"{directory}/{name.rstrip('/')}"
+        if name.startswith(prefix) and name.split(".")[0] not in keep:
+            (tf.io.gfile.rmtree if tf.io.gfile.isdir(path) else tf.io.gfile.remove)(path)
 
-    Keras keeps a Mean's total and count per replica; the sums are all-reduced to be read,
-    and put back split evenly over the replicas, so their all-reduced sum is the same.
+
+class Backup:
+    """Saves and restores a run's checkpoints in `directory` (the run's backup/ folder).
+
+    `with_data`: checkpoint this worker's data iterator (not possible through the tf.data service,
+    whose stream a resumed run rebuilds from the position instead).
     """
 
-    def __init__(self, model: keras.Model):
-        self._strategy = model.distribute_strategy
-        self._variables = [v for metric in model.metrics for v in metric.variables]
-
-    def read(self) -> list[float]:
-        @tf.function
-        def summed():
-            values = self._strategy.run(lambda: [tf.identity(v.value) for v in self._variables])
-            return self._strategy.reduce(tf.distribute.ReduceOp.SUM, values, axis=None)
-
-        return [float(value) for value in summed()]
-
-    def put(self, sums: list[float]) -> None:
-        share = 1.0 / self._strategy.num_replicas_in_sync
-
-        @tf.function
-        def assign():
-            for variable, total in zip(self._variables, sums):
-                variable.assign(tf.cast(total * share, variable.dtype))
-
-        self._strategy.run(assign)
-
-
-class ResumableBackup(keras.callbacks.Callback):
-    """Checkpoints every `every_steps` steps and at each epoch's end; restores one at the start of `fit`.
-
-    Put it last among the callbacks: it restores the others' state after they have reset
-    themselves in `on_train_begin`. A run resumed mid-epoch calls `fit` twice (the rest of
-    that epoch, then the others): the callbacks' state is carried from one call to the next.
-    On SIGTERM it checkpoints after the current step and exits with status 143. With several workers
-    (`coordinated`) they ask each other after every step whether one got a SIGTERM, so all of them save
-    at the same step and stop together: a preempted host costs no steps.
-    """
-
-    def __init__(self, backup_dir: str, stateful: list[keras.callbacks.Callback], is_chief: bool,
-                 resume: dict | None, epoch_steps: int, every_steps: int, epochs: int, coordinated: bool = False):
-        super().__init__()
-        self._dir, self._is_chief, self._coordinated = backup_dir, is_chief, coordinated
+    def __init__(self, directory: str, model, loop: Loop, stateful: list[keras.callbacks.Callback],
+                 cluster: distribute.Cluster, strategy: tf.distribute.Strategy, with_data: bool):
+        self._dir, self._loop, self._cluster, self._strategy = directory, loop, cluster, strategy
+        self._model = tf.train.Checkpoint(net=model.net, optimizer=model.optimizer)
+        self._data = tf.train.Checkpoint(data=loop.iterator) if with_data else None
+        self._data_dir = f"{directory}/data-{cluster.task_type}-{cluster.task_index}"
         self._stateful = [c for c in stateful if type(c) in _STATE]
-        self._pending, self._sums_pending = resume, (resume or {}).get("metric_sums")
-        self._epoch_steps, self._every, self._epochs = epoch_steps, every_steps, epochs
-        self._terminated = threading.Event()
+        self._callback_state, self._kept = [], []
 
-    def on_train_begin(self, logs=None):
-        if self._pending is not None:
-            if "weights" in self._pending:
-                if not self.model.optimizer.built:
-                    self.model.optimizer.build(self.model.trainable_variables)
-                self.model.load_weights(f"{self._dir}/{self._pending['weights']}")
-            for callback, saved in zip(self._stateful, self._pending["callbacks"]):
-                for name, value in saved.items():
-                    setattr(callback, name, value)
-        self._sums = _MetricSums(self.model)
-        self._offset = self._epoch_steps - self.params["steps"]  # steps of the first epoch done before this fit
-        self._done = self._offset
-        self._any_worker = distribute.AnyWorker(self.model.distribute_strategy) if self._coordinated else None
-        if threading.current_thread() is threading.main_thread():
-            signal.signal(signal.SIGTERM, lambda signum, frame: self._terminated.set())
-
-    def on_epoch_begin(self, epoch, logs=None):
-        self._epoch = epoch
-        if self._sums_pending is not None:
-            self._sums.put(self._sums_pending)
-            self._sums_pending = None
-
-    def on_train_batch_end(self, batch, logs=None):
-        # With --steps_per_execution N this is called every N steps (`batch`: the last one's index), so a
-        # multiple of the interval is passed more often than landed on: the first call past it saves.
-        done, before = self._offset + batch + 1, self._done
-        self._done = done
-        if done == self._epoch_steps:  # the epoch's end (validation, the other callbacks) saves next
-            return
-        if self._terminating():
-            self._save_and_exit(Position(self._epoch, done))
-        if self._every and done // self._every > before // self._every:
-            self._save(Position(self._epoch, done))
-
-    def on_epoch_end(self, epoch, logs=None):
-        self._offset = self._done = 0
-        if self._terminating():
-            self._save_and_exit(Position(epoch + 1, 0))
-        self._save(Position(epoch + 1, 0))
-
-    def _terminating(self) -> bool:
-        """A SIGTERM came here (or, coordinated, to any worker)."""
-        if self._any_worker is None:
-            return self._terminated.is_set()
-        return self._any_worker(self._terminated.is_set())
-
-    def _save_and_exit(self, where: Position):
-        self._save(where)
-        print(f"SIGTERM: saved after step {where.step or self._epoch_steps}/{self._epoch_steps} of epoch "
-              f"{where.epoch + (1 if where.step else 0)}; re-run the same command to resume", flush=True)
-        raise SystemExit(TERMINATED_EXIT_STATUS)
-
-    def on_train_end(self, logs=None):
-        """Carries the callbacks' state to the next `fit`; a run stopped early is over, a re-run trains no more."""
-        if threading.current_thread() is threading.main_thread():
-            signal.signal(signal.SIGTERM, signal.SIG_DFL)  # outside training, SIGTERM ends the process as usual
-        self._pending = {"callbacks": self._callback_state()}
+    def restore(self) -> Position:
+        """The last commit's network, optimizer, data position and loss sums put back; returns where it stands."""
         state = read_state(self._dir)
-        if self._is_chief and self.model.stop_training and state is not None:
-            self._commit({**state, "epoch": self._epochs, "step": 0})
+        if state is None:
+            return Position()
+        where = position(state)
+        self._model.read(f"{self._dir}/{state['model']}").assert_existing_objects_matched()
+        if self._data is not None:
+            self._data.read(f"{self._data_dir}/{where.tag}").assert_existing_objects_matched()
+            self._kept = [where.tag]
+        self._loop.reset(state.get("loss_sums"))
+        self._callback_state = state["callbacks"]
+        return where
 
-    def _callback_state(self) -> list[dict]:
+    def restore_callbacks(self) -> None:
+        """Puts back the callbacks' state; call it after `on_train_begin`, where they reset themselves."""
+        for callback, saved in zip(self._stateful, self._callback_state):
+            for name, value in saved.items():
+                setattr(callback, name, value)
+
+    def save(self, where: Position) -> None:
+        """A checkpoint at `where`. Every worker calls it at the same step (it holds collectives)."""
+        if self._data is not None:
+            self._data.write(f"{self._data_dir}/{where.tag}")
+            self._kept = [*self._kept[-1:], where.tag]
+            _remove_others(self._data_dir, "epoch-", set(self._kept))
+        sums = self._loop.global_sums() if where.step else None  # a collective: every worker's sums
+        if self._cluster.workers > 1:
+            distribute.barrier(self._strategy)  # every worker's data position is written
+        if not self._cluster.is_chief:
+            return
+        model = f"model-{where.tag}"
+        self._model.write(f"{self._dir}/{model}")
+        self._commit({"epoch": where.epoch, "step": where.step, "model": model, "loss_sums": sums,
+                      "callbacks": self._callbacks()})
+
+    def finish(self, epochs: int) -> None:
+        """Training stopped early (early stopping, the time budget): a re-run trains no more."""
+        state = read_state(self._dir)
+        if self._cluster.is_chief and state is not None:
+            self._commit({**state, "epoch": epochs, "step": 0, "callbacks": self._callbacks()})
+
+    def _callbacks(self) -> list[dict]:
         return [{name: _plain(getattr(c, name)) for name in _STATE[type(c)]} for c in self._stateful]
 
-    def _save(self, where: Position):
-        sums = self._sums.read() if where.step else None  # a collective: every worker takes part
-        if not self._is_chief:
-            return
-        weights = f"epoch-{where.epoch}-step-{where.step}.weights.h5"
-        run_files.write_atomically(f"{self._dir}/{weights}",
-                                   lambda temporary: self.model.save_weights(temporary, overwrite=True))
-        self._commit({"epoch": where.epoch, "step": where.step, "weights": weights, "metric_sums": sums,
-                      "callbacks": self._callback_state()})
-
-    def _commit(self, state: dict):
+    def _commit(self, state: dict) -> None:
         run_files.write_text_atomically(f"{self._dir}/{STATE_FILE}", json.dumps(state))
-        for name in tf.io.gfile.listdir(self._dir):
-            if name not in (STATE_FILE, state["weights"]):
-                tf.io.gfile.remove(f"{self._dir}/{name}")
+        _remove_others(self._dir, "model-", {state["model"]})

@@ -1,7 +1,10 @@
-"""Keras callbacks the trainer adds to the standard ones (TensorBoard, EarlyStopping, ...).
+"""Keras callbacks the trainer's loop (`trainer.training.epochs`) calls beside Keras's own (EarlyStopping,
+ReduceLROnPlateau), with the hooks and arguments `keras.Model.fit` uses: `batch` is the index within its
+epoch of a call's last step (its first, for `on_train_batch_begin`), and `logs` holds the training loss
+only at logging steps, the only times it is read back from the devices.
 
-Epochs are numbered from 1 in every file and line a run writes, as Keras's progress bar
-numbers them; only the `epoch` arguments Keras passes count from 0.
+Epochs are numbered from 1 in every file and line a run writes; only the `epoch` arguments Keras's
+hooks take count from 0.
 """
 
 import csv
@@ -16,22 +19,25 @@ from pipeline import color_tf
 from pipeline.errors import UsageError
 from trainer.training import run_files
 
-PROGRESS_SECONDS = 30.0
-
 
 class Throughput(keras.callbacks.Callback):
-    """Adds the epoch's time, steps run, training speed (examples/s, validation excluded) and learning rate to the logs.
+    """Adds the epoch's time, steps done, training speed (examples/s, validation excluded) and learning rate to
+    the logs.
 
-    `epoch_steps`: the steps of a whole epoch; an epoch that a resumed run finishes counts the
-    steps run before the interruption too, one that the time budget cuts short only those it ran.
+    `steps` counts the epoch's steps done, those an interrupted run did before it resumed included;
+    the speed counts only the steps run since this process started the epoch.
     """
 
-    def __init__(self, global_batch_size: int, epoch_steps: int):
+    def __init__(self, global_batch_size: int):
         super().__init__()
-        self._batch, self._epoch_steps = global_batch_size, epoch_steps
+        self._batch = global_batch_size
 
     def on_epoch_begin(self, epoch, logs=None):
-        self._start, self._steps, self._seconds = time.perf_counter(), 0, None
+        self._start, self._first, self._steps, self._seconds = time.perf_counter(), None, 0, None
+
+    def on_train_batch_begin(self, batch, logs=None):
+        if self._first is None:
+            self._first = batch
 
     def on_train_batch_end(self, batch, logs=None):
         self._steps = batch + 1
@@ -42,8 +48,9 @@ class Throughput(keras.callbacks.Callback):
 
     def on_epoch_end(self, epoch, logs=None):
         logs["epoch_seconds"] = time.perf_counter() - self._start
-        logs["examples_per_second"] = self._steps * self._batch / (self._seconds or logs["epoch_seconds"])
-        logs["steps"] = self._epoch_steps - self.params["steps"] + self._steps
+        ran = self._steps - (self._first or 0)
+        logs["examples_per_second"] = ran * self._batch / (self._seconds or logs["epoch_seconds"])
+        logs["steps"] = self._steps
         logs["learning_rate"] = float(keras.ops.convert_to_numpy(self.model.optimizer.learning_rate))
 
 
@@ -111,51 +118,50 @@ class TimeBudget(keras.callbacks.Callback):
                   f"{left} epochs left", flush=True)
 
 
-class Progress(keras.callbacks.ProgbarLogger):
-    """Keras's progress bar on a terminal; elsewhere (a log file, a pipe) a line every `every` seconds
-    within an epoch (step/steps, loss, examples/s), so a long epoch does not look hung.
-
-    Either way an epoch cut short (time budget, a diverged loss) ends showing the steps
-    it ran, where Keras's would claim them all; and `Epoch n/N` counts the run's `epochs`,
-    also when a resumed run finishes an interrupted epoch in a `fit` of its own. The bar ends when
-    training does, so its time per step is the training's; validation's time and metrics follow
-    on a line of their own (Keras's bar would end after validation, its time counted per step).
+class Progress(keras.callbacks.Callback):
+    """The console's account of training: `Epoch n/N`, a line at each logging step (step/steps, loss,
+    examples/s), the epoch's line when its training ends (steps, time, time per step, loss), and validation's
+    time and metrics on a line of their own. An epoch cut short (time budget) ends showing the steps it ran.
     """
 
-    def __init__(self, global_batch_size: int, epochs: int | None = None, every: float = PROGRESS_SECONDS):
+    def __init__(self, global_batch_size: int, epochs: int):
         super().__init__()
-        self._batch, self._epochs, self._every = global_batch_size, epochs, every
-
-    def set_params(self, params):
-        super().set_params(params)
-        self.epochs = self._epochs or self.epochs
+        self._batch, self._epochs = global_batch_size, epochs
 
     def on_epoch_begin(self, epoch, logs=None):
-        super().on_epoch_begin(epoch, logs)
-        self._start = self._last = time.perf_counter()
-        self._validation_start, self._training_logs = None, {}
+        print(f"Epoch {epoch + 1}/{self._epochs}", flush=True)
+        self._start, self._first, self._done, self._validation_start = time.perf_counter(), None, 0, None
+
+    def on_train_batch_begin(self, batch, logs=None):
+        if self._first is None:
+            self._first = batch
 
     def on_train_batch_end(self, batch, logs=None):
-        super().on_train_batch_end(batch, logs)
-        self._training_logs = logs or {}
-        now = time.perf_counter()
-        if self.verbose == 2 and now - self._last >= self._every:
-            self._last = now
-            print(f"  step {self.seen}/{self.target} - loss: {float(logs['loss']):.4f} - "
-                  f"{self.seen * self._batch / (now - self._start):.1f} examples/s", flush=True)
+        self._done = batch + 1
+        if logs and "loss" in logs and self._done < self.params["steps"]:
+            speed = (self._done - self._first) * self._batch / (time.perf_counter() - self._start)
+            print(f"  step {self._done}/{self.params['steps']} - loss: {_number(logs['loss'])} - "
+                  f"{speed:.1f} examples/s", flush=True)
 
     def on_test_begin(self, logs=None):
-        super().on_test_begin(logs)
         if self._validation_start is None:  # the epoch's validation starts: its training is over
-            self.progbar.update(self.seen, list(self._training_logs.items()), finalize=True)
+            self._training_line(logs or {})
             self._validation_start = time.perf_counter()
+
+    def _training_line(self, logs):
+        seconds = time.perf_counter() - self._start
+        per_step = seconds / max(self._done - (self._first or 0), 1)
+        loss = f" - loss: {_number(logs['loss'])}" if "loss" in logs else ""
+        print(f"{self._done}/{self.params['steps']} - {seconds:.0f}s - {per_step * 1000:.0f}ms/step{loss}",
+              flush=True)
 
     def on_epoch_end(self, epoch, logs=None):
         logs = logs or {}
         if self._validation_start is None:  # no validation this epoch
-            self.progbar.update(self.seen, list(logs.items()), finalize=True)
+            self._training_line(logs)
             return
-        shown = " - ".join(f"{name}: {_number(value)}" for name, value in logs.items() if name != "loss")
+        shown = " - ".join(f"{name}: {_number(value)}" for name, value in logs.items()
+                           if name.startswith("val_"))
         print(f"  validation - {time.perf_counter() - self._validation_start:.0f}s - {shown}", flush=True)
 
 
@@ -170,49 +176,26 @@ class WarmUp(keras.callbacks.Callback):
 
     A callback, not a Keras LearningRateSchedule: an optimizer built with a schedule refuses
     ReduceLROnPlateau's changes (TypeError, Keras 3), and this one only sets the rate while
-    warming up, so ReduceLROnPlateau halves it afterwards as usual. It follows the optimizer's
-    step count, which a resumed run restores. With --steps_per_execution N it moves every N steps.
+    warming up, so ReduceLROnPlateau halves it afterwards as usual. It counts steps on the host
+    (`epoch_steps` per epoch), so it reads nothing back from the devices; with --steps_per_execution N
+    it moves every N steps.
     """
 
-    def __init__(self, peak: float, steps: int):
+    def __init__(self, peak: float, steps: int, epoch_steps: int):
         super().__init__()
-        self._peak, self._steps = peak, steps
+        self._peak, self._steps, self._epoch_steps = peak, steps, epoch_steps
 
-    def on_train_begin(self, logs=None):
-        self._warm = False
+    def on_epoch_begin(self, epoch, logs=None):
+        self._epoch = epoch
 
     def on_train_batch_begin(self, batch, logs=None):
-        if self._warm:
-            return
-        step = int(keras.ops.convert_to_numpy(self.model.optimizer.iterations))
-        self._warm = step >= self._steps
-        if not self._warm:
+        step = self._epoch * self._epoch_steps + batch
+        if step < self._steps:
             self.model.optimizer.learning_rate = self._peak * (step + 1) / self._steps
 
 
 class Diverged(UsageError):
     """The training loss became NaN or infinite: a learning rate too high, most often."""
-
-
-class Divergence(keras.callbacks.Callback):
-    """Stops training at the first step whose loss is not finite, and says where (`where`, None while finite).
-
-    Keras's TerminateOnNaN stops too, but the run then looks finished; the trainer
-    records this one as diverged instead (metrics.json) and exits with an error.
-    """
-
-    def __init__(self):
-        super().__init__()
-        self.where = None
-
-    def on_epoch_begin(self, epoch, logs=None):
-        self._epoch = epoch
-
-    def on_train_batch_end(self, batch, logs=None):
-        loss = float(logs["loss"])
-        if not np.isfinite(loss) and self.where is None:
-            self.where = {"epoch": self._epoch + 1, "step": batch + 1, "loss": str(loss)}
-            self.model.stop_training = True
 
 
 class BestWeights(keras.callbacks.Callback):
@@ -253,25 +236,6 @@ class History(keras.callbacks.Callback):
         run_files.write_text_atomically(self._path, text.getvalue())
 
 
-class HeldOutValidation(keras.callbacks.Callback):
-    """At each epoch's end, the metrics on photos the run never trains on (held-out species or sources),
-    added to the logs as `val_unseen_<metric>`: history.csv and TensorBoard's validation curves show them
-    beside the seen photos'.
-
-    Put it after `SwapEMAWeights`, so that it scores the weights validation scores.
-    """
-
-    PREFIX = "val_unseen_"
-
-    def __init__(self, dataset: tf.data.Dataset):
-        super().__init__()
-        self._dataset = dataset
-
-    def on_epoch_end(self, epoch, logs=None):
-        results = self.model.evaluate(self._dataset, return_dict=True, verbose=0)
-        logs.update({f"{self.PREFIX}{name}": value for name, value in results.items()})
-
-
 class PhotoLogger(keras.callbacks.Callback):
     """Every N epochs, a TensorBoard image of fixed validation photos: gray | predicted | truth."""
 
@@ -291,5 +255,46 @@ class PhotoLogger(keras.callbacks.Callback):
     def on_epoch_end(self, epoch, logs=None):
         if (epoch + 1) % self._every == 0:
             with self._writer.as_default():
-                tf.summary.image("validation photos: gray | predicted | truth", self.sheet(), step=epoch)
+                tf.summary.image("validation photos: gray | predicted | truth", self.sheet(), step=epoch + 1)
             self._writer.flush()
+
+
+class Summaries(keras.callbacks.Callback):
+    """TensorBoard scalars, each once per epoch under Keras's tags (`epoch_loss`, ...) and numbered as the console
+    numbers epochs: the training ones in `train/`, validation's (`val_x` as `epoch_x`) in `validation/`."""
+
+    def __init__(self, log_dir: str):
+        super().__init__()
+        self._writers = {part: tf.summary.create_file_writer(f"{log_dir}/{part}") for part in ("train", "validation")}
+
+    def on_epoch_end(self, epoch, logs=None):
+        for name, value in (logs or {}).items():
+            part, tag = ("validation", name[len("val_"):]) if name.startswith("val_") else ("train", name)
+            with self._writers[part].as_default():
+                tf.summary.scalar(f"epoch_{tag}", float(value), step=epoch + 1)
+        for writer in self._writers.values():
+            writer.flush()
+
+
+class Profile(keras.callbacks.Callback):
+    """TensorFlow's profiler over the training steps `first` to `last` (counted from 1 over the run), into
+    `log_dir` for TensorBoard's Profile tab; with --steps_per_execution N, over the calls that run them."""
+
+    def __init__(self, log_dir: str, first: int, last: int, epoch_steps: int):
+        super().__init__()
+        self._dir, self._first, self._last, self._epoch_steps = log_dir, first, last, epoch_steps
+        self._running = False
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._epoch = epoch
+
+    def on_train_batch_begin(self, batch, logs=None):
+        step = self._epoch * self._epoch_steps + batch + 1
+        if not self._running and step <= self._first <= step + self.params["steps_per_execution"] - 1:
+            tf.profiler.experimental.start(self._dir)
+            self._running = True
+
+    def on_train_batch_end(self, batch, logs=None):
+        if self._running and self._epoch * self._epoch_steps + batch + 1 >= self._last:
+            tf.profiler.experimental.stop()
+            self._running = False

@@ -1,14 +1,14 @@
-"""A Keras model whose train and eval steps are XLA-compiled per replica.
+"""The model a run trains: its network, loss and optimizer, and the per-replica training step.
 
 `model.compile(jit_compile=True)` under MirroredStrategy with two devices fails
 at the first step on this stack (TF 2.16, Keras 3: "Trying to access resource
 ... located in device CPU:1 from device CPU:0"). What works: compile only the
-per-replica computation (forward, loss, gradients; or forward and metrics)
-with `tf.function(jit_compile=True)` and let Keras run it inside
-`strategy.run`, with the gradient all-reduce and optimizer update outside XLA.
-That is what `Colorizer` does, so `fit`, `evaluate` and every Keras callback
-work unchanged on one device, many GPUs or many hosts.
-
+per-replica computation (forward, loss, gradients) with
+`tf.function(jit_compile=True)` and run it inside `strategy.run`, with the
+gradient all-reduce and the optimizer's update outside XLA. `trainer.training.loop`
+runs `train_replica_step` so; validation scores through `evaluator`, as every split is scored.
+It stays a Keras model so that Keras's `compile` (the loss-scale optimizer under
+mixed_float16) and Keras callbacks (early stopping, the learning rate's plateau) apply to it.
 
 The data arrive as stored, uint8 L8 and ab8 (a quarter of float32's bytes to
 move to a device), and are scaled inside the step. A hint-aware network gets
@@ -23,16 +23,7 @@ import tensorflow as tf
 
 from pipeline import color_tf
 from trainer.network import hints
-from trainer.evaluation import metrics
 from trainer.evaluation.evaluator import Evaluator
-
-
-def _workers(strategy: tf.distribute.Strategy) -> int:
-    """How many workers (chief included) the strategy's cluster has; 1 outside multi-worker training."""
-    if not isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy):
-        return 1
-    spec = strategy.cluster_resolver.cluster_spec().as_dict()
-    return max(1, len(spec.get("chief", [])) + len(spec.get("worker", [])))
 
 
 def _not_finite_anywhere_not_finite_here(gradients: list) -> list:
@@ -51,7 +42,7 @@ def _not_finite_anywhere_not_finite_here(gradients: list) -> list:
 
 
 class Colorizer(keras.Model):
-    """Trains `net` (L [+ hints] -> ab) with a per-image loss; evaluates every metric of `trainer.evaluation.metrics`."""
+    """Trains `net` (L [+ hints] -> ab) with a per-image loss; `evaluator` scores it with every metric."""
 
     def __init__(self, net: keras.Model, loss_fn, jit_compile: bool, seed: int = 0, train_hints: bool = True,
                  **kwargs):
@@ -60,13 +51,9 @@ class Colorizer(keras.Model):
         self.loss_fn = loss_fn
         self.seed, self.train_hints = seed, train_hints
         self.hint_aware = hints.is_hint_aware(net)
-        self.loss_tracker = keras.metrics.Mean("loss")
-        self.quality = [keras.metrics.Mean(name) for name in metrics.NAMES]
         self._train_replica = tf.function(self._loss_and_gradients, jit_compile=jit_compile)
         # Validation scores photos as every other split is scored: with no hints (automatic colourization).
         self.evaluator = Evaluator(net, loss_fn=loss_fn, jit_compile=jit_compile)
-        # Steps return values already global (see `_global_results`): any replica's copy will do.
-        self.distribute_reduction_method = "first"
 
     def build_all(self, image_size: int) -> None:
         """Create every variable now, in the strategy's scope, rather than lazily inside `fit`."""
@@ -74,23 +61,12 @@ class Colorizer(keras.Model):
         if self.optimizer is not None:
             self.optimizer.build(self.net.trainable_variables)
 
-    def _maybe_symbolic_build(self, iterator=None, data_batch=None):
-        # Keras would build lazily from a batch it first averages across replicas, which fails
-        # under MultiWorkerMirroredStrategy (TF 2.16, Keras 3.15: "Attempt to convert a value
-        # (PerReplica ...) to a Tensor"). `build_all` has already built everything.
-        if not self.built or (self.optimizer is not None and not self.optimizer.built):
-            super()._maybe_symbolic_build(iterator, data_batch)
-
     def call(self, inputs, training=False):
         return self.net(inputs, training=training)
 
     def automatic(self, lightness):
         """ab for L (b, h, w, 1) with no hints."""
         return self.net(hints.network_input(lightness) if self.hint_aware else lightness, training=False)
-
-    @property
-    def metrics(self):
-        return [self.loss_tracker, *self.quality]
 
     def _loss_and_gradients(self, l8, ab8, step):
         # The global mean: sum over this replica's images over the global batch, then all-reduced.
@@ -108,37 +84,11 @@ class Colorizer(keras.Model):
             scaled = self.optimizer.scale_loss(loss)
         return per_image, tape.gradient(scaled, self.net.trainable_variables)
 
-    def train_step(self, data):
-        l8, ab8 = data
+    def train_replica_step(self, l8, ab8):
+        """One replica's training step on its share of the batch: gradients, then the optimizer's update (which
+        all-reduces them); returns the share's per-photo losses. `trainer.training.loop` runs it in `strategy.run`."""
         per_image, gradients = self._train_replica(l8, ab8, tf.cast(self.optimizer.iterations, tf.int64))
         if isinstance(self.optimizer, keras.optimizers.LossScaleOptimizer):
             gradients = _not_finite_anywhere_not_finite_here(gradients)
         self.optimizer.apply_gradients(zip(gradients, self.net.trainable_variables))
-        self.loss_tracker.update_state(per_image)
-        return self._global_results([self.loss_tracker])
-
-    def test_step(self, data):
-        l8, ab8 = data[:2]
-        scores = self.evaluator.replica(color_tf.l8_to_input(l8), color_tf.ab8_to_target(ab8), with_gray=False)
-        self.loss_tracker.update_state(scores["model"]["loss"])
-        for tracker in self.quality:
-            weight = metrics.WEIGHTS.get(tracker.name)
-            tracker.update_state(scores["model"][tracker.name],
-                                 sample_weight=scores["model"][weight] if weight else None)
-        return self._global_results(self.metrics)
-
-    @staticmethod
-    def _global_results(trackers) -> dict:
-        """Each Mean's value over all replicas and workers, computed inside the replica step.
-
-        Keras then averages the replicas' outputs: all equal, so the value stays.
-        In multi-worker mode it averages with `strategy.reduce(MEAN, axis=0)`,
-        which fails on scalars (TF 2.16, Keras 3.15: "Invalid reduction
-        dimension 0 for input with 0 dimensions", tensorflow#72388), so there
-        each value gets an axis of length one that the average removes.
-        """
-        multi_worker = _workers(tf.distribute.get_strategy()) > 1
-        sums = tf.distribute.get_replica_context().all_reduce(
-            tf.distribute.ReduceOp.SUM, [tf.stack([t.total.value, t.count.value]) for t in trackers])
-        results = {t.name: total_count[0] / total_count[1] for t, total_count in zip(trackers, sums)}
-        return {name: tf.reshape(value, (1,)) if multi_worker else value for name, value in results.items()}
+        return per_image

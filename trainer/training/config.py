@@ -39,6 +39,7 @@ class RunConfig:
     steps_per_epoch: int | None = None
     steps_per_execution: int = 1
     checkpoint_every_steps: int = 1000  # and at each epoch's end, and on SIGTERM
+    log_every_steps: int = 100  # the training loss read back and shown
     profile_steps: str | None = None  # "START,END"
     time_budget_minutes: float | None = None
     early_stopping_patience: int = 5

@@ -35,6 +35,13 @@ class Cluster:
             return self.task_type == "chief"
         return self.task_type == "worker" and self.task_index == 0
 
+    @property
+    def id_in_cluster(self) -> int:
+        """This worker's number, from 0: the chief first, as TensorFlow numbers a cluster's input pipelines."""
+        if self.has_chief_task:
+            return 0 if self.task_type == "chief" else self.task_index + 1
+        return self.task_index
+
 
 def read_cluster(environ=os.environ) -> Cluster:
     """Parse and check TF_CONFIG."""
@@ -134,22 +141,6 @@ def barrier(strategy: tf.distribute.Strategy) -> None:
         return strategy.reduce(tf.distribute.ReduceOp.SUM, strategy.run(lambda: tf.constant(1.0)), axis=None)
 
     all_reduce()
-
-
-class AnyWorker:
-    """Whether a flag is up on any worker: an all-reduce that every worker calls at the same point."""
-
-    def __init__(self, strategy: tf.distribute.Strategy):
-        local_replicas = len(strategy.extended.worker_devices)
-
-        @tf.function
-        def raised(flag):  # each replica gives this worker's flag over its local replicas: the sum counts workers
-            return strategy.reduce(tf.distribute.ReduceOp.SUM, strategy.run(lambda: flag / local_replicas), axis=None)
-
-        self._raised = raised
-
-    def __call__(self, flag: bool) -> bool:
-        return float(self._raised(tf.constant(float(flag)))) > 0.5
 
 
 def agreed(strategy: tf.distribute.Strategy, value, is_chief: bool):

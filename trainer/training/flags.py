@@ -61,6 +61,9 @@ flags.DEFINE_integer("checkpoint_every_steps", DEFAULTS.checkpoint_every_steps, 
                      "every N training steps (with --steps_per_execution, at the first call past each multiple), besides each "
                      "epoch's end and a SIGTERM (to any worker); 0: only those.",
                      lower_bound=0)
+flags.DEFINE_integer("log_every_steps", DEFAULTS.log_every_steps, "Read the training loss back from the devices "
+                     "and show it every N steps (with --steps_per_execution, at the first call past each multiple), "
+                     "besides each epoch's end; between these the host waits for nothing.", lower_bound=1)
 flags.DEFINE_string("profile_steps", DEFAULTS.profile_steps, "START,END: profile these training steps (counted "
                     "from 1) into logs/train/ for TensorBoard's Profile tab (viewing it needs the "
                     "tensorboard-plugin-profile package).")

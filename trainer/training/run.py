@@ -1,4 +1,5 @@
-"""One training run: data, strategy, model, Keras callbacks, fit, final evaluation, outputs.
+"""One training run: data, strategy, model, callbacks, the trainer's own loop (`epochs`), final evaluation,
+outputs.
 
 A run lives in its model_dir; `trainer.training.run_files` lists its files.
 """
@@ -8,7 +9,6 @@ import datetime
 import hashlib
 import platform
 import sys
-import warnings
 
 import keras
 import numpy as np
@@ -17,7 +17,8 @@ import tensorflow as tf
 from pipeline import dataset
 from pipeline.errors import ConfigError
 from trainer import data_service
-from trainer.training import backup, callbacks as trainer_callbacks, colorizer, distribute, losses, run_files, transfer
+from trainer.training import (backup, callbacks as trainer_callbacks, colorizer, distribute, epochs, loop, losses,
+                              run_files, transfer)
 from trainer.training.config import DEFAULTS, RunConfig
 from trainer.training.run_files import RunFiles
 from trainer.training.splits import Splits
@@ -30,11 +31,10 @@ from trainer.applying import serving
 _MAY_CHANGE = ("epochs", "time_budget_minutes", "overwrite", "strategy", "accelerator", "deterministic",
                "jit_compile", "logical_cpus",
                "log_images_every", "num_log_images", "early_stopping_patience", "checkpoint_every_steps",
-               "profile_steps")
+               "profile_steps", "log_every_steps")
 TEST_SHEET_PHOTOS = 4  # best and worst test photos on the contact sheet
-
-# Keras says this whenever an evaluation dataset of unknown length ends, which is how every one ends.
-warnings.filterwarnings("ignore", message="Your input ran out of data")
+_PASS_SEEDS = 1_000_003  # seed + epoch + pass x this: no two passes of any run's epochs share a seed
+HELD_OUT_PREFIX = "val_unseen_"  # validation's metrics on the held-out photos, beside the others' (val_)
 
 
 def _diverged(root: str, where: dict) -> trainer_callbacks.Diverged:
@@ -110,38 +110,51 @@ def _network(config: RunConfig, splits: Splits) -> keras.Model:
     return transfer.onto_bins(net, splits.bins, config.rebalancing)
 
 
-def training_stream(strategy, splits: Splits, config: RunConfig, global_batch: int, epoch_steps: int,
-                    start: backup.Position):
-    """The training batches from `start` on, endless: epoch e is `epoch_steps` steps of the training photos
-    shuffled and augmented by (seed + e), each input pipeline repeating its share if it runs short.
+def training_stream(splits: Splits, config: RunConfig, global_batch: int, epoch_steps: int, start: backup.Position,
+                    context: tf.distribute.InputContext = tf.distribute.InputContext()) -> tf.data.Dataset:
+    """This input pipeline's training batches from `start` on, endless: epoch e is `epoch_steps` steps of the
+    training photos shuffled and augmented by (seed + e), each pipeline repeating its share if it runs short.
+    Each element holds one batch per replica the pipeline feeds (`context`), stacked on a leading axis.
 
-    So every epoch's batches follow from its number alone, and a run resumed at any step of
-    any epoch sees what an uninterrupted one would have (skipping what that epoch has done).
+    So every epoch's batches follow from its number alone, and a stream started at any step of any
+    epoch gives what an uninterrupted one would have from there.
     """
+    replicas_here = context.num_replicas_in_sync // context.num_input_pipelines
 
-    def per_pipeline(context: tf.distribute.InputContext):
-        replicas_here = context.num_replicas_in_sync // context.num_input_pipelines  # batches a step takes
+    def one_pass(seed):
+        return dataset.make_dataset(
+            splits.train, context.get_per_replica_batch_size(global_batch), training=True,
+            folds=splits.train_folds, input_context=context, seed=seed, shuffle_buffer=config.shuffle_buffer,
+            augmentation=config.augment, crop_size=config.train_crop)
 
-        def epoch(number):
-            batches = dataset.make_dataset(
-                splits.train, context.get_per_replica_batch_size(global_batch), training=True,
-                folds=splits.train_folds, input_context=context, seed=config.seed + number,
-                shuffle_buffer=config.shuffle_buffer, augmentation=config.augment, crop_size=config.train_crop,
-            ).repeat().take(epoch_steps * replicas_here)
-            return batches.skip(tf.cast(number == start.epoch, tf.int64) * start.step * replicas_here)
+    def epoch(number):
+        # An epoch longer than the pipeline's photos passes over them again, each pass shuffled by a seed of
+        # its own rather than by a reshuffling `repeat`, whose draws a checkpoint of the iterator would lose.
+        passes = tf.data.Dataset.range(sys.maxsize).flat_map(
+            lambda again: one_pass(config.seed + number + again * _PASS_SEEDS))
+        batches = passes.take(epoch_steps * replicas_here)
+        return batches.skip(tf.cast(number == start.epoch, tf.int64) * start.step * replicas_here)
 
-        # The resumed epoch skips inside itself, so that tf.data service workers, each making whole epochs, can too.
-        stream = tf.data.Dataset.range(start.epoch, sys.maxsize).flat_map(epoch)
-        return data_service.distribute(stream, config.data_service).prefetch(tf.data.AUTOTUNE)
+    # The resumed epoch skips inside itself, so that tf.data service workers, each making whole epochs, can too.
+    stream = tf.data.Dataset.range(start.epoch, sys.maxsize).flat_map(epoch)
+    stream = data_service.distribute(stream, config.data_service)
+    # Each pass's shuffle draws from a seed generator made inside `epoch`: state a checkpoint of the iterator
+    # would refuse as external. A pass is shuffled once and its iterator saves its own draws, so the restored
+    # stream goes on exactly (tests/test_training_stream.py).
+    options = tf.data.Options()
+    options.experimental_external_state_policy = tf.data.experimental.ExternalStatePolicy.IGNORE
+    return stream.batch(replicas_here, drop_remainder=True).prefetch(tf.data.AUTOTUNE).with_options(options)
 
-    return strategy.distribute_datasets_from_function(per_pipeline)
+
+def _input_context(strategy, cluster: distribute.Cluster) -> tf.distribute.InputContext:
+    """This worker's place among the input pipelines: one per worker."""
+    return tf.distribute.InputContext(cluster.workers, cluster.id_in_cluster, strategy.num_replicas_in_sync)
 
 
-def _profile_batch(setting: str | None, steps_per_execution: int = 1):
-    """--profile_steps START,END as Keras TensorBoard's profile_batch (0: no profile): the calls into TensorFlow
-    that run those steps, as TensorBoard counts calls (each runs --steps_per_execution steps)."""
+def _profile_steps(setting: str | None) -> tuple[int, int] | None:
+    """--profile_steps START,END as (START, END); None when not asked."""
     if not setting:
-        return 0
+        return None
     try:
         first, last = (int(part) for part in setting.split(","))
     except ValueError:
@@ -149,27 +162,21 @@ def _profile_batch(setting: str | None, steps_per_execution: int = 1):
     if not 0 < first <= last:
         raise ConfigError(f"--profile_steps={setting}: give the first and last step to profile, as START,END "
                           "(1 <= START <= END)")
-    return (first - 1) // steps_per_execution + 1, (last - 1) // steps_per_execution + 1
+    return first, last
 
 
-def _callbacks(config: RunConfig, files: RunFiles, splits: Splits, cluster, resume: dict | None, epoch_steps: int):
+def _callbacks(model, config: RunConfig, files: RunFiles, splits: Splits, cluster, epoch_steps: int):
     monitor, global_batch = "val_loss", config.batch_size
     write_dir = distribute.writable_dir(files.root, cluster)
-    # The weights' average, when kept, goes into the model for validation and stays there over each
-    # epoch's end: the callbacks after this one score, save and log the average.
-    keras_callbacks = [keras.callbacks.SwapEMAWeights(swap_on_epoch=True)] if config.ema_momentum else []
-    unseen = splits.unseen(global_batch)
-    if unseen is not None:
-        keras_callbacks.append(trainer_callbacks.HeldOutValidation(unseen))
-    keras_callbacks += [
-        trainer_callbacks.Throughput(global_batch, epoch_steps),
-        trainer_callbacks.Divergence(),
-        *([trainer_callbacks.WarmUp(config.peak_learning_rate, config.warmup_steps)]
+    profile = _profile_steps(config.profile_steps)
+    keras_callbacks = [
+        trainer_callbacks.Throughput(global_batch),
+        *([trainer_callbacks.WarmUp(config.peak_learning_rate, config.warmup_steps, epoch_steps)]
           if config.warmup_steps and config.lr_schedule == "constant" else []),
+        *([trainer_callbacks.Profile(f"{write_dir}/logs/train", *profile, epoch_steps)] if profile else []),
         trainer_callbacks.BestWeights(f"{write_dir}/checkpoints/best.weights.h5", monitor),
         trainer_callbacks.History(f"{write_dir}/history.csv"),
-        keras.callbacks.TensorBoard(f"{write_dir}/logs", write_graph=False,
-                                    profile_batch=_profile_batch(config.profile_steps, config.steps_per_execution)),
+        trainer_callbacks.Summaries(f"{write_dir}/logs"),
         trainer_callbacks.Progress(global_batch, config.epochs),
     ]
     if config.early_stopping_patience:
@@ -189,9 +196,6 @@ def _callbacks(config: RunConfig, files: RunFiles, splits: Splits, cluster, resu
         l8, ab8 = next(iter(splits.evaluation(config.num_log_images)))
         keras_callbacks.append(trainer_callbacks.PhotoLogger(f"{write_dir}/logs/images", l8.numpy(),
                                                              ab8.numpy(), config.log_images_every))
-    keras_callbacks.append(backup.ResumableBackup(files.backup, keras_callbacks, cluster.is_chief, resume,
-                                                  epoch_steps, config.checkpoint_every_steps, config.epochs,
-                                                  coordinated=cluster.workers > 1))
     return keras_callbacks
 
 
@@ -203,27 +207,28 @@ def _epoch_steps(config: RunConfig, splits: Splits, global_batch: int) -> int:
     return steps
 
 
-def _fit(model, strategy, config: RunConfig, splits: Splits, files: RunFiles, cluster, resume: dict | None):
-    """Train from the checkpoint `resume` (None: from the start) to --epochs; returns where the loss diverged
+def _fit(model, strategy, config: RunConfig, splits: Splits, files: RunFiles, cluster) -> dict | None:
+    """Train from the last checkpoint (none: from the start) to --epochs; returns where the loss diverged
     (None if it did not).
 
-    A run resumed mid-epoch finishes that epoch in a `fit` of its own (Keras's epochs all
-    have the same steps), then trains the others.
+    The training data's position is in the checkpoint: the stream starts at the run's start and the
+    checkpoint puts it where training stands. Through the tf.data service, whose stream cannot be
+    checkpointed, it starts where the checkpoint says instead.
     """
-    global_batch, start = config.batch_size, backup.position(resume)
+    global_batch = config.batch_size
     epoch_steps = _epoch_steps(config, splits, global_batch)
-    keras_callbacks = _callbacks(config, files, splits, cluster, resume, epoch_steps)
-    parts = [start] + ([backup.Position(start.epoch + 1)] if start.step else [])
-    for part, end in zip(parts, [start.epoch + 1 if start.step else config.epochs, config.epochs]):
-        if part.epoch >= end:
-            break
-        model.fit(training_stream(strategy, splits, config, global_batch, epoch_steps, part),
-                  initial_epoch=part.epoch, epochs=end, steps_per_epoch=epoch_steps - part.step,
-                  validation_data=splits.evaluation(global_batch), callbacks=keras_callbacks, shuffle=False,
-                  verbose=1 if sys.stdout.isatty() else 2)
-        if model.stop_training:
-            break
-    return next(c for c in keras_callbacks if isinstance(c, trainer_callbacks.Divergence)).where
+    start = backup.position(backup.read_state(files.backup)) if config.data_service else backup.Position()
+    stream = training_stream(splits, config, global_batch, epoch_steps, start, _input_context(strategy, cluster))
+    training = loop.Loop(strategy, model, stream)
+    keras_callbacks = _callbacks(model, config, files, splits, cluster, epoch_steps)
+    saves = backup.Backup(files.backup, model, training, keras_callbacks, cluster, strategy,
+                          with_data=not config.data_service)
+    schedule = epochs.Schedule(config.epochs, epoch_steps, config.steps_per_execution, config.checkpoint_every_steps,
+                               config.log_every_steps)
+    validation = {"val_": splits.evaluation(global_batch)}
+    if splits.holdout:
+        validation[HELD_OUT_PREFIX] = splits.unseen(global_batch)
+    return epochs.Epochs(model, training, saves, keras_callbacks, schedule, validation, strategy).run()
 
 
 def _history(path: str) -> list[dict]:
@@ -281,8 +286,7 @@ def _build(strategy, config: RunConfig, splits: Splits, jit: bool) -> colorizer.
                 net = models.accept_any_size(net)
             model = colorizer.Colorizer(net, loss_fn, jit, seed=config.seed, train_hints=config.train_hints)
             model.compile(optimizer=_optimizer(config, config.epochs * _epoch_steps(config, splits, config.batch_size)),
-                          jit_compile=False,
-                          steps_per_execution=config.steps_per_execution)
+                          jit_compile=False)
         model.build_all(splits.size)
     return model
 
@@ -336,7 +340,7 @@ def train(config: RunConfig) -> str:
     keras.utils.set_random_seed(config.seed)
     model = _build(strategy, config, splits, jit)
 
-    diverged = _fit(model, strategy, config, splits, files, cluster, resume)
+    diverged = _fit(model, strategy, config, splits, files, cluster)
     distribute.barrier(strategy)  # every worker waits for the chief's last checkpoint
     facts = {"flags": config.to_json(), "versions": _versions()}
     if diverged:

@@ -1,0 +1,52 @@
+"""SIGTERM (a preempted VM, a Kubernetes pod's end, Ctrl-C's polite cousin): save and stop, every worker
+after the same step, through TensorFlow's `PreemptionCheckpointHandler`.
+
+The handler agrees on the step through the cluster's coordination service, so nothing is
+all-reduced per step for it. It saves through the run's own `Backup` (`save_fn`): its own save
+would write one checkpoint holding the chief's data position alone, where every worker has its own.
+"""
+
+import signal
+import tempfile
+import threading
+from typing import Callable
+
+import tensorflow as tf
+
+from trainer.training.backup import TERMINATED_EXIT_STATUS
+
+
+class Preemption:
+    """From its making until `close`, a SIGTERM makes `check` (called after each call of training steps, on
+    every worker) run `save` after the same call on every worker, print what `save` returns and exit 143."""
+
+    def __init__(self, strategy: tf.distribute.Strategy, save: Callable[[], str]):
+        self._save, self._signalled = save, threading.Event()
+        signal.signal(signal.SIGTERM, lambda signum, frame: self._signalled.set())
+        config = tf.distribute.experimental.TerminationConfig(
+            termination_watcher_fn=self._signalled.is_set, exit_fn=self._exit, save_fn=self._saved)
+        # The handler restores from this manager at its start: an empty folder, as the run restores itself.
+        nothing = tf.train.CheckpointManager(tf.train.Checkpoint(), tempfile.mkdtemp(prefix="preemption-"), 1)
+        resolver = getattr(strategy, "cluster_resolver", None)
+        self._handler = tf.distribute.experimental.PreemptionCheckpointHandler(resolver, nothing,
+                                                                              termination_config=config)
+        self._message = ""
+
+    def _saved(self) -> None:
+        self._message = self._save()
+
+    def _exit(self) -> None:
+        print(f"SIGTERM: {self._message}; re-run the same command to resume", flush=True)
+        raise SystemExit(TERMINATED_EXIT_STATUS)
+
+    def check(self) -> None:
+        """After each call of training steps: host-side only, unless a SIGTERM came (then it saves and exits)."""
+        self._handler.save_checkpoint_if_preempted()
+
+    def close(self) -> None:
+        """Outside training a SIGTERM ends the process as usual; one that came after the last check still does."""
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        if self._signalled.is_set():
+            print("SIGTERM after the last training step: the last checkpoint stands; re-run the same command to "
+                  "finish", flush=True)
+            raise SystemExit(TERMINATED_EXIT_STATUS)

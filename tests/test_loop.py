@@ -112,7 +112,7 @@ def test_with_several_steps_per_call_a_checkpoint_follows_each_multiple_of_the_i
 
 
 def test_a_run_killed_mid_epoch_resumes_to_the_same_weights_and_average_and_reads_no_photo_twice(tmp_path):
-    schedule = epochs.Schedule(2, 10, checkpoint_every=3)
+    schedule = epochs.Schedule(3, 10, checkpoint_every=3)  # after the kill, more steps than tf.data reads ahead
     whole, _, _, training = _training(tmp_path / "whole", schedule)
     training.run()
     _, _, _, cut = _training(tmp_path / "cut", schedule, extra=[_KillAfter(1, 7)])

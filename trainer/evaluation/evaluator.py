@@ -43,14 +43,16 @@ class Evaluator:
         seed = hints.evaluation_seed(HINT_SEED, tf.round(lightness * color.BYTE_MAX))
         return hints.revealed_input(self.net, lightness, ab, counts, seed)
 
-    def _replica(self, lightness, ab, with_gray: bool = True) -> dict:
-        """One replica's share, per photo: {"predicted": ab, "model": metrics [and loss], "gray": the same}."""
+    def _replica(self, lightness, ab, full: bool = True) -> dict:
+        """One replica's share, per photo: {"model": metrics [and loss]} and, when `full`, {"predicted": ab,
+        "gray": the gray baseline's metrics} too (validation needs only the model's metrics)."""
         outputs = tf.nest.flatten(self._outputs(self._input(lightness, ab), training=False))
         predicted = outputs[0]
-        scores = {"predicted": tf.cast(predicted, tf.float32), "model": metrics.per_image(lightness, ab, predicted)}
+        scores = {"model": metrics.per_image(lightness, ab, predicted)}
         if self.loss_fn is not None:
             scores["model"]["loss"] = tf.cast(self.loss_fn(ab, outputs[-1]), tf.float32)
-        if with_gray:
+        if full:
+            scores["predicted"] = tf.cast(predicted, tf.float32)
             gray = tf.zeros_like(scores["predicted"])
             scores["gray"] = metrics.per_image(lightness, ab, gray)
             if self.loss_fn is not None and not self._loss_layer:
@@ -61,20 +63,20 @@ class Evaluator:
         """What the loss takes (the layer it names, else the ab) for the network's `inputs`: training uses it too."""
         return tf.nest.flatten(self._outputs(inputs, training=training))[-1]
 
-    def _run_and_gather(self, lightness, ab, with_gray: bool):
+    def _run_and_gather(self, lightness, ab, full: bool):
         # Each tensor gathered on its own: `gather` of the whole dict returns the first replica's share
         # alone under MirroredStrategy (TF 2.16), silently.
         return tf.nest.map_structure(lambda value: self.strategy.gather(value, axis=0),
-                                     self.strategy.run(self._on_device, args=(lightness, ab, with_gray)))
+                                     self.strategy.run(self._on_device, args=(lightness, ab, full)))
 
-    def _on_device(self, lightness, ab, with_gray: bool):
+    def _on_device(self, lightness, ab, full: bool):
         # The share moves onto this replica's device first: an XLA-compiled step runs where its inputs
         # are, and a share left on the first device would read the other replicas' variables from there.
-        return self.replica(tf.identity(lightness), tf.identity(ab), with_gray)
+        return self.replica(tf.identity(lightness), tf.identity(ab), full)
 
-    def scores(self, lightness, ab, with_gray: bool = True) -> dict:
-        """The scores of a batch (numpy or tensors, on every worker the same), in photo order; the gray
-        baseline's too unless `with_gray` is False.
+    def scores(self, lightness, ab, full: bool = True) -> dict:
+        """The scores of a batch (numpy or tensors, on every worker the same), in photo order; with the
+        predicted ab and the gray baseline's scores unless `full` is False.
 
         The batch is padded with copies of its last photo to a whole share per replica (so every
         replica's step has the same shape), and the copies are dropped after gathering.
@@ -84,7 +86,7 @@ class Evaluator:
         lightness, ab = (_padded(tf.convert_to_tensor(x, tf.float32), share * replicas) for x in (lightness, ab))
         shares = self.strategy.experimental_distribute_values_from_function(
             lambda context: tuple(x[context.replica_id_in_sync_group * share:][:share] for x in (lightness, ab)))
-        gathered = self._gathered(*shares, with_gray)
+        gathered = self._gathered(*shares, full)
         return tf.nest.map_structure(lambda value: value[:count], gathered)
 
 

@@ -58,7 +58,7 @@ def means(evaluator: Evaluator, batches) -> dict[str, float]:
     """The model's metrics (and loss) over (L8, ab8) record batches, as validation reports them each epoch."""
     values = collections.defaultdict(list)
     for l8, ab8 in batches:
-        scores = evaluator.scores(color_tf.l8_to_input(l8), color_tf.ab8_to_target(ab8), with_gray=False)
+        scores = evaluator.scores(color_tf.l8_to_input(l8), color_tf.ab8_to_target(ab8), full=False)
         for name, value in scores["model"].items():
             values[name] += value.numpy().tolist()
     return metrics.mean(values)

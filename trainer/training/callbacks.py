@@ -19,6 +19,9 @@ from pipeline import color_tf
 from pipeline.errors import UsageError
 from trainer.training import run_files
 
+# Validation's metrics on the console; history.csv and TensorBoard have them all.
+_SHOWN = ("loss", "rgb_psnr", "rgb_ssim", "colourfulness_ratio", "neutral_false_colour")
+
 
 class Throughput(keras.callbacks.Callback):
     """Adds the epoch's time, steps done, training speed (examples/s, validation excluded) and learning rate to
@@ -121,7 +124,7 @@ class TimeBudget(keras.callbacks.Callback):
 class Progress(keras.callbacks.Callback):
     """The console's account of training: `Epoch n/N`, a line at each logging step (step/steps, loss,
     examples/s), the epoch's line when its training ends (steps, time, time per step, loss), and validation's
-    time and metrics on a line of their own. An epoch cut short (time budget) ends showing the steps it ran.
+    time and main metrics on a line of their own. An epoch cut short (time budget) ends showing the steps it ran.
     """
 
     def __init__(self, global_batch_size: int, epochs: int):
@@ -161,7 +164,7 @@ class Progress(keras.callbacks.Callback):
             self._training_line(logs)
             return
         shown = " - ".join(f"{name}: {_number(value)}" for name, value in logs.items()
-                           if name.startswith("val_"))
+                           if name.startswith("val_") and name.rsplit("val_", 1)[1].removeprefix("unseen_") in _SHOWN)
         print(f"  validation - {time.perf_counter() - self._validation_start:.0f}s - {shown}", flush=True)
 
 

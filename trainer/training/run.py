@@ -165,7 +165,7 @@ def _profile_steps(setting: str | None) -> tuple[int, int] | None:
     return first, last
 
 
-def _callbacks(model, config: RunConfig, files: RunFiles, splits: Splits, cluster, epoch_steps: int):
+def _callbacks(config: RunConfig, files: RunFiles, splits: Splits, cluster, epoch_steps: int):
     monitor, global_batch = "val_loss", config.batch_size
     write_dir = distribute.writable_dir(files.root, cluster)
     profile = _profile_steps(config.profile_steps)
@@ -220,7 +220,7 @@ def _fit(model, strategy, config: RunConfig, splits: Splits, files: RunFiles, cl
     start = backup.position(backup.read_state(files.backup)) if config.data_service else backup.Position()
     stream = training_stream(splits, config, global_batch, epoch_steps, start, _input_context(strategy, cluster))
     training = loop.Loop(strategy, model, stream)
-    keras_callbacks = _callbacks(model, config, files, splits, cluster, epoch_steps)
+    keras_callbacks = _callbacks(config, files, splits, cluster, epoch_steps)
     saves = backup.Backup(files.backup, model, training, keras_callbacks, cluster, strategy,
                           with_data=not config.data_service)
     schedule = epochs.Schedule(config.epochs, epoch_steps, config.steps_per_execution, config.checkpoint_every_steps,

@@ -13,7 +13,6 @@ import sys
 import tempfile
 
 import cv2
-import numpy as np
 import pytest
 
 from pipeline.preparation import Preparation

@@ -3,7 +3,6 @@
 import concurrent.futures
 import csv
 import json
-import os
 import random
 import re
 import signal
@@ -19,9 +18,9 @@ import tensorflow as tf
 
 from pipeline import dataset
 from trainer.applying import serving
-from trainer.training import backup, run
+from trainer.training import run
 from trainer.network import model_file
-from tests.conftest import REPO, TINY_SIZE, run_module, run_preprocess
+from tests.conftest import TINY_SIZE, run_module, run_preprocess
 from tests.trainer_processes import Attempt
 
 EPOCHS = 3

@@ -19,17 +19,18 @@
    trainer's own loop (`trainer.training.loop.Loop`), one step per call: 3
    warm-up steps (tracing, compilation), then timed steps for about --seconds,
    the clock stopped once the loss read back says the last one is done. It
-   reports training examples/s at the records' image size, batch 16. Achieved GFLOP/s
-   is examples/s times three times the network's forward FLOPs (the backward
-   pass costs about twice the forward), counted from the shapes of its layers
-   with kernels (the convolutions; hint simulation, the loss and the optimizer
-   are left out). Each row's fraction of the limit is against the convolution
-   in the row's compute dtype: float32 rows against the float32 convolution,
-   mixed_bfloat16 rows against the bfloat16 one. XLA is timed in float32 only:
-   the trainer never turns it on for a CPU (--jit_compile=auto), float32
-   already shows it slower here, and bfloat16 XLA runs would add a third to
-   this table's time for a setting no CPU run uses. A line under the table
-   gives the default classifier's float32 fraction against its target, 0.6.
+   reports training examples/s at the records' image size, batch 16. Achieved
+   GFLOP/s is examples/s times three times the network's forward FLOPs (the
+   backward pass costs about twice the forward), counted from the shapes of
+   its layers with kernels (the convolutions; hint simulation, the loss and
+   the optimizer are left out). Each row's fraction of the limit is against
+   the convolution in the row's compute dtype: float32 rows against the
+   float32 convolution, mixed_bfloat16 rows against the bfloat16 one. XLA is
+   timed in float32 only: the trainer never turns it on for a CPU
+   (--jit_compile=auto), float32 already shows it slower here, and bfloat16
+   XLA runs would add a third to this table's time for a setting no CPU run
+   uses. A line under the table gives the default classifier's float32
+   fraction against its target, 0.6.
 3. Quality after equal time: the trainer itself (`python -m trainer.task`, its
    default model: context_unet with colour classification) for
    --quality_minutes of training (--time_budget_minutes, validation included)
@@ -50,21 +51,23 @@
    of the trainer that trained with `fit`, run with this Python. The trainer
    command (`python -m trainer.task`) of each tree, same flags: the default
    model (context_unet, colour classification), batch 16, 3 epochs of 100
-   steps (about a minute a run on 2 cores), on records the Beam job makes
-   from --photos at 64 pixels (at 200, validating 730 photos each epoch
-   would take most of each run), each run in a fresh model_dir; on 1 device
+   steps (a minute or two a run on 2 cores), on records the Beam job makes
+   from --photos at 64 pixels (at 200, validating 730 photos each epoch would
+   take most of each run), each run in a fresh model_dir; on 1 device
    (--strategy=one_device) and on 2 logical ones (--strategy=mirrored
    --logical_cpus=2). Each device setting runs loop, fit, fit, loop, so that
-   neither tree gets the shared machine's quieter minutes. A run's speed is
-   the mean of its history.csv's training examples/s (validation excluded)
-   over the epochs after the first, which traces; the ratio loop / fit is of
-   the means of each tree's two runs, all from one run of this benchmark on
-   a machine other jobs share. Then how often the loop makes the host wait
-   for values from the devices (`Loop.reads`: the training loss read back at
-   logging steps and at each epoch's end; a mid-epoch checkpoint, none in
-   these runs, reads it too), counted in a process training the smallest
-   network through `trainer.training.epochs.Epochs` on the same schedule, for
-   several --log_every_steps; and what `fit` read, from BASELINE_TREE's code.
+   neither tree gets the shared machine's quieter minutes. Each epoch after a
+   run's first (which traces) gives a speed: training examples/s from
+   history.csv, validation excluded. A tree's best epoch is a limit, which
+   other jobs on the machine can only lower; its mean is what it got. The
+   ratios loop / fit of both come from one run of this benchmark, and the
+   machine's load after each run says how busy it was. Then how often the loop
+   makes the host wait for values from the devices (`Loop.reads`: the training
+   loss read back at logging steps and at each epoch's end; a mid-epoch
+   checkpoint, none in these runs, reads it too), counted in a process
+   training the smallest network through `trainer.training.epochs.Epochs` on
+   the same schedule, for several --log_every_steps; and what `fit` read, from
+   BASELINE_TREE's code.
 Prints Markdown tables, each as soon as it is measured.
 """
 
@@ -99,7 +102,7 @@ SEED = 42
 MODELS = [("seed_autoencoder", "mae"), ("lowres_unet", "mae"), ("context_unet", "mae"),
           ("context_unet", "classification")]
 # Loop against fit: records this many pixels a side, made for it (at 200, validating 730 photos each epoch
-# would take most of each run), and epochs of this many steps, about a minute a run on 2 cores.
+# would take most of each run), and epochs of this many steps: a minute or two a run on 2 cores.
 LOOP_VS_FIT_SIZE = 64
 LOOP_VS_FIT_EPOCHS, LOOP_VS_FIT_STEPS = 3, 100
 # Each device setting's runs, alternated so that neither trainer gets the shared machine's quieter minutes.
@@ -348,32 +351,45 @@ def _small_records(photo_dir: pathlib.Path, target: pathlib.Path) -> pathlib.Pat
     return target
 
 
-def _trainer_speed(tree: pathlib.Path, records: pathlib.Path, devices: int, model_dir: pathlib.Path) -> float:
-    """The trainer command of `tree` run from scratch: its training examples/s over the epochs after the first
+def _trainer_speeds(tree: pathlib.Path, records: pathlib.Path, devices: int, model_dir: pathlib.Path) -> list[float]:
+    """The trainer command of `tree` run from scratch: its training examples/s in each epoch after the first
     (which traces), from its history.csv."""
     # -P: `trainer` is imported from `tree` (PYTHONPATH), not from the current directory.
     measure.python("-P", "-m", "trainer.task", f"--data_dir={records}", f"--model_dir={model_dir}",
-                   f"--epochs={LOOP_VS_FIT_EPOCHS}", f"--steps_per_epoch={LOOP_VS_FIT_STEPS}", "--batch_size=16",
+                   f"--epochs={LOOP_VS_FIT_EPOCHS}", f"--steps_per_epoch={LOOP_VS_FIT_STEPS}", f"--batch_size={BATCH}",
                    "--model=context_unet", f"--seed={SEED}", "--log_images_every=0", *DEVICE_FLAGS[devices],
                    env={"PYTHONPATH": str(tree)})
-    speeds = [float(row["examples_per_second"]) for row in run_files.history_rows(str(model_dir / "history.csv"))]
-    return statistics.mean(speeds[1:])
+    return [float(row["examples_per_second"]) for row in run_files.history_rows(str(model_dir / "history.csv"))][1:]
 
 
-def _loop_vs_fit(baseline: pathlib.Path, records: pathlib.Path, work: pathlib.Path) -> list[list]:
-    """Per device setting: each run's examples/s for this tree (the loop) and `baseline` (fit), the ratio, and the
+def _alternated_runs(trees: dict, records: pathlib.Path, devices: int,
+                     work: pathlib.Path) -> tuple[dict[str, list[float]], list[float]]:
+    """Each tree's examples/s in every epoch after the first of its runs, run in LOOP_VS_FIT_ORDER, and the
     machine's load after each run (other jobs included)."""
-    trees, rows = {"loop": REPO, "fit": baseline}, []
+    speeds, loads = {name: [] for name in trees}, []
+    for index, name in enumerate(LOOP_VS_FIT_ORDER):
+        speeds[name] += _trainer_speeds(trees[name], records, devices, work / f"{name}-{devices}-{index}")
+        loads.append(os.getloadavg()[0])
+    return speeds, loads
+
+
+def _joined(values: list[float]) -> str:
+    return ", ".join(f"{value:.1f}" for value in values)
+
+
+def _loop_vs_fit(baseline: pathlib.Path, records: pathlib.Path, work: pathlib.Path) -> tuple[list[list], list[list]]:
+    """The speeds' rows (per device setting and trainer: this tree's loop, `baseline`'s fit) and the ratios' rows
+    (per device setting)."""
+    trees, speed_rows, ratio_rows = {"loop": REPO, "fit": baseline}, [], []
     for devices in DEVICE_FLAGS:
-        speeds, loads = {"loop": [], "fit": []}, []
-        for index, name in enumerate(LOOP_VS_FIT_ORDER):
-            speeds[name].append(_trainer_speed(trees[name], records, devices, work / f"{name}-{devices}-{index}"))
-            loads.append(os.getloadavg()[0])
-        loop, fit = statistics.mean(speeds["loop"]), statistics.mean(speeds["fit"])
-        rows.append([devices, ", ".join(LOOP_VS_FIT_ORDER), ", ".join(f"{v:.1f}" for v in speeds["loop"]),
-                     ", ".join(f"{v:.1f}" for v in speeds["fit"]), f"{loop:.1f}", f"{fit:.1f}", f"{loop / fit:.2f}",
-                     ", ".join(f"{v:.1f}" for v in loads)])
-    return rows
+        speeds, loads = _alternated_runs(trees, records, devices, work)
+        best, mean = ({name: pick(values) for name, values in speeds.items()} for pick in (max, statistics.mean))
+        for name, label in (("loop", "own loop"), ("fit", "keras fit")):
+            runs = ", ".join(str(index + 1) for index, run in enumerate(LOOP_VS_FIT_ORDER) if run == name)
+            speed_rows.append([devices, label, runs, _joined(speeds[name]), f"{best[name]:.1f}", f"{mean[name]:.1f}"])
+        ratio_rows.append([devices, f"{best['loop'] / best['fit']:.2f}", f"{mean['loop'] / mean['fit']:.2f}",
+                           _joined(loads)])
+    return speed_rows, ratio_rows
 
 
 def _host_reads(records: pathlib.Path) -> list[list]:
@@ -415,9 +431,11 @@ def _sections(args, work: pathlib.Path) -> None:
 def _loop_vs_fit_section(baseline: pathlib.Path, photos: pathlib.Path, work: pathlib.Path) -> None:
     """Section 5."""
     records = _small_records(photos, work / "records")
-    _print(["devices", "runs, in order", "own loop: examples/s of each run", "keras fit: examples/s of each run",
-            "own loop", "keras fit", "loop / fit", "1-min load average after each run"],
-           _loop_vs_fit(baseline, records, work))
+    speed_rows, ratio_rows = _loop_vs_fit(baseline, records, work)
+    _print(["devices", "trainer", f"its runs of {len(LOOP_VS_FIT_ORDER)} (order: {', '.join(LOOP_VS_FIT_ORDER)})",
+            "examples/s, each run's epochs after the first", "best", "mean"], speed_rows)
+    _print(["devices", "loop / fit, best epochs", "loop / fit, means", "1-min load average after each run, in order"],
+           ratio_rows)
     _print(["own loop's host reads: the training loss read back (at logging steps, epoch ends)", "steps", "reads",
             "reads per 100 steps"], _host_reads(records))
     print(f"keras fit ({baseline}), from its code, not counted here: the host read the loss back after every "

@@ -10,8 +10,10 @@ import sys
 
 import keras
 import numpy as np
+import pytest
 import tensorflow as tf
 
+from pipeline.errors import ConfigError
 from trainer.network import models
 from trainer.training import backup, colorizer, distribute, epochs, loop, losses, run
 from trainer.training.config import RunConfig
@@ -169,3 +171,12 @@ def test_a_mirrored_run_with_a_weights_average_killed_mid_epoch_ends_as_an_unint
     assert resumed.keys() == uninterrupted.keys()
     for name, value in uninterrupted.items():
         np.testing.assert_array_equal(resumed[name], value, err_msg=name)
+
+
+def test_a_checkpoint_of_the_earlier_trainer_is_refused_in_one_line(tmp_path):
+    (tmp_path / backup.STATE_FILE).write_text('{"epoch": 1, "step": 3, "weights": "epoch-1-step-3.weights.h5", '
+                                              '"callbacks": []}')
+    _, _, _, training = _training(tmp_path, epochs.Schedule(2, 10))
+    with pytest.raises(ConfigError, match="holds a checkpoint from an earlier version of the trainer; use another "
+                                          "--model_dir, or --overwrite to start again"):
+        training.run()

@@ -21,6 +21,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from pipeline.errors import ConfigError
 from trainer.training import callbacks, distribute, run_files
 from trainer.training.loop import Loop
 
@@ -91,6 +92,9 @@ class Backup:
         state = read_state(self._dir)
         if state is None:
             return Position()
+        if "model" not in state:  # the weights file of the trainer that ran on keras fit
+            raise ConfigError(f"{self._dir} holds a checkpoint from an earlier version of the trainer; use another "
+                              "--model_dir, or --overwrite to start again")
         where = position(state)
         self._model.read(f"{self._dir}/{state['model']}").assert_existing_objects_matched()
         if self._data is not None:

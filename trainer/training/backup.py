@@ -87,6 +87,10 @@ class Backup:
         self._stateful = [c for c in stateful if type(c) in _STATE]
         self._callback_state, self._kept = [], []
 
+    @property
+    def workers(self) -> int:
+        return self._cluster.workers
+
     def restore(self) -> Position:
         """The last commit's network, optimizer, data position and loss sums put back; returns where it stands."""
         state = read_state(self._dir)

@@ -59,7 +59,7 @@ class Epochs:
         self._model.stop_training = False
         self._callbacks.on_train_begin()
         self._backup.restore_callbacks()
-        preemption = Preemption(self._strategy, self._save_here)
+        preemption = Preemption(self._strategy, self._save_here, self._backup.workers)
         try:
             for epoch in range(start.epoch, self._schedule.epochs):
                 diverged = self._epoch(epoch, start.step if epoch == start.epoch else 0, preemption)

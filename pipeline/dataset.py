@@ -222,9 +222,10 @@ def _sample(planes: tf.Tensor, rows, columns) -> tf.Tensor:
     return tf.cast(tf.round(values), tf.uint8)
 
 
-def augment(seed: int, pipeline: int = 0, crop_size: int = 0):
-    """Random scale-and-crop back to the same size and random horizontal flips, on uint8 (L8, ab8) batches;
-    then, with `crop_size`, each photo's random window of that side, as `crop` takes it.
+def augment(seed: int, pipeline: int = 0, crop_size: int = 0, view_size: int = 0):
+    """Random scale-and-crop back to the same size (or, with `view_size`, to that side: a smaller view of the
+    whole photo, for more steps per hour) and random horizontal flips, on uint8 (L8, ab8) batches; then, with
+    `crop_size`, each photo's random window of that side, as `crop` takes it.
 
     One crop (from `MIN_CROP` of each side to all of it) per batch, resized back bilinearly; a
     flip per photo. Stateless, keyed on (seed, input pipeline, batch number): a resumed run sees
@@ -238,8 +239,9 @@ def augment(seed: int, pipeline: int = 0, crop_size: int = 0):
     """
 
     def apply(number, batch_planes):
-        l8, ab8 = batch_planes
+        l8, ab8, *labels = batch_planes  # labels, when read, pass through
         batch, height, width = tf.shape(l8)[0], l8.shape[1], l8.shape[2]
+        scaled_h, scaled_w = (view_size, view_size) if view_size else (height, width)
         key = tf.random.experimental.stateless_fold_in(tf.stack([tf.cast(seed, tf.int64), number]), pipeline)
         seeds = tf.random.experimental.stateless_split(key, 4)
         scale = tf.random.stateless_uniform([], seeds[0], MIN_CROP, 1.0)
@@ -248,18 +250,18 @@ def augment(seed: int, pipeline: int = 0, crop_size: int = 0):
         top = tf.random.stateless_uniform([], seeds[1], 0, height - crop_h + 1, tf.int32)
         left = tf.random.stateless_uniform([], seeds[2], 0, width - crop_w + 1, tf.int32)
         flip = tf.random.stateless_uniform([batch], seeds[3]) < 0.5
-        rows, columns = _taps(top, crop_h, height), _taps(left, crop_w, width)
+        rows, columns = _taps(top, crop_h, scaled_h), _taps(left, crop_w, scaled_w)
         # Positions in the scaled photo each output pixel comes from: all of it, or each photo's window.
-        out_h, out_w = (crop_size, crop_size) if crop_size else (height, width)
+        out_h, out_w = (crop_size, crop_size) if crop_size else (scaled_h, scaled_w)
         at_rows, at_columns = tf.range(out_h)[None], tf.range(out_w)[None]
         if crop_size:
-            window_top, window_left = _windows(seed, number, pipeline, batch, height, width, crop_size)
+            window_top, window_left = _windows(seed, number, pipeline, batch, scaled_h, scaled_w, crop_size)
             at_rows, at_columns = window_top[:, None] + at_rows, window_left[:, None] + at_columns
         at_rows = tf.broadcast_to(at_rows, (batch, out_h))
-        at_columns = tf.where(flip[:, None], width - 1 - at_columns, at_columns)  # a mirrored photo's columns
+        at_columns = tf.where(flip[:, None], scaled_w - 1 - at_columns, at_columns)  # a mirrored photo's columns
         row_taps = tuple(tf.gather(part, at_rows) for part in rows)
         column_taps = tuple(tf.gather(part, at_columns) for part in columns)
-        return _sample(l8, row_taps, column_taps), _sample(ab8, row_taps, column_taps)
+        return (_sample(l8, row_taps, column_taps), _sample(ab8, row_taps, column_taps), *labels)
 
     return apply
 
@@ -274,7 +276,7 @@ def crop(seed: int, size: int, pipeline: int = 0):
     """
 
     def apply(number, batch_planes):
-        l8, ab8 = batch_planes
+        l8, ab8, *labels = batch_planes  # labels, when read, pass through
         batch, height, width = tf.shape(l8)[0], l8.shape[1], l8.shape[2]
         top, left = _windows(seed, number, pipeline, batch, height, width, size)
         rows = top[:, None] + tf.range(size)[None, :]
@@ -283,7 +285,7 @@ def crop(seed: int, size: int, pipeline: int = 0):
         def window(planes):
             return tf.gather(tf.gather(planes, rows, axis=1, batch_dims=1), columns, axis=2, batch_dims=1)
 
-        return window(l8), window(ab8)
+        return (window(l8), window(ab8), *labels)
 
     return apply
 
@@ -348,18 +350,21 @@ def _batch(serialized: tf.data.Dataset, records: Records, batch_size: int, train
     return parsed.batch(batch_size, drop_remainder=training)
 
 
-def _augmentation(records: Records, seed: int, pipeline: int, augmentation: bool, crop_size: int):
+def _augmentation(records: Records, seed: int, pipeline: int, augmentation: bool, crop_size: int, view_size: int):
     """The map of (batch number, batch) that `augment` or `crop`, or both at once, make."""
-    if crop_size > min(records.image_size):
-        raise DataError(f"crop size {crop_size} is larger than the {records.image_size[0]}-pixel records")
-    return augment(seed, pipeline, crop_size) if augmentation else crop(seed, crop_size, pipeline)
+    if crop_size > (view_size or min(records.image_size)):
+        raise DataError(f"crop size {crop_size} is larger than the {view_size or records.image_size[0]}-pixel "
+                        f"{'views' if view_size else 'records'}")
+    if view_size and not augmentation:
+        raise DataError(f"view size {view_size}: views are made by the augmentation; turn it on")
+    return augment(seed, pipeline, crop_size, view_size) if augmentation else crop(seed, crop_size, pipeline)
 
 
 def make_dataset(records: Records, batch_size: int, *, training: bool, folds=None,
                  input_context: tf.distribute.InputContext | None = None, seed: int | None = None,
                  shuffle_buffer: int = 1024, with_labels: bool = False, augmentation: bool = False,
                  holdout: Holdout = Holdout(), held_out: bool = False, tuning: Tuning = Tuning(),
-                 crop_size: int = 0) -> tf.data.Dataset:
+                 crop_size: int = 0, view_size: int = 0) -> tf.data.Dataset:
     """Batches of (L8 (b, h, w, 1), ab8 (b, h, w, 2)) uint8, as stored; `pipeline.color_tf` scales them.
 
     uint8 is a quarter of float32's bytes to move to an accelerator; the
@@ -374,6 +379,7 @@ def make_dataset(records: Records, batch_size: int, *, training: bool, folds=Non
       with_labels: also give each photo's label (its folder name), as bytes.
       augmentation: random flips and scale-and-crop (training only), see `augment`.
       crop_size: train on random windows of this side (training only, 0: whole photos), see `crop`.
+      view_size: train on whole photos resized to this side (training only, with `augmentation`; 0: as stored).
       holdout, held_out: keep only the examples `holdout` names (held_out) or only the others.
       tuning: how to spend the CPU (the same batches whatever it says), see `Tuning`.
     """
@@ -393,9 +399,9 @@ def make_dataset(records: Records, batch_size: int, *, training: bool, folds=Non
     if training:
         dataset = dataset.shuffle(shuffle_buffer, seed=seed, reshuffle_each_iteration=True)
     dataset = _batch(dataset, records, batch_size, training, with_labels, tuning)
-    if training and (augmentation or crop_size):
+    if training and (augmentation or crop_size or view_size):
         dataset = dataset.enumerate().map(_augmentation(records, 0 if seed is None else seed, index, augmentation,
-                                                        crop_size), num_parallel_calls=AUTOTUNE)
+                                                        crop_size, view_size), num_parallel_calls=AUTOTUNE)
     dataset = dataset.prefetch(AUTOTUNE)
     if not training:
         # Distributed evaluation may have more workers than files: each worker keeps every n-th batch.

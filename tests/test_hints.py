@@ -37,9 +37,26 @@ def test_revealed_patches_hold_the_mean_true_colour_of_their_patch():
 
 
 def test_training_counts_include_photos_without_hints_and_stay_below_the_cap():
-    counts = hints.random_counts(4000, tf.constant([9, 9], tf.int64)).numpy()
+    counts = hints.Simulated().counts(4000, tf.constant([9, 9], tf.int64)).numpy()
     assert 0.2 < np.mean(counts == 0) < 0.3  # NO_HINTS_SHARE
     assert counts.max() <= hints.MAX_POINTS and np.mean(counts[counts > 0]) > 4
+
+
+@pytest.mark.parametrize("p", [0.5, 0.125, 0.05])
+def test_training_counts_follow_the_geometric_distribution_asked_for(p):
+    counts = hints.Simulated(geometric_p=p).counts(20000, tf.constant([3, 4], tf.int64)).numpy()
+    given = counts[counts > 0] - 1  # 1 + geometric(p), failures before the first success
+    capped = np.minimum(np.random.default_rng(0).geometric(p, 200000) - 1, hints.MAX_POINTS - 1)
+    assert abs(np.mean(given) - np.mean(capped)) < 0.05 * np.mean(capped) + 0.05
+    assert abs(np.mean(given == 0) - p) < 0.02  # P(no extra point) = p
+
+
+def test_larger_simulated_patches_reveal_more_of_the_photo():
+    ab = tf.random.stateless_uniform((8, 64, 64, 2), (1, 2), -1.0, 1.0)
+    counts, seed = tf.fill([8], 6), tf.constant([5, 6], tf.int64)
+    small = hints.reveal(ab, counts, seed, max_half=0)[..., 2].numpy()
+    large = hints.reveal(ab, counts, seed, max_half=7)[..., 2].numpy()
+    assert np.all(small.sum(axis=(1, 2)) <= 6) and large.sum() > 10 * small.sum()
 
 
 def test_simulated_hints_are_a_function_of_the_seed():

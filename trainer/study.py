@@ -25,13 +25,14 @@ from trainer import command  # first: it quiets TensorFlow's start-up
 from absl import flags
 
 from trainer.evaluation import metrics
-from trainer.studies import runner
+from trainer.studies import curve, runner
 from trainer.studies.runner import STUDIES
 from trainer.training import flags as trainer_flags  # defines every trainer flag, passed through
 
 flags.adopt_module_key_flags(trainer_flags)  # --help lists the trainer flags a study passes through too
 
-flags.DEFINE_enum("study", None, STUDIES, "Which study to run.")
+flags.DEFINE_enum("study", None, (*STUDIES, "curve"), "Which study to run (curve: the quality each recipe "
+                  "reaches at each training budget, see --budgets_minutes).")
 flags.DEFINE_string("study_dir", None, "Folder for the trials and the results (local or gs://).")
 flags.DEFINE_integer("trials", 8, "hparams: how many random settings to try.", lower_bound=1)
 flags.DEFINE_integer("folds", None, "cv: how many folds (default: all the records have).", lower_bound=2)
@@ -39,6 +40,10 @@ flags.DEFINE_integer("search_seed", 0, "hparams: seed of the random search (same
 flags.DEFINE_float("study_minutes", None, "Start no new trial after this many minutes.", lower_bound=0.0)
 flags.DEFINE_enum("rank_by", runner.Plan.rank_by, ("loss", *metrics.SHOWN),
                   "Validation metric that names the best trial (lowest for loss, gaps and false colour; else highest).")
+flags.DEFINE_string("budgets_minutes", "5,10,20", "curve: minutes of training at which each recipe is cooled down "
+                    "and scored, increasing; a re-run with more keeps the rows measured.")
+flags.DEFINE_list("recipes", ["windows", "species", "views"], f"curve: the recipes to compare, of "
+                  f"{', '.join(curve.RECIPES)} (trainer/studies/curve.py says what each is).")
 FLAGS = flags.FLAGS
 
 
@@ -50,11 +55,16 @@ def passed_through() -> dict:
 
 
 def main(argv):
+    command_line = " ".join(["python -m trainer.study", *sys.argv[1:]])
+    if FLAGS.study == "curve":
+        print(curve.run(FLAGS.study_dir, FLAGS.data_dir, passed_through(), curve.budgets_of(FLAGS.budgets_minutes),
+                        FLAGS.recipes, runner.relative(command_line)))
+        return
     plan = runner.Plan(study=FLAGS.study, study_dir=FLAGS.study_dir, data_dir=FLAGS.data_dir,
                        trainer_flags=passed_through(), epochs=FLAGS.epochs, batch_size=FLAGS.batch_size,
                        trials=FLAGS.trials, folds=FLAGS.folds, search_seed=FLAGS.search_seed,
                        study_minutes=FLAGS.study_minutes, rank_by=FLAGS.rank_by,
-                       command=" ".join(["python -m trainer.study", *sys.argv[1:]]))
+                       command=command_line)
     summary, all_finished = runner.run(plan)
     print(summary)
     sys.exit(0 if all_finished else 1)

@@ -32,7 +32,7 @@ class Evaluator:
         self.net, self.num_hints, self.loss_fn = net, num_hints, loss_fn
         self.strategy = strategy or tf.distribute.get_strategy()
         self._loss_layer = getattr(loss_fn, "output_layer", None)
-        loss_output = [net.get_layer(self._loss_layer).output] if self._loss_layer else []
+        loss_output = [self.loss_output_of(net)] if self._loss_layer else []
         self._outputs = keras.Model(net.inputs, [net.outputs[0], *loss_output])
         self._outputs.input_spec = net.input_spec  # the sizes `net` accepts (`models.accept_any_size`)
         self.replica = tf.function(self._replica, jit_compile=jit_compile)
@@ -58,6 +58,10 @@ class Evaluator:
             if self.loss_fn is not None and not self._loss_layer:
                 scores["gray"]["loss"] = self.loss_fn(ab, gray)
         return scores
+
+    def loss_output_of(self, net: keras.Model) -> keras.KerasTensor:
+        """The tensor of `net` the loss takes: the layer it names, else the ab."""
+        return net.get_layer(self._loss_layer).output if self._loss_layer else net.outputs[0]
 
     def loss_output(self, inputs, training: bool):
         """What the loss takes (the layer it names, else the ab) for the network's `inputs`: training uses it too."""

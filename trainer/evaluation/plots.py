@@ -37,11 +37,12 @@ def _ticks(low: float, high: float, count: int, whole: bool = False) -> list[tup
 
 
 def panel(title: str, xs: list, series: dict[str, list[float]], x_label: str = "epoch",
-          points_only: bool = False) -> np.ndarray:
-    """One chart: a line (or just points) per named series over xs, on a labelled grid, with a legend. BGR."""
+          points_only: bool = False, xs_by_series: dict[str, list] | None = None) -> np.ndarray:
+    """One chart: a line (or just points) per named series over xs (or each over its own, `xs_by_series`, within
+    the range of xs), on a labelled grid, with a legend. BGR."""
     height, width = _SIZE
     image = np.full((height, width, 3), 255, np.uint8)
-    values = np.array([v for ys in series.values() for v in ys if np.isfinite(v)], np.float64)
+    values = np.array([v for ys in series.values() for v in ys if v is not None and np.isfinite(v)], np.float64)
     low, high = _padded(*((values.min(), values.max()) if values.size else (0.0, 1.0)))
     x_low, x_high = _padded(min(xs), max(xs))
     left, right, top, bottom = _MARGIN + 16, width - 16, _MARGIN, height - _MARGIN
@@ -66,7 +67,8 @@ def panel(title: str, xs: list, series: dict[str, list[float]], x_label: str = "
                 cv2.LINE_AA)
     for i, (name, ys) in enumerate(series.items()):
         colour = _COLOURS[i % len(_COLOURS)]
-        points = [point(x, y) for x, y in zip(xs, ys) if np.isfinite(y)]
+        points = [point(x, y) for x, y in zip(xs_by_series[name] if xs_by_series else xs, ys)
+                  if y is not None and np.isfinite(y)]
         for a, b in zip(points, points[1:]) if not points_only else []:
             cv2.line(image, a, b, colour, 2, cv2.LINE_AA)
         for p in points:

@@ -9,6 +9,8 @@ from 1x1 to 9x9 pixels; with no hints the network is an automatic colourizer.
 A person's hint becomes a `USER_HALF_SIZE` patch at the model's resolution.
 """
 
+import dataclasses
+
 import numpy as np
 import tensorflow as tf
 
@@ -62,25 +64,43 @@ def _patch_means(ab, ys, xs, half):
     return sums / area
 
 
-def reveal(ab: tf.Tensor, counts: tf.Tensor, seed: tf.Tensor) -> tf.Tensor:
-    """Hint planes (b, h, w, 3) revealing `counts` (b,) random patches of the true ab (b, h, w, 2)."""
+def reveal(ab: tf.Tensor, counts: tf.Tensor, seed: tf.Tensor, max_half: int = MAX_HALF_SIZE) -> tf.Tensor:
+    """Hint planes (b, h, w, 3) revealing `counts` (b,) random patches of the true ab (b, h, w, 2), each of
+    half-size 0 to `max_half`."""
     batch, height, width = tf.shape(ab)[0], ab.shape[1], ab.shape[2]
     shape = tf.stack([batch, MAX_POINTS])
     seeds = tf.random.experimental.stateless_split(seed, 3)
     ys = tf.random.stateless_uniform(shape, seeds[0], 0, height, tf.int32)
     xs = tf.random.stateless_uniform(shape, seeds[1], 0, width, tf.int32)
-    half = tf.random.stateless_uniform(shape, seeds[2], 0, MAX_HALF_SIZE + 1, tf.int32)
+    half = tf.random.stateless_uniform(shape, seeds[2], 0, max_half + 1, tf.int32)
     active = tf.range(MAX_POINTS)[None, :] < counts[:, None]
     return paint(_patch_means(ab, ys, xs, half), ys, xs, half, active, height, width)
 
 
-def random_counts(batch, seed: tf.Tensor) -> tf.Tensor:
-    """Hints per photo for training: 0 for NO_HINTS_SHARE of them, else 1 + geometric, at most MAX_POINTS."""
-    seeds = tf.random.experimental.stateless_split(seed, 2)
-    none = tf.random.stateless_uniform([batch], seeds[0]) < NO_HINTS_SHARE
-    uniform = tf.random.stateless_uniform([batch], seeds[1], minval=1e-6, maxval=1.0)
-    geometric = tf.cast(tf.floor(tf.math.log(uniform) / np.log(1.0 - GEOMETRIC_P)), tf.int32)
-    return tf.where(none, 0, tf.minimum(1 + geometric, MAX_POINTS))
+@dataclasses.dataclass(frozen=True)
+class Simulated:
+    """How training simulates a person's hints: how many per photo (`counts`) and how large (`max_half`).
+
+    More and larger patches (a smaller `geometric_p`, a larger `max_half`) show the network the true
+    colour of more of each region, so that it learns to carry one point's colour over the region it belongs to.
+    """
+
+    geometric_p: float = GEOMETRIC_P
+    max_half: int = MAX_HALF_SIZE
+
+    @classmethod
+    def from_flags(cls, points_p: float, max_patch: int) -> "Simulated":
+        return cls(points_p, max_patch // 2)
+
+    def counts(self, batch, seed: tf.Tensor) -> tf.Tensor:
+        """Hints per photo: 0 for NO_HINTS_SHARE of them, else 1 + geometric(p), at most MAX_POINTS."""
+        seeds = tf.random.experimental.stateless_split(seed, 2)
+        none = tf.random.stateless_uniform([batch], seeds[0]) < NO_HINTS_SHARE
+        if self.geometric_p >= 1.0:
+            return tf.where(none, 0, 1)
+        uniform = tf.random.stateless_uniform([batch], seeds[1], minval=1e-6, maxval=1.0)
+        geometric = tf.cast(tf.floor(tf.math.log(uniform) / np.log(1.0 - self.geometric_p)), tf.int32)
+        return tf.where(none, 0, tf.minimum(1 + geometric, MAX_POINTS))
 
 
 def evaluation_seed(seed: int, l8: tf.Tensor) -> tf.Tensor:
@@ -88,11 +108,12 @@ def evaluation_seed(seed: int, l8: tf.Tensor) -> tf.Tensor:
     return tf.stack([tf.cast(seed, tf.int64), tf.reduce_sum(tf.cast(l8, tf.int64))])
 
 
-def revealed_input(net, lightness: tf.Tensor, ab: tf.Tensor, counts, seed: tf.Tensor) -> tf.Tensor:
+def revealed_input(net, lightness: tf.Tensor, ab: tf.Tensor, counts, seed: tf.Tensor,
+                   max_half: int = MAX_HALF_SIZE) -> tf.Tensor:
     """`net`'s input: with `counts` (b,) patches of the true ab revealed if it is hint-aware, else L alone."""
     if not is_hint_aware(net):
         return lightness
-    return network_input(lightness, reveal(ab, counts, seed))
+    return network_input(lightness, reveal(ab, counts, seed, max_half))
 
 
 def network_input(lightness: tf.Tensor, hint_planes: tf.Tensor | None = None) -> tf.Tensor:

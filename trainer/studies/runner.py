@@ -73,7 +73,7 @@ def trials(study: str, epochs: int, count: int, folds: int | None, seed: int) ->
     return settings
 
 
-def _as_flags(values: dict) -> list[str]:
+def as_flags(values: dict) -> list[str]:
     out = []
     for name, value in values.items():
         if isinstance(value, bool):
@@ -100,8 +100,8 @@ def with_temperatures(results: dict, plan: Plan) -> dict:
 def run_trial(name: str, overrides: dict, plan: Plan) -> dict | None:
     """Train one trial (resuming it if it was interrupted); return its metrics, or None if it failed."""
     run_dir = f"{plan.study_dir}/{name}"
-    print(f"[{name}] training with {' '.join(_as_flags(overrides))}", flush=True)
-    command = [sys.executable, "-m", "trainer.task", *_as_flags({**plan.trainer_flags, **overrides}),
+    print(f"[{name}] training with {' '.join(as_flags(overrides))}", flush=True)
+    command = [sys.executable, "-m", "trainer.task", *as_flags({**plan.trainer_flags, **overrides}),
                f"--data_dir={plan.data_dir}", f"--model_dir={run_dir}"]
     if subprocess.run(command).returncode:
         print(f"[{name}] failed", flush=True)
@@ -202,7 +202,7 @@ def _plot(path: str, study: str, rows: list[dict]) -> None:
     plots.save_panels(path, panels)
 
 
-def _relative(text: str) -> str:
+def relative(text: str) -> str:
     """Absolute local paths in text made relative to the working directory: results name no one's machine."""
     return re.sub(r"(?<![\w:/])/[^\s,:]+", lambda match: os.path.relpath(match.group()), text)
 
@@ -242,8 +242,8 @@ def run(plan: Plan) -> tuple[str, bool]:
             (f"head-classification-T{t}", {"loss": "classification", "temperature": t}) for t in HEAD_TEMPERATURES]
     rows = table_rows(names_and_overrides, results)
     first = next(iter(results.values()))
-    setup = {"command": _relative(plan.command),
-             "data": f"{_relative(first['data']['data_dir'])}: {first['data']['image_size'][0]}x"
+    setup = {"command": relative(plan.command),
+             "data": f"{relative(first['data']['data_dir'])}: {first['data']['image_size'][0]}x"
                      f"{first['data']['image_size'][1]}, {first['data']['train_examples']} training examples, "
                      f"validation: {first['data']['validation']} ({first['data']['val_examples']} examples)",
              "model": first["model"], "trials finished": f"{len(results)} of {len(names_and_overrides)}"}

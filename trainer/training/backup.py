@@ -71,6 +71,41 @@ def _remove_others(directory: str, prefix: str, keep: set[str]) -> None:
             (tf.io.gfile.rmtree if tf.io.gfile.isdir(path) else tf.io.gfile.remove)(path)
 
 
+def trained(model) -> tf.train.Checkpoint:
+    """What a checkpoint holds of the model: the network, the optimizer and the species head, when trained."""
+    head = {"species_head": model.species_head} if model.species_head is not None else {}
+    return tf.train.Checkpoint(net=model.net, optimizer=model.optimizer, **head)
+
+
+@dataclasses.dataclass(frozen=True)
+class Start:
+    """Where a run that goes on from another run's last checkpoint (--init_checkpoint) starts: that checkpoint
+    and its step count. Without one, the run starts from step 0 with new weights."""
+
+    checkpoint: str | None = None
+    step: int = 0
+
+    @classmethod
+    def of(cls, run_dir: str | None) -> "Start":
+        if not run_dir:
+            return cls()
+        backup_dir = run_files.RunFiles(run_dir).backup
+        state = read_state(backup_dir)
+        if state is None or "model" not in state:
+            raise ConfigError(f"--init_checkpoint {run_dir}: no checkpoint of this trainer there (give a training "
+                              "run's --model_dir)")
+        path = f"{backup_dir}/{state['model']}"
+        reader = tf.train.load_checkpoint(path)
+        key = next(name for name in reader.get_variable_to_shape_map()
+                   if name.startswith("optimizer/") and name.endswith("iterations/.ATTRIBUTES/VARIABLE_VALUE"))
+        return cls(path, int(reader.get_tensor(key)))
+
+    def restore(self, model) -> None:
+        """The checkpoint's network, optimizer (and species head) put into `model`; nothing without one."""
+        if self.checkpoint:
+            trained(model).read(self.checkpoint).assert_existing_objects_matched()
+
+
 class Backup:
     """Saves and restores a run's checkpoints in `directory` (the run's backup/ folder).
 
@@ -81,7 +116,7 @@ class Backup:
     def __init__(self, directory: str, model, loop: Loop, stateful: list[keras.callbacks.Callback],
                  cluster: distribute.Cluster, strategy: tf.distribute.Strategy, with_data: bool):
         self._dir, self._loop, self._cluster, self._strategy = directory, loop, cluster, strategy
-        self._model = tf.train.Checkpoint(net=model.net, optimizer=model.optimizer)
+        self._model = trained(model)
         self._data = tf.train.Checkpoint(data=loop.iterator) if with_data else None
         self._data_dir = f"{directory}/data-{cluster.task_type}-{cluster.task_index}"
         self._stateful = [c for c in stateful if type(c) in _STATE]

@@ -23,6 +23,7 @@ import tensorflow as tf
 
 from pipeline import color_tf
 from trainer.network import hints
+from trainer.training import species
 from trainer.evaluation.evaluator import Evaluator
 
 
@@ -44,22 +45,35 @@ def _not_finite_anywhere_not_finite_here(gradients: list) -> list:
 class Colorizer(keras.Model):
     """Trains `net` (L [+ hints] -> ab) with a per-image loss; `evaluator` scores it with every metric."""
 
-    def __init__(self, net: keras.Model, loss_fn, jit_compile: bool, seed: int = 0, train_hints: bool = True,
-                 **kwargs):
+    def __init__(self, net: keras.Model, loss_fn, jit_compile: bool, seed: int = 0,
+                 simulated_hints: hints.Simulated | None = hints.Simulated(), species_count: int = 0,
+                 species_weight: float = 0.0, **kwargs):
         super().__init__(**kwargs)
         self.net = net
         self.loss_fn = loss_fn
-        self.seed, self.train_hints = seed, train_hints
+        self.seed, self.simulated_hints = seed, simulated_hints
         self.hint_aware = hints.is_hint_aware(net)
         self._train_replica = tf.function(self._loss_and_gradients, jit_compile=jit_compile)
         # Validation scores photos as every other split is scored: with no hints (automatic colourization).
         self.evaluator = Evaluator(net, loss_fn=loss_fn, jit_compile=jit_compile)
+        self.species_weight = species_weight
+        self.species_head = None
+        if species_weight:
+            features = species.photo_features(net)
+            self._with_features = keras.Model(net.inputs, [self.evaluator.loss_output_of(net), features])
+            self._with_features.input_spec = net.input_spec  # the sizes `net` accepts (`models.accept_any_size`)
+            self.species_head = species.head(features.shape, species_count)
+
+    @property
+    def trained_variables(self) -> list:
+        """What the optimizer trains: the network's weights, and the species head's when there is one."""
+        return self.net.trainable_variables + (self.species_head.trainable_variables if self.species_head else [])
 
     def build_all(self, image_size: int) -> None:
         """Create every variable now, in the strategy's scope, rather than lazily inside `fit`."""
         self(tf.zeros((1, image_size, image_size, self.net.input_shape[-1])))
         if self.optimizer is not None:
-            self.optimizer.build(self.net.trainable_variables)
+            self.optimizer.build(self.trained_variables)
 
     def call(self, inputs, training=False):
         return self.net(inputs, training=training)
@@ -68,27 +82,37 @@ class Colorizer(keras.Model):
         """ab for L (b, h, w, 1) with no hints."""
         return self.net(hints.network_input(lightness) if self.hint_aware else lightness, training=False)
 
-    def _loss_and_gradients(self, l8, ab8, step):
+    def _loss_and_gradients(self, l8, ab8, step, photo_species=None):
         # The global mean: sum over this replica's images over the global batch, then all-reduced.
         context = tf.distribute.get_replica_context()
         lightness, ab = color_tf.l8_to_input(l8), color_tf.ab8_to_target(ab8)
         seed = tf.stack([tf.cast(self.seed * 1009 + context.replica_id_in_sync_group, tf.int64), step])
-        counts = hints.random_counts(tf.shape(l8)[0], seed) if self.train_hints else tf.zeros_like(l8[:, 0, 0, 0],
-                                                                                                   tf.int32)
-        inputs = hints.revealed_input(self.net, lightness, ab, counts, tf.reverse(seed, [0]))
+        counts = (self.simulated_hints.counts(tf.shape(l8)[0], seed) if self.simulated_hints
+                  else tf.zeros_like(l8[:, 0, 0, 0], tf.int32))
+        max_half = self.simulated_hints.max_half if self.simulated_hints else 0
+        inputs = hints.revealed_input(self.net, lightness, ab, counts, tf.reverse(seed, [0]), max_half)
         with tf.GradientTape() as tape:
-            per_image = self.loss_fn(ab, self.evaluator.loss_output(inputs, training=True))
+            if self.species_head is None:
+                per_image = self.loss_fn(ab, self.evaluator.loss_output(inputs, training=True))
+                extra = 0.0
+            else:
+                colour_output, features = self._with_features(inputs, training=True)
+                per_image = self.loss_fn(ab, colour_output)
+                extra = self.species_weight * species.summed_loss(self.species_head(features, training=True),
+                                                                  photo_species)
             global_batch = tf.cast(tf.shape(per_image)[0] * context.num_replicas_in_sync, per_image.dtype)
-            loss = tf.reduce_sum(per_image) / global_batch
+            loss = (tf.reduce_sum(per_image) + tf.cast(extra, per_image.dtype)) / global_batch
             # Under mixed_float16 the optimizer is a LossScaleOptimizer: scaled here, unscaled in `apply`.
             scaled = self.optimizer.scale_loss(loss)
-        return per_image, tape.gradient(scaled, self.net.trainable_variables)
+        return per_image, tape.gradient(scaled, self.trained_variables)
 
-    def train_replica_step(self, l8, ab8):
-        """One replica's training step on its share of the batch: gradients, then the optimizer's update (which
-        all-reduces them); returns the share's per-photo losses. `trainer.training.loop` runs it in `strategy.run`."""
-        per_image, gradients = self._train_replica(l8, ab8, tf.cast(self.optimizer.iterations, tf.int64))
+    def train_replica_step(self, l8, ab8, photo_species=None):
+        """One replica's training step on its share of the batch (with each photo's species index when the
+        species head trains): gradients, then the optimizer's update (which all-reduces them); returns the
+        share's per-photo colour losses. `trainer.training.loop` runs it in `strategy.run`."""
+        per_image, gradients = self._train_replica(l8, ab8, tf.cast(self.optimizer.iterations, tf.int64),
+                                                   photo_species)
         if isinstance(self.optimizer, keras.optimizers.LossScaleOptimizer):
             gradients = _not_finite_anywhere_not_finite_here(gradients)
-        self.optimizer.apply_gradients(zip(gradients, self.net.trainable_variables))
+        self.optimizer.apply_gradients(zip(gradients, self.trained_variables))
         return per_image

@@ -8,7 +8,8 @@ import dataclasses
 
 OPTIMIZERS = ("adam", "rmsprop", "sgd")
 BASE_BATCH = 16  # --learning_rate is the rate for this global batch (see `RunConfig.peak_learning_rate`)
-LR_SCHEDULES = ("cosine", "constant")
+LR_SCHEDULES = ("cosine", "constant", "wsd")
+BUDGET_ENDS = ("finish", "pause")
 PRECISIONS = ("float32", "mixed_bfloat16", "mixed_float16")  # Keras dtype policy names
 
 
@@ -28,9 +29,15 @@ class RunConfig:
     augment: bool = True
     train_crop: int = 0  # train on random windows of this side; 0: whole photos
     train_hints: bool = True
+    hint_points_p: float = 0.125  # simulated hints per photo: 1 + a geometric count with this p
+    hint_max_patch: int = 9  # simulated hints' patches from 1x1 to this side (odd)
+    species_weight: float = 0.0  # the auxiliary species head's loss weight; 0: no head
+    view_size: int = 0  # train on whole photos resized to this side; 0: the records' size
     learning_rate: float = 1e-3  # for a global batch of BASE_BATCH
     warmup_steps: int = 0
     lr_schedule: str = "cosine"
+    cooldown_steps: int = 0  # --lr_schedule=wsd: the linear decay to 0 over the run's last steps
+    init_checkpoint: str | None = None  # a run's model_dir: start from its last checkpoint (network and optimizer)
     ema_momentum: float = 0.0  # 0: no moving average of the weights
     precision: str = "float32"
     momentum: float = 0.9
@@ -42,6 +49,7 @@ class RunConfig:
     log_every_steps: int = 100  # the training loss read back and shown
     profile_steps: str | None = None  # "START,END"
     time_budget_minutes: float | None = None
+    budget_ends: str = "finish"  # what the time budget's end does: finish the run, or pause it to extend later
     early_stopping_patience: int = 5
     reduce_lr_patience: int = 0
     cv_fold: int | None = None

@@ -44,8 +44,10 @@ class Epochs:
     of (L8, ab8)) at each epoch's end."""
 
     def __init__(self, model, loop: Loop, backup: Backup, callbacks: list[keras.callbacks.Callback],
-                 schedule: Schedule, validation: dict[str, tf.data.Dataset], strategy: tf.distribute.Strategy):
+                 schedule: Schedule, validation: dict[str, tf.data.Dataset], strategy: tf.distribute.Strategy,
+                 pause_when_stopped: bool = False):
         self._model, self._loop, self._backup, self._schedule = model, loop, backup, schedule
+        self._pause = pause_when_stopped  # a stop (the time budget) checkpoints and exits: a re-run trains on
         self._validation, self._strategy = validation, strategy
         self._callbacks = keras.callbacks.CallbackList(
             callbacks, model=model, epochs=schedule.epochs, steps=schedule.epoch_steps,
@@ -66,6 +68,8 @@ class Epochs:
                 if diverged:
                     return diverged
                 if self._model.stop_training:
+                    if self._pause:
+                        self._paused(Position(epoch + 1, 0))
                     self._backup.finish(self._schedule.epochs)
                     break
         finally:
@@ -97,6 +101,8 @@ class Epochs:
                 preemption.check()
                 if _passed(before, step, self._schedule.checkpoint_every):
                     self._backup.save(self._where)
+        if self._pause and self._model.stop_training and step < steps:
+            self._paused(Position(epoch, step))
         logs = {"loss": logs.get("loss", None) or self._loss()}
         with self._average_weights():
             self._callbacks.on_test_begin(logs)
@@ -107,6 +113,14 @@ class Epochs:
             self._callbacks.on_epoch_end(epoch, logs)
         self._backup.save(Position(epoch + 1, 0))
         return None
+
+    def _paused(self, where: Position) -> None:
+        """Checkpoints at `where` (unless an epoch's end just did) and exits: the run is not finished."""
+        if where.step:
+            self._backup.save(where)
+        print(f"Paused after step {where.step}/{self._schedule.epoch_steps} of epoch {where.epoch + 1}: the time "
+              "budget is used; re-run with a larger --time_budget_minutes to train on", flush=True)
+        raise SystemExit(0)
 
     def _loss(self) -> float:
         total, count = self._loop.global_sums()

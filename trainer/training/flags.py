@@ -4,7 +4,7 @@ marks the required ones, so that other commands (studies) can import and reuse t
 from absl import flags
 
 from trainer.training import distribute, losses
-from trainer.training.config import BASE_BATCH, DEFAULTS, LR_SCHEDULES, OPTIMIZERS, PRECISIONS
+from trainer.training.config import BASE_BATCH, BUDGET_ENDS, DEFAULTS, LR_SCHEDULES, OPTIMIZERS, PRECISIONS
 
 from trainer.network import models
 
@@ -34,6 +34,17 @@ flags.DEFINE_integer("train_crop", DEFAULTS.train_crop, "Train on random windows
                      "second); validation and the exported model see whole photos. 0: whole photos.", lower_bound=0)
 flags.DEFINE_bool("train_hints", DEFAULTS.train_hints, "Hint-aware networks: show simulated colour hints in training (--notrain_hints: "
                   "never, an automatic colourizer with the same network).")
+flags.DEFINE_float("hint_points_p", DEFAULTS.hint_points_p, "Simulated hints per photo in training: 1 + a "
+                   "geometric count with this p (mean 1/p), for 3 photos in 4 (Zhang et al. 2017: 1/8).",
+                   lower_bound=0.01, upper_bound=1.0)
+flags.DEFINE_integer("hint_max_patch", DEFAULTS.hint_max_patch, "Simulated hints' square patches from 1 pixel to this "
+                     "side (odd; Zhang et al. 2017: 9), each the mean true colour under it.", lower_bound=1)
+flags.DEFINE_float("species_weight", DEFAULTS.species_weight, "Weight of an auxiliary loss that predicts each training "
+                   "photo's species (its folder name) from the photo-wide features (Iizuka et al. 2016); training only, the "
+                   "exported model has no such head. 0: no head.", lower_bound=0.0)
+flags.DEFINE_integer("view_size", DEFAULTS.view_size, "Train on whole photos resized to this many pixels a side "
+                     "(e.g. 96: about 4x the steps per second of 200); 0: the records' size. A learning curve's "
+                     "cool-down takes the final resolution back (`trainer.study --study=curve`).", lower_bound=0)
 flags.DEFINE_float("learning_rate", DEFAULTS.learning_rate, f"Learning rate for a global batch of {BASE_BATCH}; "
                    f"the run's follows --batch_size: x batch_size / {BASE_BATCH} for sgd (linear scaling), x sqrt(batch_size / "
                    f"{BASE_BATCH}) for adam and rmsprop (square-root scaling).", lower_bound=0.0)
@@ -41,7 +52,13 @@ flags.DEFINE_integer("warmup_steps", DEFAULTS.warmup_steps, "Raise the learning 
                      "scaled value over this many first steps (large batches need it); 0: none.", lower_bound=0)
 flags.DEFINE_enum("lr_schedule", DEFAULTS.lr_schedule, LR_SCHEDULES, "After the warm-up, cosine: decay the "
                   "learning rate to 0 over the run's --epochs (it decays on its own; no plateau needed); "
-                  "constant: keep it (for --reduce_lr_patience).")
+                  "constant: keep it (for --reduce_lr_patience); wsd: keep it, then decay it linearly to 0 over the last "
+                  "--cooldown_steps (warm-up, stable, decay: a run can be cooled down at any of its checkpoints).")
+flags.DEFINE_integer("cooldown_steps", DEFAULTS.cooldown_steps, "--lr_schedule=wsd: decay the learning rate "
+                     "linearly to 0 over the run's last N steps.", lower_bound=0)
+flags.DEFINE_string("init_checkpoint", DEFAULTS.init_checkpoint, "A training run's model_dir: start from its last "
+                    "checkpoint, network and optimizer (step count, moments, weights' average), e.g. to cool down a "
+                    "run trained at a constant rate (--lr_schedule=wsd) while it goes on.")
 flags.DEFINE_float("ema_momentum", DEFAULTS.ema_momentum, "Keep an exponential moving average of the weights "
                    "with this momentum (e.g. 0.999); validation, checkpoints and the exported model use the "
                    "average. 0: off.", lower_bound=0.0, upper_bound=0.99999)
@@ -70,6 +87,9 @@ flags.DEFINE_string("profile_steps", DEFAULTS.profile_steps, "START,END: profile
 flags.DEFINE_float("time_budget_minutes", DEFAULTS.time_budget_minutes, "Stop training after this much wall-clock "
                    "time, validation included, to within a step (one worker only).",
                    lower_bound=0.0)
+flags.DEFINE_enum("budget_ends", DEFAULTS.budget_ends, BUDGET_ENDS, "When --time_budget_minutes runs out: "
+                  "finish (validate, score the test photos, export) or pause (checkpoint and exit, so that the same "
+                  "command with a larger budget trains on).")
 flags.DEFINE_integer("early_stopping_patience", DEFAULTS.early_stopping_patience, "Epochs without a better validation loss before stopping; "
                      "0 disables early stopping.", lower_bound=0)
 flags.DEFINE_integer("reduce_lr_patience", DEFAULTS.reduce_lr_patience, "Epochs without a better validation loss before halving the "

@@ -18,11 +18,11 @@ from pipeline import dataset
 from pipeline.errors import ConfigError
 from trainer import data_service
 from trainer.training import (backup, callbacks as trainer_callbacks, colorizer, distribute, epochs, loop, losses,
-                              run_files, transfer)
+                              run_files, schedules, species, transfer)
 from trainer.training.config import DEFAULTS, RunConfig
 from trainer.training.run_files import RunFiles
 from trainer.training.splits import Splits
-from trainer.network import colour_classes, model_file, models
+from trainer.network import colour_classes, hints, model_file, models
 from trainer.evaluation import metrics, photo_sets, plots, report_files, scoring
 from trainer.applying import serving
 
@@ -31,7 +31,7 @@ from trainer.applying import serving
 _MAY_CHANGE = ("epochs", "time_budget_minutes", "overwrite", "strategy", "accelerator", "deterministic",
                "jit_compile", "logical_cpus",
                "log_images_every", "num_log_images", "early_stopping_patience", "checkpoint_every_steps",
-               "profile_steps", "log_every_steps")
+               "profile_steps", "log_every_steps", "budget_ends")
 TEST_SHEET_PHOTOS = 4  # best and worst test photos on the contact sheet
 _PASS_SEEDS = 1_000_003  # seed + epoch + pass x this: no two passes of any run's epochs share a seed
 HELD_OUT_PREFIX = "val_unseen_"  # validation's metrics on the held-out photos, beside the others' (val_)
@@ -66,10 +66,15 @@ def _prepare_run_dir(files: RunFiles, config: RunConfig, is_chief: bool, strateg
     return False
 
 
-def _learning_rate(config: RunConfig, total_steps: int | None):
+def _learning_rate(config: RunConfig, total_steps: int | None, start_step: int = 0):
     """--lr_schedule cosine: warm-up, then a cosine decay to 0 at the run's last step (a schedule object, so
-    the checkpointed step count restores it); constant: the peak rate (warmed up by a callback, halved by
-    ReduceLROnPlateau when asked)."""
+    the checkpointed step count restores it); wsd: warm-up, constant, then a linear decay to 0 over the
+    last --cooldown_steps of the run (which starts at `start_step` when it goes on from --init_checkpoint);
+    constant: the peak rate (warmed up by a callback, halved by ReduceLROnPlateau when asked)."""
+    if config.lr_schedule == "wsd":
+        return schedules.WarmupStableDecay(config.peak_learning_rate, config.warmup_steps,
+                                           start_step + (total_steps or 0) - config.cooldown_steps,
+                                           config.cooldown_steps)
     if config.lr_schedule == "constant" or not total_steps:
         return config.peak_learning_rate
     warmup = min(config.warmup_steps, total_steps - 1)
@@ -79,8 +84,8 @@ def _learning_rate(config: RunConfig, total_steps: int | None):
         warmup_steps=warmup)
 
 
-def _optimizer(config: RunConfig, total_steps: int | None = None) -> keras.optimizers.Optimizer:
-    rate = _learning_rate(config, total_steps)
+def _optimizer(config: RunConfig, total_steps: int | None = None, start_step: int = 0) -> keras.optimizers.Optimizer:
+    rate = _learning_rate(config, total_steps, start_step)
     ema = {"use_ema": bool(config.ema_momentum), "ema_momentum": config.ema_momentum or 0.99}
     if config.optimizer == "sgd":
         return keras.optimizers.SGD(rate, momentum=config.momentum, nesterov=True, **ema)
@@ -121,11 +126,15 @@ def training_stream(splits: Splits, config: RunConfig, global_batch: int, epoch_
     """
     replicas_here = context.num_replicas_in_sync // context.num_input_pipelines
 
+    to_species = species.lookup(splits.species) if config.species_weight else None
+
     def one_pass(seed):
-        return dataset.make_dataset(
+        batches = dataset.make_dataset(
             splits.train, context.get_per_replica_batch_size(global_batch), training=True,
             folds=splits.train_folds, input_context=context, seed=seed, shuffle_buffer=config.shuffle_buffer,
-            augmentation=config.augment, crop_size=config.train_crop)
+            augmentation=config.augment, crop_size=config.train_crop, view_size=config.view_size,
+            with_labels=bool(to_species))
+        return batches.map(lambda l8, ab8, label: (l8, ab8, to_species(label))) if to_species else batches
 
     def epoch(number):
         # An epoch longer than the pipeline's photos passes over them again, each pass shuffled by a seed of
@@ -228,7 +237,8 @@ def _fit(model, strategy, config: RunConfig, splits: Splits, files: RunFiles, cl
     validation = {"val_": splits.evaluation(global_batch)}
     if splits.holdout:
         validation[HELD_OUT_PREFIX] = splits.unseen(global_batch)
-    return epochs.Epochs(model, training, saves, keras_callbacks, schedule, validation, strategy).run()
+    return epochs.Epochs(model, training, saves, keras_callbacks, schedule, validation, strategy,
+                         pause_when_stopped=config.budget_ends == "pause").run()
 
 
 def _history(path: str) -> list[dict]:
@@ -273,21 +283,29 @@ def _dtype_policy(name: str):
 
 
 def _build(strategy, config: RunConfig, splits: Splits, jit: bool) -> colorizer.Colorizer:
-    """The model to train, every variable created in the strategy's scope.
+    """The model to train, every variable created in the strategy's scope; with --init_checkpoint, its network
+    and optimizer (the step count included, where the learning rate's schedule goes on from) taken from there.
 
     The network and its training model take the precision policy; under mixed_float16 Keras's
     `compile` wraps the optimizer in a LossScaleOptimizer, whose scale the train step applies.
     """
     loss_fn = losses.build(config.loss, splits.bins, config.rebalancing)
+    start = backup.Start.of(config.init_checkpoint)
+    simulated = hints.Simulated.from_flags(config.hint_points_p, config.hint_max_patch) if config.train_hints else None
     with strategy.scope():
         with _dtype_policy(config.precision):
             net = _network(config, splits)
-            if config.train_crop:
+            if config.train_crop or config.view_size:
                 net = models.accept_any_size(net)
-            model = colorizer.Colorizer(net, loss_fn, jit, seed=config.seed, train_hints=config.train_hints)
-            model.compile(optimizer=_optimizer(config, config.epochs * _epoch_steps(config, splits, config.batch_size)),
-                          jit_compile=False)
+            try:
+                model = colorizer.Colorizer(net, loss_fn, jit, seed=config.seed, simulated_hints=simulated,
+                                            species_count=len(splits.species), species_weight=config.species_weight)
+            except ValueError as error:
+                raise ConfigError(f"--species_weight: {error}") from None
+            total = config.epochs * _epoch_steps(config, splits, config.batch_size)
+            model.compile(optimizer=_optimizer(config, total, start.step), jit_compile=False)
         model.build_all(splits.size)
+        start.restore(model)
     return model
 
 

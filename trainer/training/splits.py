@@ -7,6 +7,7 @@ import tensorflow as tf
 from pipeline import dataset
 from pipeline.errors import ConfigError, DataError
 from trainer.network import colour_classes
+from trainer.training import species
 from trainer.training.config import RunConfig
 
 
@@ -28,6 +29,7 @@ class Splits:
             self.val, self.val_folds = self.train, {fold}
         self.test = dataset.Records.open(data_dir, "test")
         self.bins = colour_classes.ColourBins.from_histogram(self.train.ab_histogram())
+        self.species = species.names(self.train.manifest, self.holdout.labels)
         self.train_examples = self.train.num_examples(self.train_folds, self.holdout)
         if self.train_examples < global_batch:
             raise DataError(f"the training data has {self.train_examples} examples, fewer than one "

@@ -78,6 +78,8 @@ def as_flags(values: dict) -> list[str]:
     for name, value in values.items():
         if isinstance(value, bool):
             out.append(f"--{name}" if value else f"--no{name}")
+        elif isinstance(value, (list, tuple)):
+            out.append(f"--{name}={','.join(map(str, value))}")
         elif value is not None:
             out.append(f"--{name}={value}")
     return out

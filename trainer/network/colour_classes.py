@@ -26,6 +26,7 @@ import dataclasses
 import cv2
 import numpy as np
 import tensorflow as tf
+import keras
 from keras import layers
 
 from pipeline import ab_bins, color_tf
@@ -143,14 +144,20 @@ def decoding_head(logits, bins: ColourBins, rebalancing: float, temperature: flo
                 **_scales(q, temperature, vividness)}
 
 
-def _annealed(fixed: dict, logits, dtype: str, rescale: float = 1.0):
+def _annealed(fixed: dict, logits, dtype: str, rescale: float = 1.0, prefix: str | None = None):
     """The distribution over the bins the decoding takes the expectation of (see `decoding_head`); `rescale`
-    multiplies what enters the softmax (the decoding's temperature divided by another)."""
+    multiplies what enters the softmax (the decoding's temperature divided by another). With `prefix`, its new
+    layers are named after it: a loaded network's own layers keep Keras's default names ("add", "softmax"),
+    which a new process would give again, and one model may not hold a name twice."""
+    def named(kind: str) -> dict:
+        return {"name": f"{prefix}_{kind}_{keras.backend.get_uid(prefix)}"} if prefix else {}
+
     rebalanced = fixed[REBALANCED_LAYER](logits)
-    summed = layers.Add(dtype=dtype)([fixed[RAW_SCALE_LAYER](logits), fixed[REBALANCED_SCALE_LAYER](rebalanced)])
+    summed = layers.Add(dtype=dtype, **named("sum"))([fixed[RAW_SCALE_LAYER](logits),
+                                                      fixed[REBALANCED_SCALE_LAYER](rebalanced)])
     if rescale != 1.0:
-        summed = layers.Rescaling(rescale, dtype=dtype)(summed)
-    return layers.Softmax(axis=-1, dtype=dtype)(summed)
+        summed = layers.Rescaling(rescale, dtype=dtype, **named("rescaling"))(summed)
+    return layers.Softmax(axis=-1, dtype=dtype, **named("softmax"))(summed)
 
 
 def _decode(fixed: dict, logits, dtype: str):
@@ -172,7 +179,7 @@ def distribution(net, logits, temperature: float | None = None):
     """The distribution over `net`'s bins with its decoding's vividness, at `temperature` (None: the decoding's
     own, the distribution its output averages), for logits."""
     rescale = 1.0 if temperature is None else decoding(net)[0] / temperature
-    return _annealed(_fixed_layers(net), logits, net.get_layer(CENTRES_LAYER).dtype_policy, rescale)
+    return _annealed(_fixed_layers(net), logits, net.get_layer(CENTRES_LAYER).dtype_policy, rescale, "distribution")
 
 
 def centres_of(net) -> np.ndarray:

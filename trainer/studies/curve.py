@@ -44,15 +44,25 @@ class Recipe:
     about: str = ""
 
 
+# Window and view sides as shares of the records' side (128 and 96 pixels of 200), made multiples of 8.
+WINDOW, VIEW = 0.64, 0.48
 RECIPES = {
-    "windows": Recipe({"train_crop": 128}, about="the shipped model's: random 128-pixel windows at the photos' scale"),
-    "species": Recipe({"train_crop": 128, "species_weight": 0.1},
+    "windows": Recipe({"train_crop": WINDOW}, about="the shipped model's: random windows (128 pixels of 200) at the "
+                      "photos' scale"),
+    "species": Recipe({"train_crop": WINDOW, "species_weight": 0.1},
                       about="windows, and a species head on the photo-wide features (loss weight 0.1)"),
-    "views": Recipe({"view_size": 96, "species_weight": 0.1}, {"view_size": 0, "train_crop": 128},
-                    about="whole photos at 96 pixels with the species head; the cool-down on 128-pixel windows"),
-    "hints": Recipe({"train_crop": 128, "hint_points_p": 0.05, "hint_max_patch": 15},
+    "views": Recipe({"view_size": VIEW, "species_weight": 0.1}, {"view_size": 0, "train_crop": WINDOW},
+                    about="whole photos at 96 pixels of 200 with the species head; the cool-down on windows"),
+    "hints": Recipe({"train_crop": WINDOW, "hint_points_p": 0.05, "hint_max_patch": 15},
                     about="windows, with more and larger simulated hints (20 points on average, patches to 15x15)"),
 }
+SIZED = ("train_crop", "view_size")
+
+
+def sized(flags: dict, side: int) -> dict:
+    """`flags` with window and view sides given as shares of the records' `side` turned into pixels."""
+    return {name: (max(8, int(round(value * side / 8)) * 8) if name in SIZED and 0 < value < 1 else value)
+            for name, value in flags.items()}
 METRICS = ("seen_psnr_over_gray", "seen_colourfulness_ratio", "neutral_false_colour", "unseen_psnr_over_gray",
            "unseen_colourfulness_ratio", "hint_gain_10", "suggestion_top3")
 TITLES = {"seen_psnr_over_gray": "seen species: RGB PSNR - gray (dB)",
@@ -80,6 +90,7 @@ class Curve:
         self.dir, self.data_dir, self.trainer_flags = study_dir.rstrip("/"), data_dir, trainer_flags
         self._rows_file = f"{self.dir}/rows.json"
         self.rows = run_files.read_json(self._rows_file) or []
+        self.side = dataset.Records.open(data_dir, "train").image_size[0]
 
     def measured(self, recipe: str, budget: float) -> bool:
         return any(r["recipe"] == recipe and r["budget_minutes"] == budget for r in self.rows)
@@ -92,40 +103,53 @@ class Curve:
 
     def stable(self, recipe: str, budget: float) -> None:
         """The recipe's stable run trained on until `budget` minutes of training in all (nothing if it has them)."""
+        if self._stable_seconds(recipe) >= budget * 60:
+            return
         print(f"[{recipe}] stable run: training to {budget:g} minutes", flush=True)
-        flags = {**self.trainer_flags, **RECIPES[recipe].stable, "lr_schedule": "wsd", "cooldown_steps": 0,
-                 "epochs": 1, "steps_per_epoch": STABLE_EPOCH_STEPS, "time_budget_minutes": budget,
-                 "budget_ends": "pause", "early_stopping_patience": 0, "log_images_every": 0,
-                 "data_dir": self.data_dir, "model_dir": self._stable_dir(recipe)}
+        flags = {**self.trainer_flags, **sized(RECIPES[recipe].stable, self.side), "lr_schedule": "wsd",
+                 "cooldown_steps": 0, "epochs": 1, "steps_per_epoch": STABLE_EPOCH_STEPS,
+                 "time_budget_minutes": budget, "budget_ends": "pause", "early_stopping_patience": 0,
+                 "log_images_every": 0, "data_dir": self.data_dir, "model_dir": self._stable_dir(recipe)}
         cpu = self._cpu(recipe)
         cpu["cpu_minutes"] += _train(flags)
         run_files.write_json(f"{self.dir}/{recipe}/stable_cpu.json", cpu)
 
     def cooldown(self, recipe: str, budget: float) -> dict:
-        """The cool-down branched off the stable run at `budget`, trained and scored: the curve's row."""
-        start = backup.Start.of(self._stable_dir(recipe))
-        steps = max(1, round(COOLDOWN_SHARE * start.step))
+        """The cool-down branched off the stable run at `budget`, trained (or finished, if it was interrupted)
+        and scored: the curve's row."""
         run_dir = f"{self.dir}/{recipe}/cooldown-{budget:g}"
-        print(f"[{recipe}] cool-down from step {start.step}: {steps} steps", flush=True)
-        recipe_flags = RECIPES[recipe]
-        flags = {**self.trainer_flags, **recipe_flags.stable, **recipe_flags.final, "lr_schedule": "wsd",
-                 "cooldown_steps": steps, "epochs": 1, "steps_per_epoch": steps,
-                 "init_checkpoint": self._stable_dir(recipe), "early_stopping_patience": 0, "log_images_every": 0,
-                 "data_dir": self.data_dir, "model_dir": run_dir}
-        cpu = self._cpu(recipe)["cpu_minutes"] + _train(flags)
+        if run_files.read_json(f"{run_dir}/metrics.json") is None:
+            self.stable(recipe, budget)
+            start = backup.Start.of(self._stable_dir(recipe))
+            steps = max(1, round(COOLDOWN_SHARE * start.step))
+            print(f"[{recipe}] cool-down from step {start.step}: {steps} steps", flush=True)
+            recipe_flags = RECIPES[recipe]
+            flags = {**self.trainer_flags, **sized({**recipe_flags.stable, **recipe_flags.final}, self.side),
+                     "lr_schedule": "wsd", "cooldown_steps": steps, "epochs": 1, "steps_per_epoch": steps,
+                     "init_checkpoint": self._stable_dir(recipe), "early_stopping_patience": 0,
+                     "log_images_every": 0, "data_dir": self.data_dir, "model_dir": run_dir}
+            cpu = self._cpu(recipe)["cpu_minutes"] + _train(flags)
+            run_files.write_json(f"{run_dir}/cpu.json", {"cpu_minutes": cpu, "stable_step": start.step,
+                                                         "stable_seconds": self._stable_seconds(recipe)})
         result = run_files.read_json(f"{run_dir}/metrics.json")
-        stable_seconds = self._stable_seconds(recipe)
+        # Unknown CPU when the process that trained it was stopped before it could note it.
+        spent = run_files.read_json(f"{run_dir}/cpu.json") or {
+            "cpu_minutes": None, "stable_step": backup.Start.of(self._stable_dir(recipe)).step,
+            "stable_seconds": self._stable_seconds(recipe)}
+        print(f"[{recipe}] scoring hints and suggestions", flush=True)
         row = {"recipe": recipe, "budget_minutes": budget,
-               "minutes": round((stable_seconds + result["training_seconds"]) / 60, 2),
-               "cpu_minutes": round(cpu, 2), "steps": start.step + steps, **_scores(result)}
+               "minutes": round((spent["stable_seconds"] + result["training_seconds"]) / 60, 2),
+               "cpu_minutes": None if spent["cpu_minutes"] is None else round(spent["cpu_minutes"], 2),
+               "steps": spent["stable_step"] + result["flags"]["cooldown_steps"], **_scores(result)}
         row.update(self._interaction(run_dir, result))
         self.rows.append(row)
         run_files.write_json(self._rows_file, self.rows)
         return row
 
     def _stable_seconds(self, recipe: str) -> float:
+        """Seconds of training the stable run has used (its time budget's count), 0 before it starts."""
         state = backup.read_state(run_files.RunFiles(self._stable_dir(recipe)).backup)
-        return float(state["callbacks"][-1]["used"])  # the time budget's count, the last stateful callback
+        return float(next((saved["used"] for saved in state["callbacks"] if "used" in saved), 0.0)) if state else 0.0
 
     def _interaction(self, run_dir: str, result: dict) -> dict:
         net, prep = model_file.load(f"{run_dir}/model.keras")
@@ -163,9 +187,8 @@ def run(study_dir: str, data_dir: str, trainer_flags: dict, budgets: list[float]
             if curve.measured(recipe, budget):
                 print(f"[{recipe}] {budget:g} minutes: measured earlier, kept", flush=True)
                 continue
-            curve.stable(recipe, budget)
             curve.cooldown(recipe, budget)
-    rows = sorted((r for r in curve.rows if r["recipe"] in recipes), key=lambda r: (r["recipe"], r["minutes"]))
+    rows = sorted((r for r in curve.rows if r["recipe"] in recipes), key=lambda r: (r["recipe"], r["budget_minutes"]))
     return write(curve.dir, rows, recipes, command)
 
 

@@ -66,11 +66,11 @@ def test_a_longer_list_keeps_the_rows_and_continues_the_stable_run(curve, tiny_r
     study_dir, _ = curve
     first = _rows(study_dir)
     step = _stable_step(study_dir, "windows")
-    stdout = _study(tiny_records, study_dir, "0.04,0.08", "windows")
+    stdout = _study(tiny_records, study_dir, "0.04,0.3", "windows")
     assert "[windows] 0.04 minutes: measured earlier, kept" in stdout
     rows = _rows(study_dir)
     assert rows[0] == next(r for r in first if r["recipe"] == "windows")
-    assert [r["budget_minutes"] for r in rows] == ["0.04", "0.08"]
+    assert [r["budget_minutes"] for r in rows] == ["0.04", "0.3"]
     assert _stable_step(study_dir, "windows") > step  # trained on from where it paused, not from the start
     assert int(rows[1]["steps"]) > int(rows[0]["steps"])
 

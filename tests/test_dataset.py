@@ -203,3 +203,22 @@ def test_empty_split_is_a_clear_error(made_photos, tmp_path):
                    f"--size={SIZE}", "--split=100/0/0")
     with pytest.raises(dataset.DataError, match="split 'val' .* has no examples"):
         dataset.make_dataset(dataset.Records.open(str(tmp_path), "val"), 4, training=False)
+
+
+def test_views_are_whole_photos_at_the_view_size_and_labels_pass_through(records_dir):
+    records = dataset.Records.open(str(records_dir), "train")
+
+    def batches(**kwargs):
+        return list(dataset.make_dataset(records, 8, training=True, seed=4, augmentation=True, with_labels=True,
+                                         **kwargs).as_numpy_iterator())
+
+    whole, views = batches(), batches(view_size=16)
+    assert [(l8.shape, ab8.shape) for l8, ab8, _ in views] == [((8, 16, 16, 1), (8, 16, 16, 2))] * len(whole)
+    assert all(np.array_equal(a[2], b[2]) for a, b in zip(whole, views))  # the same photos, labels kept
+    # Each view holds all of its scaled photo: its mean lightness is the photo's, not a window's.
+    for (l8, _, _), (view_l8, _, _) in zip(whole, views):
+        np.testing.assert_allclose(view_l8.mean(axis=(1, 2, 3)), l8.mean(axis=(1, 2, 3)), atol=3)
+    windows = batches(view_size=16, crop_size=8)
+    assert windows[0][0].shape == (8, 8, 8, 1)
+    with pytest.raises(dataset.DataError, match="views are made by the augmentation"):
+        dataset.make_dataset(records, 8, training=True, seed=4, view_size=16)

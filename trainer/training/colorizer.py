@@ -82,6 +82,12 @@ class Colorizer(keras.Model):
         """ab for L (b, h, w, 1) with no hints."""
         return self.net(hints.network_input(lightness) if self.hint_aware else lightness, training=False)
 
+    def species_logits(self, l8):
+        """The species head's logits (b, species) for photos L8 (b, h, w, 1) given no hints."""
+        lightness = color_tf.l8_to_input(l8)
+        inputs = hints.network_input(lightness) if self.hint_aware else lightness
+        return self.species_head(self._with_features(inputs, training=False)[1], training=False)
+
     def _loss_and_gradients(self, l8, ab8, step, photo_species=None):
         # The global mean: sum over this replica's images over the global batch, then all-reduced.
         context = tf.distribute.get_replica_context()

@@ -10,7 +10,7 @@ import pytest
 import tensorflow as tf
 
 from pipeline import ab_bins
-from trainer.training import colorizer, losses, run
+from trainer.training import colorizer, epochs, losses, run
 from trainer.training.config import RunConfig
 from trainer.network import colour_classes, models
 from tests.conftest import REPO
@@ -136,3 +136,21 @@ def test_under_bfloat16_the_classification_loss_is_taken_in_float32():
     assert model.net.get_layer(colour_classes.LOGITS_LAYER).compute_dtype == "float32"
     per_image, _ = model._loss_and_gradients(tf.constant(L8), tf.constant(AB8), tf.constant(0, tf.int64))
     assert per_image.dtype == tf.float32 and np.all(np.isfinite(per_image))
+
+
+@pytest.mark.parametrize("precision", ["float32", "mixed_float16"])
+def test_the_weights_average_is_put_in_under_every_precision(precision):
+    """Validation, the best checkpoint and the export read the network inside `averaged_weights`."""
+    keras.utils.set_random_seed(0)
+    config = RunConfig("", "", learning_rate=3e-3, precision=precision, ema_momentum=0.5)
+    with run._dtype_policy(precision):
+        model = colorizer.Colorizer(models.context_unet(16, width=8, bins=BINS), losses.build("classification", BINS),
+                                    jit_compile=False)
+        model.compile(optimizer=run._optimizer(config), jit_compile=False)
+    model.build_all(16)
+    _fit(model, epochs=3)
+    trained = [w.copy() for w in model.net.get_weights()]
+    with epochs.averaged_weights(model):
+        inside = model.net.get_weights()
+    assert any(not np.array_equal(a, b) for a, b in zip(inside, trained))
+    assert all(np.array_equal(a, b) for a, b in zip(model.net.get_weights(), trained))  # taken out again

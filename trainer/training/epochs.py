@@ -104,7 +104,7 @@ class Epochs:
         if self._pause and self._model.stop_training and step < steps:
             self._paused(Position(epoch, step))
         logs = {"loss": logs.get("loss", None) or self._loss()}
-        with self._average_weights():
+        with averaged_weights(self._model):
             self._callbacks.on_test_begin(logs)
             for prefix, batches in self._validation.items():
                 logs.update({f"{prefix}{name}": value
@@ -126,16 +126,20 @@ class Epochs:
         total, count = self._loop.global_sums()
         return total / count if count else float("nan")
 
-    def _average_weights(self):
-        """While open, the model holds the optimizer's moving average of its weights, when one is kept."""
-        return _average_weights(self._model) if self._model.optimizer.use_ema else contextlib.nullcontext()
 
 
 @contextlib.contextmanager
-def _average_weights(model):
-    trained = model.net.get_weights()
-    model.optimizer.finalize_variable_values(model.net.trainable_variables)
+def averaged_weights(model):
+    """While open, the model's network holds the optimizer's moving average of its weights, when one is kept.
+
+    Under mixed_float16 the optimizer is Keras's LossScaleOptimizer, whose own `use_ema` is always False:
+    the average lives in the optimizer it wraps."""
+    keeps_average = getattr(model.optimizer, "inner_optimizer", model.optimizer).use_ema
+    trained = model.net.get_weights() if keeps_average else None
+    if keeps_average:
+        model.optimizer.finalize_variable_values(model.net.trainable_variables)
     try:
         yield
     finally:
-        model.net.set_weights(trained)
+        if keeps_average:
+            model.net.set_weights(trained)

@@ -291,6 +291,7 @@ def _interrupted(command, model_dir, logs, kills):
                       f"{', torn ' + ' '.join(torn) if code == -9 and torn else ''}")
         assert code in (0, -9, -15, 143), f"{report}\n{stderr[-3000:]}"
         assert code != 143 or "SIGTERM: saved after step" in stdout and "Traceback" not in stderr, stderr[-3000:]
+        assert stdout.count("SIGTERM") <= 1, stdout[-2000:]  # one save, one line
         epochs = [line.split()[1].split("/")[0] for line in stdout.splitlines() if line.startswith("Epoch ")]
         assert epochs[:1] in ([], [str(epoch + 1)]), (report, epochs)  # resumed, not started again
         if code == 0:
@@ -448,3 +449,19 @@ def test_missing_data_dir_is_named(tmp_path):
     done = run_module("trainer.task", f"--model_dir={tmp_path}")
     assert done.returncode != 0 and "Traceback" not in done.stderr
     assert "--data_dir" in done.stderr
+
+
+def _paused_step(stdout: str) -> int:
+    return int(re.search(r"Paused after step (\d+)/", stdout).group(1))
+
+
+def test_a_paused_run_resumes_its_time_budget_whichever_callbacks_it_keeps(tiny_records, tmp_path):
+    """--budget_ends=pause checkpoints and exits 0 unfinished; resumed without early stopping, the time budget
+    still knows the time it used (each callback's state is its own, not a position in a list)."""
+    flags = _flags(tiny_records, tmp_path, "--model=lowres_unet", "--loss=mae", "--steps_per_epoch=100000",
+                   "--epochs=1", "--log_images_every=0", "--budget_ends=pause", "--time_budget_minutes=0.3")
+    first = run_module("trainer.task", *flags, "--early_stopping_patience=3")
+    assert first.returncode == 0 and not (tmp_path / "metrics.json").exists(), first.stderr[-3000:]
+    again = run_module("trainer.task", *flags, "--early_stopping_patience=0")
+    assert again.returncode == 0, again.stderr[-3000:]
+    assert _paused_step(again.stdout) - _paused_step(first.stdout) == 1  # its 18 s were used: one more step

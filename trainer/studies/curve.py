@@ -149,7 +149,7 @@ class Curve:
     def _stable_seconds(self, recipe: str) -> float:
         """Seconds of training the stable run has used (its time budget's count), 0 before it starts."""
         state = backup.read_state(run_files.RunFiles(self._stable_dir(recipe)).backup)
-        return float(next((saved["used"] for saved in state["callbacks"] if "used" in saved), 0.0)) if state else 0.0
+        return float(state["callbacks"].get("TimeBudget", {}).get("used", 0.0)) if state else 0.0
 
     def _interaction(self, run_dir: str, result: dict) -> dict:
         net, prep = model_file.load(f"{run_dir}/model.keras")

@@ -50,8 +50,13 @@ class Position:
 
 
 def read_state(backup_dir: str) -> dict | None:
-    """The last checkpoint's state (position, checkpoint names, loss sums, callbacks); None for a new run."""
-    return run_files.read_json(f"{backup_dir}/{STATE_FILE}")
+    """The last checkpoint's state (position, checkpoint names, loss sums, callbacks by class name); None for
+    a new run."""
+    state = run_files.read_json(f"{backup_dir}/{STATE_FILE}")
+    if state and isinstance(state.get("callbacks"), list):  # written as a list by earlier versions
+        by_fields = {fields: callback.__name__ for callback, fields in _STATE.items()}
+        state["callbacks"] = {by_fields[tuple(saved)]: saved for saved in state["callbacks"]}
+    return state
 
 
 def position(state: dict | None) -> Position:
@@ -120,7 +125,7 @@ class Backup:
         self._data = tf.train.Checkpoint(data=loop.iterator) if with_data else None
         self._data_dir = f"{directory}/data-{cluster.task_type}-{cluster.task_index}"
         self._stateful = [c for c in stateful if type(c) in _STATE]
-        self._callback_state, self._kept = [], []
+        self._callback_state, self._kept = {}, []
 
     @property
     def workers(self) -> int:
@@ -144,9 +149,10 @@ class Backup:
         return where
 
     def restore_callbacks(self) -> None:
-        """Puts back the callbacks' state; call it after `on_train_begin`, where they reset themselves."""
-        for callback, saved in zip(self._stateful, self._callback_state):
-            for name, value in saved.items():
+        """Puts back the callbacks' state, each its own by name (a resumed run may keep fewer or more of them);
+        call it after `on_train_begin`, where they reset themselves."""
+        for callback in self._stateful:
+            for name, value in self._callback_state.get(type(callback).__name__, {}).items():
                 setattr(callback, name, value)
 
     def save(self, where: Position) -> None:
@@ -171,8 +177,8 @@ class Backup:
         if self._cluster.is_chief and state is not None:
             self._commit({**state, "epoch": epochs, "step": 0, "callbacks": self._callbacks()})
 
-    def _callbacks(self) -> list[dict]:
-        return [{name: _plain(getattr(c, name)) for name in _STATE[type(c)]} for c in self._stateful]
+    def _callbacks(self) -> dict[str, dict]:
+        return {type(c).__name__: {name: _plain(getattr(c, name)) for name in _STATE[type(c)]} for c in self._stateful}
 
     def _commit(self, state: dict) -> None:
         run_files.write_text_atomically(f"{self._dir}/{STATE_FILE}", json.dumps(state))

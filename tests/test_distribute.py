@@ -76,3 +76,10 @@ def test_workers_take_the_chiefs_starting_point():
     with pytest.raises(distribute.ConfigError, match=r"this worker finds Position\(epoch=2, step=3\) in "
                                                       r"--model_dir, the chief Position\(epoch=0, step=0\)"):
         distribute.agreed(strategy, Position(2, 3), is_chief=False)  # a one-worker cluster whose chief is not it
+
+
+def test_a_barrier_is_traced_once_however_often_a_run_passes_it():
+    strategy = tf.distribute.get_strategy()
+    for _ in range(3):
+        distribute.barrier(strategy)
+    assert distribute._all_reduce_of_nothing(strategy).experimental_get_tracing_count() == 1

@@ -7,6 +7,7 @@ checkpoints, logs and exports; other workers' copies go to a scratch folder.
 """
 
 import dataclasses
+import functools
 import json
 import os
 import tempfile
@@ -135,12 +136,14 @@ def writable_dir(model_dir: str, cluster: Cluster) -> str:
 
 def barrier(strategy: tf.distribute.Strategy) -> None:
     """Wait until every worker gets here (an all-reduce of nothing)."""
+    _all_reduce_of_nothing(strategy)()
 
-    @tf.function
-    def all_reduce():
-        return strategy.reduce(tf.distribute.ReduceOp.SUM, strategy.run(lambda: tf.constant(1.0)), axis=None)
 
-    all_reduce()
+@functools.lru_cache(maxsize=None)
+def _all_reduce_of_nothing(strategy: tf.distribute.Strategy):
+    """One tf.function per strategy, traced once: a new one per barrier would be traced at every checkpoint."""
+    return tf.function(lambda: strategy.reduce(tf.distribute.ReduceOp.SUM, strategy.run(lambda: tf.constant(1.0)),
+                                               axis=None))
 
 
 def agreed(strategy: tf.distribute.Strategy, value, is_chief: bool):

@@ -72,7 +72,7 @@ flags.DEFINE_integer("steps_per_epoch", DEFAULTS.steps_per_epoch, "Training step
                      lower_bound=1)
 flags.DEFINE_integer("steps_per_execution", DEFAULTS.steps_per_execution, "Training steps run per call into "
                      "TensorFlow (Keras compile's steps_per_execution): fewer round trips from Python, for fast "
-                     "accelerators; callbacks then see every Nth step. Must divide the steps of an epoch.",
+                     "accelerators; callbacks then see every Nth step (an epoch's last call runs what is left).",
                      lower_bound=1)
 flags.DEFINE_integer("checkpoint_every_steps", DEFAULTS.checkpoint_every_steps, "Save what a re-run resumes from "
                      "every N training steps (with --steps_per_execution, at the first call past each multiple), besides each "

@@ -209,11 +209,7 @@ def _callbacks(config: RunConfig, files: RunFiles, splits: Splits, cluster, epoc
 
 
 def _epoch_steps(config: RunConfig, splits: Splits, global_batch: int) -> int:
-    steps = config.steps_per_epoch or splits.train_examples // global_batch
-    if steps % config.steps_per_execution:
-        raise ConfigError(f"--steps_per_execution={config.steps_per_execution} does not divide the {steps} steps "
-                          "of an epoch (--steps_per_epoch)")
-    return steps
+    return config.steps_per_epoch or splits.train_examples // global_batch
 
 
 def _fit(model, strategy, config: RunConfig, splits: Splits, files: RunFiles, cluster) -> dict | None:

@@ -465,3 +465,13 @@ def test_a_paused_run_resumes_its_time_budget_whichever_callbacks_it_keeps(tiny_
     again = run_module("trainer.task", *flags, "--early_stopping_patience=0")
     assert again.returncode == 0, again.stderr[-3000:]
     assert _paused_step(again.stdout) - _paused_step(first.stdout) == 1  # its 18 s were used: one more step
+
+
+def test_resuming_on_another_number_of_replicas_is_refused_in_one_line(tiny_records, tmp_path):
+    flags = _flags(tiny_records, tmp_path, "--model=lowres_unet", "--loss=mae", "--log_images_every=0",
+                   "--steps_per_epoch=100000", "--epochs=1", "--budget_ends=pause", "--time_budget_minutes=0.02")
+    assert run_module("trainer.task", *flags).returncode == 0
+    done = run_module("trainer.task", *flags, "--logical_cpus=2", "--strategy=mirrored")
+    assert done.returncode == 2 and "Traceback" not in done.stderr, done.stderr[-2000:]
+    assert ("the checkpoint's data position was saved with 1 replica(s) on 1 worker(s), this run has 2 on 1"
+            in done.stderr)

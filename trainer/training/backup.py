@@ -59,6 +59,21 @@ def read_state(backup_dir: str) -> dict | None:
     return state
 
 
+def layout(strategy: tf.distribute.Strategy, cluster: distribute.Cluster) -> dict:
+    """How a run's data is laid out over its input pipelines: each worker's iterator yields one batch per
+    local replica, so a data position saved on one layout cannot be read on another."""
+    return {"workers": cluster.workers, "replicas": strategy.num_replicas_in_sync}
+
+
+def refuse_another_layout(state: dict | None, strategy: tf.distribute.Strategy, cluster: distribute.Cluster) -> None:
+    """A resumed run's data position needs the layout it was saved on: another is named in one line."""
+    saved, now = (state or {}).get("layout"), layout(strategy, cluster)
+    if saved and saved != now:
+        raise ConfigError(f"the checkpoint's data position was saved with {saved['replicas']} replica(s) on "
+                          f"{saved['workers']} worker(s), this run has {now['replicas']} on {now['workers']}: resume "
+                          "with the same --strategy, --logical_cpus and cluster, or --overwrite to start again")
+
+
 def position(state: dict | None) -> Position:
     return Position(state["epoch"], state.get("step", 0)) if state else Position()
 
@@ -169,7 +184,7 @@ class Backup:
         model = f"model-{where.tag}"
         self._model.write(f"{self._dir}/{model}")
         self._commit({"epoch": where.epoch, "step": where.step, "model": model, "loss_sums": sums,
-                      "callbacks": self._callbacks()})
+                      "callbacks": self._callbacks(), "layout": layout(self._strategy, self._cluster)})
 
     def finish(self, epochs: int) -> None:
         """Training stopped early (early stopping, the time budget): a re-run trains no more."""

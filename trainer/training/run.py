@@ -350,6 +350,8 @@ def train(config: RunConfig) -> str:
     print(f"Training on {distribute.describe(strategy, cluster)}, precision {config.precision}, "
           f"XLA {'on' if jit else 'off'}, op determinism {'on' if config.deterministic else 'off'}", flush=True)
     resume = backup.read_state(files.backup)
+    if not config.data_service:  # through the service the stream is rebuilt from the position, for any layout
+        backup.refuse_another_layout(resume, strategy, cluster)
     distribute.agreed(strategy, backup.position(resume), cluster.is_chief)  # every worker resumes where the chief does
     keras.utils.set_random_seed(config.seed)
     model = _build(strategy, config, splits, jit)

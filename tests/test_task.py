@@ -179,6 +179,10 @@ def test_tensorboard_has_every_scalar_per_epoch_and_the_photos(finished_run):
     for tag in ("epoch_loss", "epoch_rgb_psnr", "epoch_rgb_ssim", "epoch_ab_psnr", "epoch_colourfulness"):
         assert validation[tag] == every_epoch, tag
     assert list(_tags(model_dir / "logs" / "images").values()) == [every_epoch]
+    assert "epoch_seconds" in train and "epoch_epoch_seconds" not in train  # each tag named once
+    logged = {4, 8, 9, 13, 17, 18, 22, 26, 27}  # every 4th step of each 9-step epoch, and each epoch's last
+    assert train["step_loss"] == train["step_learning_rate"] == logged
+    assert train["step_examples_per_second"] == logged - {4, 13, 22}  # from each epoch's second reading on
 
 
 LOAD_AND_COLOURIZE = """

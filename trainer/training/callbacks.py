@@ -54,7 +54,11 @@ class Throughput(keras.callbacks.Callback):
         ran = self._steps - (self._first or 0)
         logs["examples_per_second"] = ran * self._batch / (self._seconds or logs["epoch_seconds"])
         logs["steps"] = self._steps
-        logs["learning_rate"] = float(keras.ops.convert_to_numpy(self.model.optimizer.learning_rate))
+        logs["learning_rate"] = _learning_rate(self.model)
+
+
+def _learning_rate(model) -> float:
+    return float(keras.ops.convert_to_numpy(model.optimizer.learning_rate))
 
 
 class TimeBudget(keras.callbacks.Callback):
@@ -263,18 +267,36 @@ class PhotoLogger(keras.callbacks.Callback):
 
 
 class Summaries(keras.callbacks.Callback):
-    """TensorBoard scalars, each once per epoch under Keras's tags (`epoch_loss`, ...) and numbered as the console
-    numbers epochs: the training ones in `train/`, validation's (`val_x` as `epoch_x`) in `validation/`."""
+    """TensorBoard scalars: each epoch's under Keras's tags (`epoch_loss`, ...), numbered as the console numbers
+    epochs, the training ones in `train/` and validation's (`val_x` as `epoch_x`) in `validation/`; and at every
+    logging step, numbered by the run's step, the training loss, learning rate and examples/s since the last
+    (`step_loss`, `step_learning_rate`, `step_examples_per_second` in `train/`)."""
 
-    def __init__(self, log_dir: str):
+    def __init__(self, log_dir: str, global_batch_size: int):
         super().__init__()
         self._writers = {part: tf.summary.create_file_writer(f"{log_dir}/{part}") for part in ("train", "validation")}
+        self._batch = global_batch_size
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._epoch, self._last = epoch, None
+
+    def on_train_batch_end(self, batch, logs=None):
+        if "loss" not in (logs or {}):  # read back only at logging steps
+            return
+        step, now = self._epoch * self.params["steps"] + batch + 1, time.perf_counter()
+        with self._writers["train"].as_default():
+            tf.summary.scalar("step_loss", float(logs["loss"]), step=step)
+            tf.summary.scalar("step_learning_rate", _learning_rate(self.model), step=step)
+            if self._last:
+                tf.summary.scalar("step_examples_per_second",
+                                  (step - self._last[0]) * self._batch / (now - self._last[1]), step=step)
+        self._last = (step, now)
 
     def on_epoch_end(self, epoch, logs=None):
         for name, value in (logs or {}).items():
             part, tag = ("validation", name[len("val_"):]) if name.startswith("val_") else ("train", name)
             with self._writers[part].as_default():
-                tf.summary.scalar(f"epoch_{tag}", float(value), step=epoch + 1)
+                tf.summary.scalar(f"epoch_{tag.removeprefix('epoch_')}", float(value), step=epoch + 1)
         for writer in self._writers.values():
             writer.flush()
 

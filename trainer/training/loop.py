@@ -4,7 +4,7 @@
 per-replica step (`Colorizer.train_replica_step`: forward and gradients XLA-compiled where asked,
 then the optimizer's update with the gradients all-reduced) under `strategy.run`. Nothing is read
 back to the host during a call: the training loss is summed on each device and read only when the
-caller asks (`local_loss` on this worker alone, `global_sums` over every worker, a collective).
+caller asks (`global_sums`, over every worker: a collective).
 
 The batches come from this worker's own `tf.data` iterator, which a checkpoint can hold (TF 2.16's
 distributed iterators cannot be checkpointed): each element holds one batch per local replica,
@@ -47,13 +47,6 @@ class Loop:
     def run(self, steps: int) -> None:
         """`steps` training steps, in one call; returns without reading anything back."""
         self._steps(tf.constant(steps, tf.int64))
-
-    def local_loss(self) -> float:
-        """The mean training loss since the last `reset`, over this worker's replicas (no other worker is asked)."""
-        self.reads += 1
-        total, count = (sum(float(part.numpy()) for part in self._strategy.experimental_local_results(v))
-                        for v in self._sums)
-        return total / count if count else float("nan")
 
     def _summed_everywhere(self):
         values = self._strategy.run(lambda: tf.stack([tf.identity(v) for v in self._sums]))

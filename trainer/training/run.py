@@ -185,7 +185,7 @@ def _callbacks(config: RunConfig, files: RunFiles, splits: Splits, cluster, epoc
         *([trainer_callbacks.Profile(f"{write_dir}/logs/train", *profile, epoch_steps)] if profile else []),
         trainer_callbacks.BestWeights(f"{write_dir}/checkpoints/best.weights.h5", monitor),
         trainer_callbacks.History(f"{write_dir}/history.csv"),
-        trainer_callbacks.Summaries(f"{write_dir}/logs"),
+        trainer_callbacks.Summaries(f"{write_dir}/logs", global_batch),
         trainer_callbacks.Progress(global_batch, config.epochs),
     ]
     if config.early_stopping_patience:
@@ -212,7 +212,7 @@ def _epoch_steps(config: RunConfig, splits: Splits, global_batch: int) -> int:
     return config.steps_per_epoch or splits.train_examples // global_batch
 
 
-def _fit(model, strategy, config: RunConfig, splits: Splits, files: RunFiles, cluster) -> dict | None:
+def _train_epochs(model, strategy, config: RunConfig, splits: Splits, files: RunFiles, cluster) -> dict | None:
     """Train from the last checkpoint (none: from the start) to --epochs; returns where the loss diverged
     (None if it did not).
 
@@ -356,7 +356,7 @@ def train(config: RunConfig) -> str:
     keras.utils.set_random_seed(config.seed)
     model = _build(strategy, config, splits, jit)
 
-    diverged = _fit(model, strategy, config, splits, files, cluster)
+    diverged = _train_epochs(model, strategy, config, splits, files, cluster)
     distribute.barrier(strategy)  # every worker waits for the chief's last checkpoint
     facts = {"flags": config.to_json(), "versions": _versions()}
     if diverged:

@@ -466,6 +466,7 @@ def test_a_paused_run_resumes_its_time_budget_whichever_callbacks_it_keeps(tiny_
                    "--epochs=1", "--log_images_every=0", "--budget_ends=pause", "--time_budget_minutes=0.3")
     first = run_module("trainer.task", *flags, "--early_stopping_patience=3")
     assert first.returncode == 0 and not (tmp_path / "metrics.json").exists(), first.stderr[-3000:]
+    assert "Epoch 1 (of at most 1; time budget 0.3 min)" in first.stdout.splitlines()
     again = run_module("trainer.task", *flags, "--early_stopping_patience=0")
     assert again.returncode == 0, again.stderr[-3000:]
     assert _paused_step(again.stdout) - _paused_step(first.stdout) == 1  # its 18 s were used: one more step

@@ -126,17 +126,19 @@ class TimeBudget(keras.callbacks.Callback):
 
 
 class Progress(keras.callbacks.Callback):
-    """The console's account of training: `Epoch n/N`, a line at each logging step (step/steps, loss,
+    """The console's account of training: `Epoch n/N` (under a time budget, which N only caps), a line at each logging step (step/steps, loss,
     examples/s), the epoch's line when its training ends (steps, time, time per step, loss), and validation's
     time and main metrics on a line of their own. An epoch cut short (time budget) ends showing the steps it ran.
     """
 
-    def __init__(self, global_batch_size: int, epochs: int):
+    def __init__(self, global_batch_size: int, epochs: int, budget_minutes: float | None = None):
         super().__init__()
-        self._batch, self._epochs = global_batch_size, epochs
+        self._batch, self._epochs, self._budget = global_batch_size, epochs, budget_minutes
 
     def on_epoch_begin(self, epoch, logs=None):
-        print(f"Epoch {epoch + 1}/{self._epochs}", flush=True)
+        # Under a time budget, --epochs is only a ceiling: the budget says when training ends.
+        of = f" (of at most {self._epochs}; time budget {self._budget:g} min)" if self._budget else f"/{self._epochs}"
+        print(f"Epoch {epoch + 1}{of}", flush=True)
         self._start, self._first, self._done, self._validation_start = time.perf_counter(), None, 0, None
 
     def on_train_batch_begin(self, batch, logs=None):

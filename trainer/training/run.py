@@ -186,7 +186,7 @@ def _callbacks(config: RunConfig, files: RunFiles, splits: Splits, cluster, epoc
         trainer_callbacks.BestWeights(f"{write_dir}/checkpoints/best.weights.h5", monitor),
         trainer_callbacks.History(f"{write_dir}/history.csv"),
         trainer_callbacks.Summaries(f"{write_dir}/logs", global_batch),
-        trainer_callbacks.Progress(global_batch, config.epochs),
+        trainer_callbacks.Progress(global_batch, config.epochs, config.time_budget_minutes),
     ]
     if config.early_stopping_patience:
         keras_callbacks.append(keras.callbacks.EarlyStopping(monitor, patience=config.early_stopping_patience))

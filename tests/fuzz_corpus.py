@@ -42,15 +42,23 @@ def _deflated_zeros(size: int) -> bytes:
     return b"".join(squeeze.compress(block) for _ in range(whole)) + squeeze.compress(block[:rest]) + squeeze.flush()
 
 
-def tiff(entries: list[tuple[int, int]], pixels: bytes) -> bytes:
-    """A little-endian gray 8-bit TIFF with these (tag, LONG value) entries, in this order (duplicates kept),
-    and deflated pixel data as its one strip or tile; offsets and byte counts are filled in here."""
+# TIFF field types: the sizes a TIFF may give its width and height in, signed ones included (libtiff reads those).
+SHORT, LONG, SSHORT, SLONG = 3, 4, 8, 9
+
+
+def tiff(entries: list[tuple[int, ...]], pixels: bytes) -> bytes:
+    """A little-endian gray 8-bit TIFF with these (tag, value) LONG or (tag, value, type) entries, in this order
+    (duplicates kept), and deflated pixel data as its one strip or tile; offsets and byte counts are filled in
+    here."""
     common = [(258, 8), (259, 8), (262, 1), (277, 1)]  # 8 bits, deflate, black is zero, one sample
-    tiled = any(tag == 322 for tag, _ in entries)
+    tiled = any(entry[0] == 322 for entry in entries)
     place = [(324, 0), (325, len(pixels))] if tiled else [(273, 0), (279, len(pixels))]
-    listed = entries + common + place
+    listed = [(*entry, LONG)[:3] for entry in entries + common + place]
     data_at = 8 + 2 + 12 * len(listed) + 4
-    ifd = b"".join(struct.pack("<HHII", tag, 4, 1, data_at if tag in (273, 324) else value) for tag, value in listed)
+    ifd = b"".join(struct.pack("<HHI", tag, kind, 1)
+                   + struct.pack({SHORT: "<Hxx", SSHORT: "<hxx", LONG: "<I", SLONG: "<i"}[kind],
+                                 data_at if tag in (273, 324) else value)
+                   for tag, value, kind in listed)
     return b"II*\x00" + struct.pack("<I", 8) + struct.pack("<H", len(listed)) + ifd + b"\x00" * 4 + pixels
 
 
@@ -59,6 +67,14 @@ def tiff_twice(side: int, width: int | None = None, height: int = 0) -> bytes:
     (it ignores a repeated tag), then 64x64, which Pillow reads (the last one wins there)."""
     width, height = width or side, height or side
     return tiff([(256, width), (257, height), (256, 64), (257, 64), (278, height)], _deflated_zeros(width * height))
+
+
+@functools.lru_cache(maxsize=2)
+def tiff_signed_size(side: int = 14_000, small: int = 100) -> bytes:
+    """A TIFF whose first width and height are SSHORT side x side, which libtiff decodes, followed by LONG
+    copies saying small x small, which a reader of unsigned size types alone takes for its size."""
+    return tiff([(256, side, SSHORT), (257, side, SSHORT), (256, small), (257, small), (278, side)],
+                _deflated_zeros(side * side))
 
 
 def tiff_huge_tile(side: int = 16_000) -> bytes:
@@ -123,6 +139,7 @@ def _decoder_lies() -> list[tuple[str, bytes, tuple]]:
     return [("tiff_size_twice_8000", tiff_twice(8000), ("too_large", "corrupt")),
             ("tiff_size_twice_2000000x1", tiff_twice(0, 2_000_000, 1), ("too_large", "corrupt")),
             ("tiff_huge_tile", tiff_huge_tile(), ("too_large",)),
+            ("tiff_signed_size", tiff_signed_size(), ("too_large",)),
             ("jpeg_20000_scans", jpeg_scans(), ("too_many_scans", "too_large"))]
 
 

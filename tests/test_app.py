@@ -725,6 +725,22 @@ def test_files_that_lie_to_the_decoders_are_refused_from_their_headers(app_at_de
     still_answers(app_at_default_limits.url, photo)
 
 
+def test_a_tiff_whose_signed_size_lies_to_the_header_check_is_refused_in_seconds_within_bounded_memory(
+        app_at_default_limits, photo):
+    """Its SSHORT 14000x14000 is what libtiff decodes (196 megapixels, 588 MB as colour), its LONG 100x100 what
+    the header check reads: the decoder process, held to what 100x100 costs, refuses it."""
+    data = fuzz_corpus.tiff_signed_size()
+    still_answers(app_at_default_limits.url, photo)
+    _, peak = memory(app_at_default_limits.process)
+    start = time.monotonic()
+    status, _, body = request(app_at_default_limits.url, "POST", "/api/photos", data, Content_Type=web_app.PHOTO_TYPE)
+    took = time.monotonic() - start
+    assert status == 413 and json.loads(body)["error"].startswith("This photo has too many pixels"), body
+    assert took < 3, took
+    assert memory(app_at_default_limits.process)[1] - peak < 300 * 2**20, memory(app_at_default_limits.process)
+    still_answers(app_at_default_limits.url, photo)
+
+
 def test_costly_photos_decoded_and_previewed_in_parallel_stay_within_the_memory_budget(app_at_default_limits, photo):
     """Three 12-megapixel 16-bit RGBA PNGs at once (about 270 MB each to decode, by their header) and six gray
     previews of one: the app's peak memory grows by at most the budget, the photos it keeps and some slack,

@@ -65,7 +65,8 @@ _SUGGEST_PATH = re.compile(r"/api/photos/([A-Za-z0-9_-]+)/suggest")
 _IMAGE_ERRORS = {"empty_file": "This file is empty", "not_an_image": "This file is not an image",
                  "truncated": "This photo is incomplete", "corrupt": "This photo could not be decoded",
                  "too_large": "This photo has too many pixels", "too_small": "This photo is too small",
-                 "too_many_scans": "This photo would take too long to decode"}
+                 "too_many_scans": "This photo would take too long to decode",
+                 "too_slow": "This photo would take too long to decode"}
 # Everything the page uses comes from this server; photos are shown from blob: URLs made in the page.
 _SECURITY_HEADERS = {"Content-Security-Policy": "default-src 'self'; img-src 'self' blob:; object-src 'none'; "
                                                 "base-uri 'none'; form-action 'none'; frame-ancestors 'none'",

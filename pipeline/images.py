@@ -80,13 +80,25 @@ def _is_truncated(fmt: str, data: bytes) -> bool:
     OpenCV decodes a truncated JPEG without error (the missing rows come out
     gray), so it has to be caught here: a complete JPEG has an end-of-image
     marker after its last start-of-scan (entropy-coded data never contains
-    either marker). A complete PNG ends with its IEND chunk.
+    either marker). A complete PNG's chunks reach its IEND chunk; bytes after
+    it are ignored, as browsers and libpng ignore them.
     """
     if fmt == "jpeg":
         end = data.rfind(b"\xff\xd9")
         return end < 0 or end < data.rfind(b"\xff\xda")
-    if fmt == "png":
-        return b"IEND" not in data[-32:]
+    if fmt == "png":  # one that does not start with IHDR is corrupt, which its header reader says
+        return data[12:16] == b"IHDR" and not _png_reaches_iend(data)
+    return False
+
+
+def _png_reaches_iend(data: bytes) -> bool:
+    """True when the PNG's chunks, each its length, type, data and CRC, lead whole to an IEND chunk."""
+    position = 8
+    while position + 12 <= len(data):
+        length, kind = int.from_bytes(data[position:position + 4], "big"), data[position + 4:position + 8]
+        position += 12 + length
+        if kind == b"IEND":
+            return position <= len(data)
     return False
 
 

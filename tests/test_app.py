@@ -329,6 +329,15 @@ def test_absurd_hints_are_refused_with_a_sentence(app_url, photo, payload, messa
     assert status == 400 and message in json.loads(body)["error"], body[:300]
 
 
+def test_a_hints_request_over_its_limit_is_refused_naming_that_limit(app_url, photo):
+    added = upload(app_url, photo.read_bytes())
+    payload = b'{"hints": [], "padding": "' + b"x" * web_app.MAX_JSON_BYTES + b'"}'
+    status, _, body = request(app_url, "POST", f"/api/photos/{added['id']}/colourize", payload,
+                              Content_Type=web_app.JSON_TYPE)
+    message = json.loads(body)["error"]
+    assert status == 413 and "limit of 64 kB, the app's own for hints" in message and "--max_upload_mb" not in message
+
+
 @pytest.mark.parametrize("data,status", [
     (b"PUT /api/photos HTTP/1.1\r\nHost: {host}\r\n\r\n", 501),
     (b"GET /" + b"a" * 70_000 + b" HTTP/1.1\r\nHost: {host}\r\n\r\n", 414),

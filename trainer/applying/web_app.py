@@ -36,6 +36,8 @@ from trainer.applying.hint_input import Hint
 # (a 40-megapixel photo is 120 MB decoded).
 KEPT_PHOTOS = 4
 MAX_HINTS = 100
+# A hints or suggestion request: MAX_HINTS hints take about 5 kB of JSON, so this fixed limit is ample and no
+# flag sets it.
 MAX_JSON_BYTES = 64_000
 # An oversized upload is read and discarded up to this size, so that the client, still sending, gets the refusal
 # instead of a reset connection; beyond it the connection is just closed.
@@ -376,7 +378,8 @@ class Handler(http.server.BaseHTTPRequestHandler):
 
     def _post(self, path: str):
         if path == "/api/photos":
-            self._send_json(201, self.studio.add_photo(self._body(self.studio.limits.upload_bytes, "photo", PHOTO_TYPE)))
+            self._send_json(201, self.studio.add_photo(self._body(self.studio.limits.upload_bytes, "photo", PHOTO_TYPE,
+                                                                    f"{self.studio.limits.upload_bytes / 1e6:g} MB (--max_upload_mb)")))
         elif (match := _PHOTO_PATH.fullmatch(path)) and match.group(2) == "colourize":
             payload = self._json_body()
             png, seconds = self.studio.colourize_png(match.group(1), payload)
@@ -426,8 +429,9 @@ class Handler(http.server.BaseHTTPRequestHandler):
         if origin is not None and origin.lower() != f"http://{self.headers.get('Host', '')}".lower():
             raise ClientError(403, "This app answers its own page only; other web sites may not send it requests.")
 
-    def _body(self, limit: int, what: str, content_type: str) -> bytes:
-        """The request body of this content type, refused (after discarding it) above `limit` bytes."""
+    def _body(self, limit: int, what: str, content_type: str, limit_said: str) -> bytes:
+        """The request body of this content type, refused (after discarding it) above `limit` bytes, which
+        limit_said states with what sets it."""
         try:
             length = int(self.headers["Content-Length"])
         except (TypeError, ValueError):
@@ -441,8 +445,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
             raise ClientError(415, f"Send the {what} as {content_type}, not {given[:60]}.")
         if length > limit:
             self._discard(length)
-            raise ClientError(413, f"This {what} is {length / 1e6:.1f} MB, more than the limit of "
-                              f"{limit / 1e6:g} MB (--max_upload_mb).")
+            raise ClientError(413, f"This {what} is {length / 1e6:.1f} MB, more than the limit of {limit_said}.")
         return self.rfile.read(length)
 
     def _discard(self, length: int) -> None:
@@ -457,7 +460,8 @@ class Handler(http.server.BaseHTTPRequestHandler):
 
     def _json_body(self):
         try:
-            return json.loads(self._body(MAX_JSON_BYTES, "request", JSON_TYPE))
+            return json.loads(self._body(MAX_JSON_BYTES, "request", JSON_TYPE,
+                                         f"{MAX_JSON_BYTES // 1000} kB, the app's own for hints"))
         except ValueError:
             raise ClientError(400, "The request is not valid JSON.") from None
         except RecursionError:

@@ -13,10 +13,12 @@ after a generous wall-clock deadline. Either way the call raises `LimitExceeded`
 The children are started with `subprocess` rather than forked, so that they hold none of the caller's
 threads, TensorFlow or open files, and they talk over their stdin and stdout in multiprocessing's
 `Connection` framing. A result's arrays come back as pickle out-of-band buffers received straight into
-their own memory: one copy through the pipe, no pickle of the pixels. At most `POOL_SIZE` calls run at
+their own memory: written from the child's array, read into the caller's, nothing pickled or copied
+between. At most `POOL_SIZE` calls run at
 once (one per core: decoding is CPU work); others wait for a free child.
 """
 
+import fcntl
 import math
 import os
 import pickle
@@ -37,6 +39,9 @@ WALL_SECONDS = 10
 # The child's C libraries and Python keep their working memory in few arenas, and BLAS starts no threads
 # (each reserves address space that would count against the limit).
 _CHILD_ENVIRONMENT = {"MALLOC_ARENA_MAX": "2", "OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1"}
+# The answers' pipe holds a typical photo's pixels at once (the kernel's default is 64 kB), so that the child
+# writes them in one go rather than waiting for the parent to read each 64 kB.
+_PIPE_BYTES = 1 << 20
 _ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))  # where the `pipeline` package is
 
 
@@ -91,6 +96,7 @@ class _Child:
                  "PYTHONPATH": os.pathsep.join(filter(None, (_ROOT, os.environ.get("PYTHONPATH"))))})
         self._to = Connection(os.dup(self.process.stdin.fileno()), readable=False)
         self._from = Connection(os.dup(self.process.stdout.fileno()), writable=False)
+        fcntl.fcntl(self._from.fileno(), fcntl.F_SETPIPE_SZ, _PIPE_BYTES)
         self.process.stdin.close()
         self.process.stdout.close()
 
@@ -123,19 +129,28 @@ def _how(status: int) -> str:
 
 
 def _send(connection: Connection, outcome: str, value) -> None:
-    """(outcome, value) as a pickle, then each of its out-of-band buffers as its own message."""
+    """(outcome, value) as a pickle with the sizes of its out-of-band buffers, then the buffers' bytes as they are,
+    written straight from the arrays' memory."""
     buffers = []
-    connection.send_bytes(pickle.dumps((outcome, value), protocol=5, buffer_callback=buffers.append))
-    connection.send_bytes(pickle.dumps([buffer.raw().nbytes for buffer in buffers]))
+    head = pickle.dumps((outcome, value), protocol=5, buffer_callback=buffers.append)
+    connection.send_bytes(pickle.dumps((head, [buffer.raw().nbytes for buffer in buffers])))
     for buffer in buffers:
-        connection.send_bytes(buffer.raw())
+        view = buffer.raw()
+        while view:
+            view = view[os.write(connection.fileno(), view):]
 
 
 def _receive(connection: Connection) -> tuple[str, object]:
-    head = connection.recv_bytes()
-    buffers = [np.empty(size, np.uint8) for size in pickle.loads(connection.recv_bytes())]
+    """What `_send` sent; the buffers' bytes are read straight into the arrays they become."""
+    head, sizes = pickle.loads(connection.recv_bytes())
+    buffers = [np.empty(size, np.uint8) for size in sizes]
     for buffer in buffers:
-        connection.recv_bytes_into(buffer)
+        view = memoryview(buffer)
+        while view:
+            got = os.readv(connection.fileno(), [view])
+            if not got:
+                raise EOFError
+            view = view[got:]
     return pickle.loads(head, buffers=buffers)
 
 

@@ -729,8 +729,9 @@ PETAL = (190, 65)
 @pytest.fixture(scope="module")
 def shipped_app(tmp_path_factory):
     """The app on the model shipped with the project: a colour classifier, so it can suggest."""
-    process, url = start_app(tmp_path_factory.mktemp("shipped_app"))
-    yield url
+    folder = tmp_path_factory.mktemp("shipped_app")
+    process, url = start_app(folder)
+    yield App(url, process, folder / "stderr.txt")
     stop(process)
 
 
@@ -744,8 +745,8 @@ def is_yellow(colour: str) -> bool:
 
 
 def test_the_app_suggests_a_yellow_on_a_sunflowers_petals_most_likely_first(shipped_app, shared_data):
-    photo_id = upload(shipped_app, (shared_data.joinpath(*SUNFLOWER)).read_bytes())["id"]
-    status, _, body = suggest(shipped_app, photo_id, {"x": PETAL[0], "y": PETAL[1], "hints": []})
+    photo_id = upload(shipped_app.url, (shared_data.joinpath(*SUNFLOWER)).read_bytes())["id"]
+    status, _, body = suggest(shipped_app.url, photo_id, {"x": PETAL[0], "y": PETAL[1], "hints": []})
     assert status == 200, body
     answer = json.loads(body)
     probabilities = [s["probability"] for s in answer["suggestions"]]
@@ -758,9 +759,22 @@ def test_the_app_suggests_a_yellow_on_a_sunflowers_petals_most_likely_first(ship
     ({"x": "5", "y": 5, "hints": []}, 400, "must be a number"), ({"x": 5, "y": 5}, 400, "hints"),
 ])
 def test_bad_suggestion_requests_are_refused_with_a_sentence(shipped_app, shared_data, payload, status, message):
-    photo_id = upload(shipped_app, (shared_data.joinpath(*SUNFLOWER)).read_bytes())["id"]
-    answer = suggest(shipped_app, photo_id, payload)
+    photo_id = upload(shipped_app.url, (shared_data.joinpath(*SUNFLOWER)).read_bytes())["id"]
+    answer = suggest(shipped_app.url, photo_id, payload)
     assert answer[0] == status and message in json.loads(answer[2])["error"]
+
+
+def test_memory_after_suggestions_on_a_40_megapixel_photo_stays_bounded(shipped_app):
+    """The first suggestion on a 40-megapixel photo takes the model's working memory at that size (about 1.1 GB);
+    the nine after it reuse that memory rather than adding to it."""
+    photo = cv2.resize(draw_photo("poppy", 0, 240, 320), (7300, 5470), interpolation=cv2.INTER_LINEAR)
+    photo_id = upload(shipped_app.url, cv2.imencode(".jpg", photo, [cv2.IMWRITE_JPEG_QUALITY, 85])[1].tobytes())["id"]
+    point = {"x": 3650, "y": 2735, "hints": []}
+    assert suggest(shipped_app.url, photo_id, point)[0] == 200
+    after_one, _ = memory(shipped_app.process)
+    for _ in range(9):
+        assert suggest(shipped_app.url, photo_id, point)[0] == 200
+    assert memory(shipped_app.process)[0] - after_one < 200 * 2**20, (after_one, memory(shipped_app.process))
 
 
 def test_a_model_without_a_colour_distribution_says_it_cannot_suggest(app_url, photo):
@@ -771,7 +785,7 @@ def test_a_model_without_a_colour_distribution_says_it_cannot_suggest(app_url, p
 def test_clicking_shows_suggestions_and_choosing_one_pins_it_and_recolours(shipped_app, browser, shared_data):
     from selenium.webdriver.common.by import By
 
-    open_photo(browser, shipped_app, shared_data.joinpath(*SUNFLOWER))
+    open_photo(browser, shipped_app.url, shared_data.joinpath(*SUNFLOWER))
     wait(browser, lambda d: shown(d, 0), "the colourization without hints")
     assert browser.find_element(By.ID, "suggest-mode").get_attribute("aria-pressed") == "true"
     image = browser.find_element(By.ID, "gray")

@@ -42,7 +42,7 @@ setuptools.setup(
     python_requires=">=3.11,<3.12",
     packages=setuptools.find_packages(include=["pipeline", "beam_jobs", "trainer", "trainer.*"]),
     package_data={"trainer.default_model": ["model.keras", "MODEL_CARD.md"], "trainer.applying": ["app_page/*"]},
-    install_requires=pinned("apache-beam", "google-crc32c", "numpy", "opencv-python-headless", "pillow"),
+    install_requires=pinned("aiohttp", "apache-beam", "google-crc32c", "numpy", "opencv-python-headless", "pillow"),
     extras_require={
         "trainer": pinned("tensorflow", "tensorflow-io", "keras", "protobuf", "absl-py"),
         "test": pinned("pytest", "scikit-image", "selenium", "gcp-storage-emulator"),

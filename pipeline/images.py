@@ -10,7 +10,7 @@ import cv2
 import numpy as np
 from PIL import Image
 
-from pipeline import image_headers, opencv_limits
+from pipeline import decoders, image_headers, opencv_limits
 
 # Photos above this many pixels are refused before decoding (too_large): a few kB of PNG can
 # declare 20000x20000 pixels, which would take gigabytes to decode. A limit above OpenCV's own
@@ -23,6 +23,13 @@ MAX_SIDE = 1 << 20
 MAX_SCANS = 300
 # Pixels composited at a time, so that the float temporaries of a 40-megapixel photo stay small.
 _BAND_PIXELS = 1 << 20
+# What a decode may use beyond what its header says it costs (decode_bytes): the decoder's tables and
+# threads, Python's own allocations. A file that makes the decoder allocate more than that was lying.
+DECODE_SLACK_BYTES = 256 << 20
+# CPU time a decode may take: a fixed part and a part per megapixel, several times what OpenCV's
+# decoders need (about 0.02 s a megapixel for a baseline JPEG, 0.7 s for 300 scans of 36 megapixels).
+DECODE_CPU_SECONDS = 2.0
+DECODE_CPU_SECONDS_PER_MEGAPIXEL = 0.1
 
 # Formats that may carry an alpha channel, which IMREAD_COLOR would silently drop.
 _ALPHA_FORMATS = ("png", "webp", "tiff")
@@ -53,6 +60,9 @@ class ImageError(ValueError):
         self.reason = reason
         self.detail = detail
 
+    def __reduce__(self):  # raised in a decoder process, raised again in its caller
+        return type(self), (self.reason, self.detail)
+
 
 def sniff_format(data: bytes) -> str | None:
     """The image format named by the file's first bytes, or None."""
@@ -70,13 +80,25 @@ def _is_truncated(fmt: str, data: bytes) -> bool:
     OpenCV decodes a truncated JPEG without error (the missing rows come out
     gray), so it has to be caught here: a complete JPEG has an end-of-image
     marker after its last start-of-scan (entropy-coded data never contains
-    either marker). A complete PNG ends with its IEND chunk.
+    either marker). A complete PNG's chunks reach its IEND chunk; bytes after
+    it are ignored, as browsers and libpng ignore them.
     """
     if fmt == "jpeg":
         end = data.rfind(b"\xff\xd9")
         return end < 0 or end < data.rfind(b"\xff\xda")
-    if fmt == "png":
-        return b"IEND" not in data[-32:]
+    if fmt == "png":  # one that does not start with IHDR is corrupt, which its header reader says
+        return data[12:16] == b"IHDR" and not _png_reaches_iend(data)
+    return False
+
+
+def _png_reaches_iend(data: bytes) -> bool:
+    """True when the PNG's chunks, each its length, type, data and CRC, lead whole to an IEND chunk."""
+    position = 8
+    while position + 12 <= len(data):
+        length, kind = int.from_bytes(data[position:position + 4], "big"), data[position + 4:position + 8]
+        position += 12 + length
+        if kind == b"IEND":
+            return position <= len(data)
     return False
 
 
@@ -188,18 +210,32 @@ def _as_oriented(image: np.ndarray, reference: np.ndarray, orientation: int) -> 
 
 
 def decode_rgb(data: bytes, max_pixels: int = MAX_PIXELS) -> np.ndarray:
-    """Decode any still image OpenCV reads to uint8 RGB (H, W, 3).
+    """Decode any still image OpenCV reads to uint8 RGB (H, W, 3), in a decoder process the OS bounds.
 
     Gray, 16-bit and CMYK sources become 8-bit RGB and EXIF orientation is
     applied (OpenCV's IMREAD_COLOR does both). Transparent pixels are laid on
     white rather than on whatever colour they happen to store, and the photo
     is turned as an opaque one is. The pixel limit is checked on the header
-    before decoding and on the decoded photo again.
+    before decoding and on the decoded photo again; the decode itself runs in
+    a `pipeline.decoders` process held to the memory and CPU time its header
+    says it needs, whatever the rest of the file says.
 
     Raises:
-      ImageError: with reason empty_file, not_an_image, truncated, too_large, too_many_scans or corrupt.
+      ImageError: with reason empty_file, not_an_image, truncated, too_large, too_many_scans, too_slow or
+        corrupt.
     """
-    fmt = inspect(data, max_pixels).fmt
+    header = inspect(data, max_pixels)
+    try:
+        return decoders.run(_decode_here, data, header.fmt, max_pixels,
+                            memory_bytes=decode_bytes(header) + DECODE_SLACK_BYTES,
+                            cpu_seconds=DECODE_CPU_SECONDS + DECODE_CPU_SECONDS_PER_MEGAPIXEL * header.pixels / 1e6)
+    except decoders.LimitExceeded as error:
+        raise ImageError(error.reason, f"{error.detail}; its header declares {header.width}x{header.height} "
+                                       "pixels") from None
+
+
+def _decode_here(data: bytes, fmt: str, max_pixels: int) -> np.ndarray:
+    """decode_rgb's decode, in this process: run in a decoder process only."""
     buffer = np.frombuffer(data, np.uint8)
     bgr = _imdecode(buffer, cv2.IMREAD_COLOR, fmt)
     if bgr is None:
@@ -213,8 +249,11 @@ def decode_rgb(data: bytes, max_pixels: int = MAX_PIXELS) -> np.ndarray:
 
 
 def _imdecode(buffer: np.ndarray, flags: int, fmt: str) -> np.ndarray | None:
-    """cv2.imdecode, whose own refusals (its pixel and side limits, a tile too large) are exceptions."""
+    """cv2.imdecode, whose own refusals (its pixel and side limits, a tile too large) are exceptions; an
+    allocation it could not make (the decoder process's memory limit) is too_large."""
     try:
         return cv2.imdecode(buffer, flags)
     except cv2.error as error:
+        if error.code == cv2.Error.StsNoMem:
+            raise ImageError("too_large", "decoding it needs more memory than its header declares") from None
         raise ImageError("corrupt", f"OpenCV refused this {fmt} file: {str(error).strip().splitlines()[-1]}") from None

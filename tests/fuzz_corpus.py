@@ -42,15 +42,23 @@ def _deflated_zeros(size: int) -> bytes:
     return b"".join(squeeze.compress(block) for _ in range(whole)) + squeeze.compress(block[:rest]) + squeeze.flush()
 
 
-def tiff(entries: list[tuple[int, int]], pixels: bytes) -> bytes:
-    """A little-endian gray 8-bit TIFF with these (tag, LONG value) entries, in this order (duplicates kept),
-    and deflated pixel data as its one strip or tile; offsets and byte counts are filled in here."""
+# TIFF field types: the sizes a TIFF may give its width and height in, signed ones included (libtiff reads those).
+SHORT, LONG, SSHORT, SLONG = 3, 4, 8, 9
+
+
+def tiff(entries: list[tuple[int, ...]], pixels: bytes) -> bytes:
+    """A little-endian gray 8-bit TIFF with these (tag, value) LONG or (tag, value, type) entries, in this order
+    (duplicates kept), and deflated pixel data as its one strip or tile; offsets and byte counts are filled in
+    here."""
     common = [(258, 8), (259, 8), (262, 1), (277, 1)]  # 8 bits, deflate, black is zero, one sample
-    tiled = any(tag == 322 for tag, _ in entries)
+    tiled = any(entry[0] == 322 for entry in entries)
     place = [(324, 0), (325, len(pixels))] if tiled else [(273, 0), (279, len(pixels))]
-    listed = entries + common + place
+    listed = [(*entry, LONG)[:3] for entry in entries + common + place]
     data_at = 8 + 2 + 12 * len(listed) + 4
-    ifd = b"".join(struct.pack("<HHII", tag, 4, 1, data_at if tag in (273, 324) else value) for tag, value in listed)
+    ifd = b"".join(struct.pack("<HHI", tag, kind, 1)
+                   + struct.pack({SHORT: "<Hxx", SSHORT: "<hxx", LONG: "<I", SLONG: "<i"}[kind],
+                                 data_at if tag in (273, 324) else value)
+                   for tag, value, kind in listed)
     return b"II*\x00" + struct.pack("<I", 8) + struct.pack("<H", len(listed)) + ifd + b"\x00" * 4 + pixels
 
 
@@ -59,6 +67,14 @@ def tiff_twice(side: int, width: int | None = None, height: int = 0) -> bytes:
     (it ignores a repeated tag), then 64x64, which Pillow reads (the last one wins there)."""
     width, height = width or side, height or side
     return tiff([(256, width), (257, height), (256, 64), (257, 64), (278, height)], _deflated_zeros(width * height))
+
+
+@functools.lru_cache(maxsize=2)
+def tiff_signed_size(side: int = 14_000, small: int = 100) -> bytes:
+    """A TIFF whose first width and height are SSHORT side x side, which libtiff decodes, followed by LONG
+    copies saying small x small, which a reader of unsigned size types alone takes for its size."""
+    return tiff([(256, side, SSHORT), (257, side, SSHORT), (256, small), (257, small), (278, side)],
+                _deflated_zeros(side * side))
 
 
 def tiff_huge_tile(side: int = 16_000) -> bytes:
@@ -123,7 +139,85 @@ def _decoder_lies() -> list[tuple[str, bytes, tuple]]:
     return [("tiff_size_twice_8000", tiff_twice(8000), ("too_large", "corrupt")),
             ("tiff_size_twice_2000000x1", tiff_twice(0, 2_000_000, 1), ("too_large", "corrupt")),
             ("tiff_huge_tile", tiff_huge_tile(), ("too_large",)),
+            ("tiff_signed_size", tiff_signed_size(), ("too_large",)),
             ("jpeg_20000_scans", jpeg_scans(), ("too_many_scans", "too_large"))]
+
+
+def _tiff_lies() -> list[tuple[str, bytes, tuple]]:
+    """TIFFs whose size fields disagree with each other or with the data: every size type, signed ones negative,
+    duplicated tags in either order, strips and tiles larger than the image, a second page, BigTIFF."""
+    small = _deflated_zeros(64 * 64)
+    lies = [
+        ("tiff_sshort_negative", tiff([(256, -64, SSHORT), (257, -64, SSHORT)], small), ("corrupt", "too_large")),
+        ("tiff_slong_negative", tiff([(256, -1, SLONG), (257, 64)], small), ("corrupt", "too_large")),
+        ("tiff_slong_huge", tiff([(256, 2**31 - 1, SLONG), (257, 2**31 - 1, SLONG), (256, 64), (257, 64)], small),
+         ("corrupt", "too_large")),
+        ("tiff_short_then_long", tiff([(256, 64, SHORT), (257, 64, SHORT), (256, 30_000), (257, 30_000)], small),
+         ("corrupt", "too_large")),
+        ("tiff_width_only_twice", tiff([(256, 64), (257, 64), (256, 64, SSHORT)], small), ("ok", "corrupt")),
+        ("tiff_strip_rows_huge", tiff([(256, 64), (257, 64), (278, 2**32 - 1)], small), ("ok", "corrupt")),
+        ("tiff_strip_bytes_huge", tiff([(256, 64), (257, 64)], small).replace(
+            struct.pack("<HHII", 279, LONG, 1, len(small)), struct.pack("<HHII", 279, LONG, 1, 2**31 - 1)),
+         ("ok", "corrupt")),
+        ("tiff_tile_beyond_image", tiff([(256, 64), (257, 64), (322, 4096), (323, 4096)], _deflated_zeros(4096**2)),
+         ("ok", "corrupt", "too_large")),
+    ]
+    one = tiff([(256, 64), (257, 64)], small)
+    (count,) = struct.unpack("<H", one[8:10])
+    next_at = 8 + 2 + 12 * count  # the first page's link to a second one: a 30000x30000 page after it
+    second = tiff([(256, 30_000), (257, 30_000)], small)
+    linked = one[:next_at] + struct.pack("<I", len(one)) + one[next_at + 4:]
+    lies.append(("tiff_second_page_huge", linked + second[8:], ("ok", "corrupt")))
+    lies.append(("bigtiff", b"II+\x00\x08\x00\x00\x00" + struct.pack("<Q", 16) + one[8:], ("not_an_image", "corrupt")))
+    return lies
+
+
+def _jpeg_dnl(height: int) -> bytes:
+    """A baseline JPEG whose frame header gives `height` rows (0: "see the DNL marker"), followed after its scan
+    by a DNL marker saying 60000 rows."""
+    data = bytearray(_encoded(".jpg"))
+    frame = data.find(b"\xff\xc0")
+    data[frame + 5:frame + 7] = struct.pack(">H", height)
+    end = data.rfind(b"\xff\xd9")
+    return bytes(data[:end]) + b"\xff\xdc\x00\x04" + struct.pack(">H", 60_000) + b"\xff\xd9"
+
+
+def _apng(frame_side: int) -> bytes:
+    """A 128x96 PNG declaring itself animated, with a first frame (fcTL) of frame_side x frame_side."""
+    png = _encoded(".png")
+    actl = chunk(b"acTL", struct.pack(">II", 1, 0))
+    fctl = chunk(b"fcTL", struct.pack(">IIIIIHHBB", 0, frame_side, frame_side, 0, 0, 1, 1, 0, 0))
+    return png[:33] + actl + fctl + png[33:]
+
+
+def _webp_canvas(width: int, height: int) -> bytes:
+    """The 128x96 lossy WebP inside a VP8X container whose canvas says width x height."""
+    frame = _encoded(".webp")[12:]  # the VP8 chunk
+    vp8x = b"VP8X" + struct.pack("<I", 10) + b"\x00" * 4 + (width - 1).to_bytes(3, "little") + (height - 1).to_bytes(3, "little")
+    body = b"WEBP" + vp8x + frame
+    return b"RIFF" + struct.pack("<I", len(body)) + body
+
+
+def _bmp_height(height: int, width: int | None = None) -> bytes:
+    data = bytearray(_encoded(".bmp"))
+    data[18:26] = struct.pack("<ii", width or 128, height)
+    return bytes(data)
+
+
+def header_lies() -> list[tuple[str, bytes, tuple]]:
+    """Headers that contradict themselves or the data, one lie each, in every format the decoders read."""
+    return [
+        *_tiff_lies(),
+        ("jpeg_dnl_height_zero", _jpeg_dnl(0), ("corrupt", "too_large")),
+        ("jpeg_dnl_after_height", _jpeg_dnl(96), ("ok", "corrupt")),
+        ("apng_frame_larger", _apng(30_000), ("ok", "corrupt", "too_large")),
+        ("apng_frame_smaller", _apng(16), ("ok", "corrupt")),
+        ("webp_canvas_larger", _webp_canvas(16_000, 16_000), ("corrupt", "too_large")),
+        ("webp_canvas_smaller", _webp_canvas(16, 16), ("corrupt", "ok", "too_small")),
+        ("bmp_top_down", _bmp_height(-96), ("ok",)),
+        ("bmp_height_most_negative", _bmp_height(-2**31), ("corrupt", "too_large", "truncated")),
+        ("bmp_width_negative", _bmp_height(96, -128), ("corrupt", "truncated")),
+    ]
 
 
 @functools.lru_cache(maxsize=1)
@@ -146,6 +240,7 @@ def corpus() -> list[tuple[str, bytes, tuple]]:
         ("webp_half", webp[: len(webp) // 2], ("truncated", "corrupt")),
         *_absurd_pngs(),
         *_decoder_lies(),
+        *header_lies(),
         *_bit_flips("jpeg", jpeg, 6, 1),
         *_bit_flips("png", png, 6, 2),
     ]

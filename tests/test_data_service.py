@@ -3,6 +3,7 @@ and the trainer trains through them."""
 
 import csv
 import hashlib
+import socket
 import subprocess
 import sys
 
@@ -95,6 +96,18 @@ def test_the_trainer_trains_through_the_service(tiny_records, service, tmp_path)
 def test_a_dispatcher_that_is_not_there_is_named_in_one_line(address, says):
     with pytest.raises(ConfigError, match=says):
         data_service.distribute(tf.data.Dataset.range(3), address.format(free=free_ports(1)[0]))
+
+
+def test_the_servers_say_they_listen_on_every_interface_without_authentication():
+    """Bound to every interface, the dispatcher answers on 127.0.0.2 too, which a server bound to 127.0.0.1 would
+    not; its second line says so."""
+    dispatcher, line = _start("dispatcher", "--port=0")
+    try:
+        assert data_service.EXPOSURE in dispatcher.stdout.readline()
+        socket.create_connection(("127.0.0.2", int(line.rsplit(":", 1)[1])), 10).close()
+    finally:
+        dispatcher.terminate()
+        dispatcher.wait()
 
 
 def test_the_command_lists_its_flags_and_refuses_a_missing_role():

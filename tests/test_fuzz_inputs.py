@@ -18,6 +18,7 @@ import pytest
 from pipeline.preparation import Preparation
 from trainer.network import model_file, models
 
+from benchmarks import measure
 from tests import fuzz_corpus
 from tests.conftest import REPO, draw_photo, write_image
 
@@ -76,6 +77,25 @@ def test_the_beam_job_accounts_for_every_hostile_file_and_decodes_none_past_the_
     assert rejects["crc_bomb"]["reason"] == "too_large" and "20000x20000" in rejects["crc_bomb"]["detail"]
     assert not [name for name in rejects if name.startswith("violet_")]
     assert peak < peak_good + HEADROOM, (peak_good, peak)
+
+
+def test_the_beam_job_refuses_a_tiff_whose_signed_size_lies_within_bounded_memory(tmp_path):
+    """The SSHORT 14000x14000 TIFF (196 megapixels to libtiff, 100x100 to the header check) is rejected as
+    too_large with the job's whole process tree, its decoder processes included, under 1.2 GB at its peak;
+    the photos beside it are written."""
+    folder = tmp_path / "in"
+    (folder / "lies").mkdir(parents=True)
+    (folder / "lies" / "signed.tif").write_bytes(fuzz_corpus.tiff_signed_size())
+    for index in range(3):
+        write_image(folder / "good" / f"violet_{index}.jpg", draw_photo("violet", index, 120, 150))
+    job = measure.run([sys.executable, "-m", "beam_jobs.preprocess", f"--input={folder}", f"--output={tmp_path / 'out'}",
+                       "--size=32", "--direct_num_workers=1", "--direct_running_mode=in_memory"])
+    manifest = json.loads((tmp_path / "out" / "manifest.json").read_text())
+    rejects = [json.loads(line) for name in manifest["rejected_files"]
+               for line in (tmp_path / "out" / name).read_text().splitlines()]
+    assert [(pathlib.Path(entry["path"]).name, entry["reason"]) for entry in rejects] == [("signed.tif", "too_large")]
+    assert manifest["counts"]["written"] == 3
+    assert job.peak_mb < 1200, job.peak_mb
 
 
 @pytest.fixture(scope="module")

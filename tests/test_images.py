@@ -151,6 +151,15 @@ def test_unusable_files_are_named_by_reason(rgb, make, reason):
     assert raised.value.reason == reason
 
 
+def test_a_png_with_bytes_after_its_end_decodes_as_browsers_show_it(rgb):
+    """Some tools append data after IEND (browsers and libpng ignore it); a PNG cut inside IEND is truncated."""
+    png = _encode(rgb[..., ::-1], ".png")
+    np.testing.assert_array_equal(images.decode_rgb(png + b"appended by a tool, not part of the image " * 20), rgb)
+    with pytest.raises(images.ImageError) as raised:
+        images.decode_rgb(png[:-2])
+    assert raised.value.reason == "truncated"
+
+
 def test_too_small_is_refused():
     one_pixel = _encode(np.full((1, 1, 3), 200, np.uint8), ".png")
     with pytest.raises(images.ImageError) as raised:

@@ -30,6 +30,10 @@ from absl import flags
 from pipeline.errors import ConfigError, UsageError
 
 ROLES = ("dispatcher", "worker")
+# TensorFlow's servers take no address to bind to and no credentials: each listens on every interface of its
+# host, and anyone who reaches the port may send it a graph to run or take its batches. Said when each starts.
+EXPOSURE = ("it listens on every interface, without authentication: run it only inside a private network "
+            "(docs/scaling.md, \"Keeping the service private\")")
 REACH_SECONDS = 20  # how long the trainer waits for the dispatcher to answer before saying it does not
 _ADDRESS = re.compile(r"grpc://(?P<host>[^:/]+):(?P<port>\d+)")
 
@@ -89,6 +93,7 @@ def _serve(role: str, values) -> None:
         port = server._address.rsplit(":", 1)[1]  # the bound port; WorkerServer has no public accessor for it
         print(f"tf.data service worker serving at {values.worker_host}:{port}, "
               f"dispatcher {values.dispatcher}", flush=True)
+    print(f"Note: {EXPOSURE}.", flush=True)
     server.join()
 
 

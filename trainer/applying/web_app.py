@@ -4,24 +4,32 @@ The library behind `python -m trainer.app` (see there). It answers only its own 
 other web sites the person visits cannot post to it (Origin, content types that make
 browsers ask first, which it refuses), and no request can make it decode past the pixel
 limit, hold a connection forever or open threads without bound.
+
+The HTTP is aiohttp's (its low-level `web.Server`): an asynchronous server, so that an idle or slow
+connection costs a socket, not a thread, and a maintained parser that refuses what it cannot read. The app
+adds, on aiohttp's connection (`_Connection`), what aiohttp does not do: a deadline for the request's line
+and headers, a cap per client address, and its refusals as JSON with the headers of every answer.
 """
 
+import asyncio
 import collections
+import concurrent.futures
 import contextlib
 import dataclasses
-import http.server
-import io
+import http
 import ipaddress
 import importlib.resources
 import json
 import os
 import re
 import secrets
-import sys
+import socket
 import threading
 import time
 import traceback
-import urllib.parse
+
+import aiohttp
+from aiohttp import http_exceptions, web, web_protocol
 
 import cv2
 import numpy as np
@@ -36,17 +44,23 @@ from trainer.applying.hint_input import Hint
 # (a 40-megapixel photo is 120 MB decoded).
 KEPT_PHOTOS = 4
 MAX_HINTS = 100
+# A hints or suggestion request: MAX_HINTS hints take about 5 kB of JSON, so this fixed limit is ample and no
+# flag sets it.
 MAX_JSON_BYTES = 64_000
-# An oversized upload is read and discarded up to this size, so that the client, still sending, gets the refusal
-# instead of a reset connection; beyond it the connection is just closed.
-MAX_DISCARD_BYTES = 1 << 30
-# A connection silent this long (seconds) is closed, and at most this many are open at once: a client that
-# sends half a request, or many that send nothing, cannot hold threads and memory for ever.
-IDLE_SECONDS = 10
+# Connections one client address may hold open at once (the next is answered 503 at once). An open connection
+# costs a socket, not a thread: the cap is there so that one host cannot take every socket the app may open.
 MAX_CONNECTIONS = 32
-# A request's line, headers and body must all arrive within this many seconds: clients that trickle a byte
-# now and then, each within IDLE_SECONDS, cannot hold the connections for ever.
+# A request's line, headers and body must all arrive within this many seconds, or it is answered 408: clients
+# that trickle a byte now and then, or send nothing, cannot hold a connection for ever.
 REQUEST_SECONDS = 60
+# Threads that decode photos and run the model: requests beyond them wait without holding anything but a socket.
+WORKER_THREADS = 4
+# Longest request line or header line, and most headers, the app reads (414 and 431 beyond).
+MAX_LINE_BYTES = 8190
+MAX_HEADERS = 100
+# How long a connection answered before its request was read still has its bytes read and dropped.
+LINGER_SECONDS = 2
+SERVER_NAME = "flower-colorizer"  # the Server header: the app's name, not the Python or aiohttp version
 # Memory that decoding uploads and rendering gray.png may hold at once, counted from each photo's header
 # (channels and bit depth, not pixels alone): a 40-megapixel 16-bit RGBA PNG takes about 700 MB to decode.
 DECODE_MEMORY_BYTES = 1_500_000_000
@@ -65,7 +79,8 @@ _SUGGEST_PATH = re.compile(r"/api/photos/([A-Za-z0-9_-]+)/suggest")
 _IMAGE_ERRORS = {"empty_file": "This file is empty", "not_an_image": "This file is not an image",
                  "truncated": "This photo is incomplete", "corrupt": "This photo could not be decoded",
                  "too_large": "This photo has too many pixels", "too_small": "This photo is too small",
-                 "too_many_scans": "This photo would take too long to decode"}
+                 "too_many_scans": "This photo would take too long to decode",
+                 "too_slow": "This photo would take too long to decode"}
 # Everything the page uses comes from this server; photos are shown from blob: URLs made in the page.
 _SECURITY_HEADERS = {"Content-Security-Policy": "default-src 'self'; img-src 'self' blob:; object-src 'none'; "
                                                 "base-uri 'none'; form-action 'none'; frame-ancestors 'none'",
@@ -263,262 +278,304 @@ class Studio:
         return {"x": point[0], "y": point[1], "suggestions": [s.to_json() for s in found]}
 
 
+class _Connection(web_protocol.RequestHandler):
+    """aiohttp's connection, one request long, held to the app's rules before any handler runs.
+
+    At most MAX_CONNECTIONS from one client address (the next is answered 503 at once); the request's line
+    and headers must arrive within the request deadline (else 408); a request line without an HTTP version
+    (HTTP/0.9, which aiohttp would wait on for headers that never come) is answered 400 at once; aiohttp's own
+    refusals of what it cannot parse are JSON with the headers of every other answer, and leave nothing in the
+    console.
+    """
+
+    def connection_made(self, transport) -> None:
+        super().connection_made(transport)
+        self.request_seconds = self._manager.request_seconds
+        self.deadline = self._loop.time() + self.request_seconds
+        self._first_line = b""  # until the request line has arrived: what has of it
+        self._first_line_bytes = 0
+        self._answered = False  # by the app itself, before aiohttp had a request (503, 408, HTTP/0.9)
+        self._address = (transport.get_extra_info("peername") or ("",))[0]
+        if not self._manager.admit(self._address):
+            self._address = None
+            self._answer_now(503, "The app has too many open connections from your address; try again in a moment.")
+            return
+        self._late = self._loop.call_at(self.deadline, self._answer_now, 408,
+                                        RequestDeadline.sentence(self.request_seconds))
+
+    def connection_lost(self, exc) -> None:
+        if self._address is not None:
+            self._manager.release(self._address)
+            self._address = None
+            self._late.cancel()
+        super().connection_lost(exc)
+
+    def arrived(self) -> None:
+        """The request's line and headers are in: what is left of the deadline is its body's."""
+        self._late.cancel()
+
+    def data_received(self, data: bytes) -> None:
+        if self._answered:
+            return
+        if self._first_line is not None:
+            self._first_line = (self._first_line + data)[:MAX_LINE_BYTES + 2]
+            end = self._first_line.find(b"\n")
+            self._first_line_bytes = end if end >= 0 else len(self._first_line)
+            if end >= 0:
+                words = self._first_line[:end].split()
+                self._first_line = None
+                if len(words) == 2:
+                    self._answer_now(400, "Send the request with its HTTP version (HTTP/1.0 or HTTP/1.1), not as "
+                                          "HTTP/0.9.")
+                    return
+        super().data_received(data)
+
+    def handle_error(self, request, status: int = 500, exc: BaseException | None = None,
+                     message: str | None = None) -> web.StreamResponse:
+        """aiohttp's refusal of a request it could not parse (or a failure of the app) as the app answers."""
+        if isinstance(exc, http_exceptions.LineTooLong):
+            status, said = (414, "The request line is too long") if self._first_line_bytes > MAX_LINE_BYTES else (
+                431, "A request header is too long")
+        elif isinstance(exc, http_exceptions.BadHttpMessage):
+            status, said = (431, "The request has too many headers") if "Too many headers" in exc.message else (
+                400, f"The request could not be read: {_PARSE_ERRORS.get(exc.message.split(':')[0], exc.message.splitlines()[0])}")
+        else:
+            if not isinstance(exc, ConnectionError):  # a client gone is nobody's to mend: no traceback
+                traceback.print_exception(exc)
+            said = f"The app failed on this request: {type(exc).__name__}: {exc}"
+        return _json(status, {"error": said.rstrip(".:") + "."})
+
+    def _answer_now(self, status: int, sentence: str) -> None:
+        """Write an answer straight to the connection, whatever its request has sent so far, and end it.
+
+        What the client still sends is read and dropped for a moment before the connection closes: closed with
+        unread bytes, it would be reset, and the client might lose the answer.
+        """
+        self._answered = True
+        if self.transport is not None and not self.transport.is_closing():
+            self.transport.write(_raw_answer(status, sentence))
+            self.transport.write_eof()
+            self._loop.call_later(LINGER_SECONDS, self.force_close)
+
+
+class _Server(web.Server):
+    """aiohttp's low-level server with the app's connections (`_Connection`) and their count per address."""
+
+    def __init__(self, handler, request_seconds: float):
+        # aiohttp's own idle timeout is only a backstop, after the deadline has answered 408.
+        super().__init__(handler, keepalive_timeout=2 * request_seconds, lingering_time=request_seconds,
+                         max_line_size=MAX_LINE_BYTES, max_field_size=MAX_LINE_BYTES, max_headers=MAX_HEADERS,
+                         access_log=None)
+        self.request_seconds = request_seconds
+        self._open = collections.Counter()
+
+    def __call__(self) -> _Connection:
+        return _Connection(self, loop=self._loop, **self._kwargs)
+
+    def admit(self, address: str) -> bool:
+        self._open[address] += 1
+        if self._open[address] > MAX_CONNECTIONS:
+            self.release(address)
+            return False
+        return True
+
+    def release(self, address: str) -> None:
+        self._open[address] -= 1
+        if not self._open[address]:
+            del self._open[address]
+
+
+# aiohttp's parse errors, named as a person can act on them.
+_PARSE_ERRORS = {"Invalid character in Content-Length": "its Content-Length is not a number of bytes (it is "
+                                                        "negative, or not a number)",
+                 "Transfer-Encoding can't be present with Content-Length": "it has both a Content-Length and a "
+                                                                           "Transfer-Encoding"}
+
+
 class RequestDeadline(ClientError):
     """The request's line, headers and body did not all arrive in time."""
 
     def __init__(self, seconds: float):
-        super().__init__(408, f"The request took more than {seconds:g} seconds to arrive; send it again.")
+        super().__init__(408, self.sentence(seconds))
+
+    @staticmethod
+    def sentence(seconds: float) -> str:
+        return f"The request took more than {seconds:g} seconds to arrive; send it again."
 
 
-class _DeadlineReader(io.RawIOBase):
-    """A connection's bytes, each read waiting at most IDLE_SECONDS and none past the request's deadline."""
-
-    def __init__(self, connection, seconds: float):
-        self._connection = connection
-        self._seconds = seconds
-        self._deadline = None
-
-    def start(self) -> None:
-        """A new request begins: its whole deadline starts now."""
-        self._deadline = time.monotonic() + self._seconds
-
-    def readable(self) -> bool:
-        return True
-
-    def readinto(self, buffer) -> int:
-        left = self._deadline - time.monotonic() if self._deadline is not None else IDLE_SECONDS
-        if left <= 0:
-            raise RequestDeadline(self._seconds)
-        self._connection.settimeout(min(IDLE_SECONDS, left))
-        try:
-            return self._connection.recv_into(buffer)
-        except TimeoutError:
-            if left < IDLE_SECONDS:
-                raise RequestDeadline(self._seconds) from None
-            raise
+def _headers(content_type: str, extra: dict | None = None) -> dict[str, str]:
+    return {"Content-Type": content_type, "Cache-Control": "no-store", "Server": SERVER_NAME, **_SECURITY_HEADERS,
+            **(extra or {})}
 
 
-class Handler(http.server.BaseHTTPRequestHandler):
-    """Routes the page's requests to the Studio; every refusal is JSON {"error": sentence}."""
+def _json(status: int, content: dict) -> web.Response:
+    return _answer(status, json.dumps(content).encode(), "application/json")
 
-    server_version = "flower-colorizer"
-    timeout = IDLE_SECONDS
 
-    def setup(self):
-        """Reads through a deadline for the whole request (line, headers and body), not only per read."""
-        super().setup()
-        self.rfile.close()
-        self._reader = _DeadlineReader(self.connection, self.server.studio.limits.request_seconds)
-        self.rfile = io.BufferedReader(self._reader)
+def _answer(status: int, body: bytes, content_type: str, extra: dict | None = None) -> web.Response:
+    """An answer with the headers of every answer; the connection closes after it."""
+    response = web.Response(status=status, body=body, headers=_headers(content_type, extra))
+    response.force_close()
+    return response
 
-    def handle_one_request(self):
-        """One request within its deadline; one late in its line or headers gets 408, like a late body."""
-        self._reader.start()
-        try:
-            super().handle_one_request()
-        except RequestDeadline as late:
-            self.close_connection = True
-            self.request_version = "HTTP/1.0"
-            self.connection.settimeout(IDLE_SECONDS)
-            self._send_json(late.status, {"error": late.message})
 
-    def parse_request(self) -> bool:
-        """Refuses HTTP/0.9 (a request line without a version), whose answers would carry no status or headers,
-        at once: http.server would first wait for headers such a client never sends."""
-        if len(self.raw_requestline.split()) != 2:
-            return super().parse_request()
-        self.command, self.requestline = None, self.raw_requestline.decode("latin-1").rstrip("\r\n")
-        self.request_version = "HTTP/0.9"
-        self.send_error(400, "Send the request with its HTTP version (HTTP/1.0 or HTTP/1.1), not as HTTP/0.9")
-        return False
+def _raw_answer(status: int, sentence: str) -> bytes:
+    """The bytes of a JSON answer written without aiohttp: for a connection over the cap or out of time."""
+    body = json.dumps({"error": sentence}).encode()
+    head = "".join(f"{name}: {value}\r\n" for name, value in {
+        **_headers("application/json"), "Content-Length": str(len(body)), "Connection": "close"}.items())
+    return f"HTTP/1.1 {status} {http.HTTPStatus(status).phrase}\r\n{head}\r\n".encode() + body
 
-    @property
-    def studio(self) -> Studio:
-        return self.server.studio
 
-    def version_string(self) -> str:
-        """The Server header: the app's name, not the Python version it runs on."""
-        return self.server_version
+class Pages:
+    """The page's requests, routed to the Studio on a bounded pool of threads; every refusal is JSON."""
 
-    def do_GET(self):
-        self._answer(self._get)
+    def __init__(self, studio: Studio, allowed_hosts: set[str] | None):
+        self.studio = studio
+        self.allowed_hosts = allowed_hosts
+        self._work = concurrent.futures.ThreadPoolExecutor(WORKER_THREADS, thread_name_prefix="studio")
 
-    def do_POST(self):
-        self._answer(self._post)
-
-    def do_OPTIONS(self):
-        """A browser asks this before another web site's script may post a photo or hints: the answer is no."""
-        self._answer(self._refuse_preflight)
-
-    def send_error(self, code: int, message: str | None = None, explain: str | None = None) -> None:
-        """http.server's own refusals (414, 431, 501, ...) as JSON, with the headers of every other answer.
-
-        A request line it cannot read leaves it taking the client for HTTP/0.9, which gets no headers at all;
-        no browser speaks that, so the answer is HTTP/1.0 like every other.
-        """
-        self.close_connection = True
-        self.request_version = "HTTP/1.0" if self.request_version == "HTTP/0.9" else self.request_version
-        self._send_json(code, {"error": f"{message or http.HTTPStatus(code).phrase}."})
-
-    def _refuse_preflight(self, path: str):
-        raise ClientError(403, "This app answers its own page only; other web sites may not send it requests.")
-
-    def _get(self, path: str):
-        if path in self.studio.page:
-            self._send(200, *self.studio.page[path])
-        elif path == "/api/info":
-            self._send_json(200, self.studio.info())
-        elif (match := _PHOTO_PATH.fullmatch(path)) and match.group(2) == "gray.png":
-            self._send(200, self.studio.gray_png(match.group(1)), "image/png")
-        else:
-            raise ClientError(404, f"Nothing at {path}.")
-
-    def _post(self, path: str):
-        if path == "/api/photos":
-            self._send_json(201, self.studio.add_photo(self._body(self.studio.limits.upload_bytes, "photo", PHOTO_TYPE)))
-        elif (match := _PHOTO_PATH.fullmatch(path)) and match.group(2) == "colourize":
-            payload = self._json_body()
-            png, seconds = self.studio.colourize_png(match.group(1), payload)
-            timing = ", ".join(f"{name};dur={value * 1000:.1f}" for name, value in seconds.items())
-            self._send(200, png, "image/png", {"Server-Timing": timing})
-        elif match := _SUGGEST_PATH.fullmatch(path):
-            self._send_json(200, self.studio.suggest(match.group(1), self._json_body()))
-        else:
-            raise ClientError(404, f"Nothing to post to at {path}.")
-
-    def _answer(self, route):
+    async def __call__(self, request: web.BaseRequest) -> web.StreamResponse:
         """Run the route; a refusal becomes its JSON answer, a failure of the app a 500 the page can show.
 
-        A client that went away or fell silent gets nothing, and the console no traceback: there is
-        nobody to tell and nothing to mend.
+        A client that went away gets nothing, and the console no traceback: there is nobody to tell.
         """
+        request.protocol.arrived()
         try:
-            self._check_host()
-            self._check_origin()
-            route(urllib.parse.urlsplit(self.path).path)
+            if request.version not in (aiohttp.HttpVersion10, aiohttp.HttpVersion11):
+                raise ClientError(505, f"This app speaks HTTP/1.0 and HTTP/1.1, not HTTP/{request.version.major}."
+                                       f"{request.version.minor}.")
+            route = {"GET": self._get, "POST": self._post, "OPTIONS": self._refuse_preflight}.get(request.method)
+            if route is None:
+                raise ClientError(501, f"This app does not answer {request.method[:20]} requests.")
+            self._check_host(request)
+            self._check_origin(request)
+            return await route(request)
         except ClientError as error:
-            self.close_connection = True  # a refused request's body may be unread: the connection cannot go on
-            self.connection.settimeout(IDLE_SECONDS)  # a late request leaves it at what was left of its deadline
-            self._send_json(error.status, {"error": error.message})
-        except (ConnectionError, TimeoutError):
-            self.close_connection = True
+            return _json(error.status, {"error": error.message})
+        except (ConnectionError, asyncio.CancelledError):
+            raise
         except Exception as error:  # noqa: BLE001  the person sees a sentence; the console keeps the traceback
             traceback.print_exc()
-            self._send_json(500, {"error": f"The app failed on this request: {type(error).__name__}: {error}"})
+            return _json(500, {"error": f"The app failed on this request: {type(error).__name__}: {error}"})
 
-    def _check_host(self) -> None:
+    async def _run(self, function, *args):
+        """function(*args) on the Studio's threads: decoding and the model never hold up the connections."""
+        return await asyncio.get_running_loop().run_in_executor(self._work, function, *args)
+
+    async def _refuse_preflight(self, request):
+        """A browser asks this before another web site's script may post a photo or hints: the answer is no."""
+        raise ClientError(403, "This app answers its own page only; other web sites may not send it requests.")
+
+    async def _get(self, request):
+        path = request.path
+        if path in self.studio.page:
+            return _answer(200, *self.studio.page[path])
+        if path == "/api/info":
+            return _json(200, self.studio.info())
+        if (match := _PHOTO_PATH.fullmatch(path)) and match.group(2) == "gray.png":
+            return _answer(200, await self._run(self.studio.gray_png, match.group(1)), "image/png")
+        raise ClientError(404, f"Nothing at {path}.")
+
+    async def _post(self, request):
+        path = request.path
+        if path == "/api/photos":
+            limit = self.studio.limits.upload_bytes
+            data = await self._body(request, limit, "photo", PHOTO_TYPE, f"{limit / 1e6:g} MB (--max_upload_mb)")
+            return _json(201, await self._run(self.studio.add_photo, data))
+        if (match := _PHOTO_PATH.fullmatch(path)) and match.group(2) == "colourize":
+            payload = await self._json_body(request)
+            png, seconds = await self._run(self.studio.colourize_png, match.group(1), payload)
+            timing = ", ".join(f"{name};dur={value * 1000:.1f}" for name, value in seconds.items())
+            return _answer(200, png, "image/png", {"Server-Timing": timing})
+        if match := _SUGGEST_PATH.fullmatch(path):
+            payload = await self._json_body(request)
+            return _json(200, await self._run(self.studio.suggest, match.group(1), payload))
+        raise ClientError(404, f"Nothing to post to at {path}.")
+
+    def _check_host(self, request) -> None:
         """On a loopback address, answer only requests addressed to this computer by name or number.
 
         Otherwise a web page elsewhere could reach the app through a DNS name of its own that it
         points at 127.0.0.1 (DNS rebinding) and read the photos.
         """
-        allowed = self.server.allowed_hosts
-        if allowed is not None and (self.headers.get("Host") or "").lower() not in allowed:
-            raise ClientError(403, f"This app answers requests for {sorted(allowed)[0]} only.")
+        if self.allowed_hosts is not None and (request.headers.get("Host") or "").lower() not in self.allowed_hosts:
+            raise ClientError(403, f"This app answers requests for {sorted(self.allowed_hosts)[0]} only.")
 
-    def _check_origin(self) -> None:
+    def _check_origin(self, request) -> None:
         """A browser names the site of the page that sends a request (Origin): only the app's own page may.
 
         Otherwise any web site the person visits could post photos to the app and evict theirs.
         """
-        origin = self.headers.get("Origin")
-        if origin is not None and origin.lower() != f"http://{self.headers.get('Host', '')}".lower():
+        origin = request.headers.get("Origin")
+        if origin is not None and origin.lower() != f"http://{request.headers.get('Host', '')}".lower():
             raise ClientError(403, "This app answers its own page only; other web sites may not send it requests.")
 
-    def _body(self, limit: int, what: str, content_type: str) -> bytes:
-        """The request body of this content type, refused (after discarding it) above `limit` bytes."""
-        try:
-            length = int(self.headers["Content-Length"])
-        except (TypeError, ValueError):
-            raise ClientError(411, f"Send the {what} with a Content-Length.") from None
-        if length < 0:
-            self.close_connection = True
-            raise ClientError(400, f"The Content-Length {length} is negative.")
-        given = (self.headers.get("Content-Type") or "none").split(";")[0].strip().lower()
+    async def _body(self, request, limit: int, what: str, content_type: str, limit_said: str) -> bytes:
+        """The request body of this content type, refused above `limit` bytes (limit_said states it with what
+        sets it), or when it has not all arrived by the request's deadline. aiohttp reads and discards what a
+        refused request still sends, so that the client, still sending, gets the refusal."""
+        length = request.content_length
+        if length is None:
+            raise ClientError(411, f"Send the {what} with a Content-Length.")
+        given = (request.headers.get("Content-Type") or "none").split(";")[0].strip().lower()
         if given != content_type:
-            self._discard(length)
             raise ClientError(415, f"Send the {what} as {content_type}, not {given[:60]}.")
         if length > limit:
-            self._discard(length)
-            raise ClientError(413, f"This {what} is {length / 1e6:.1f} MB, more than the limit of "
-                              f"{limit / 1e6:g} MB (--max_upload_mb).")
-        return self.rfile.read(length)
-
-    def _discard(self, length: int) -> None:
-        if length > MAX_DISCARD_BYTES:
-            self.close_connection = True
-            return
-        while length > 0:
-            chunk = self.rfile.read(min(length, 1 << 20))
-            if not chunk:
-                break
-            length -= len(chunk)
-
-    def _json_body(self):
+            raise ClientError(413, f"This {what} is {length / 1e6:.1f} MB, more than the limit of {limit_said}.")
+        seconds = request.protocol.deadline - asyncio.get_running_loop().time()
+        if length == 0:
+            return b""
         try:
-            return json.loads(self._body(MAX_JSON_BYTES, "request", JSON_TYPE))
+            return await asyncio.wait_for(request.content.readexactly(length), max(seconds, 0))
+        except asyncio.TimeoutError:
+            raise RequestDeadline(request.protocol.request_seconds) from None
+        except asyncio.IncompleteReadError:
+            raise ConnectionResetError("the client went away") from None
+
+    async def _json_body(self, request):
+        data = await self._body(request, MAX_JSON_BYTES, "request", JSON_TYPE,
+                                f"{MAX_JSON_BYTES // 1000} kB, the app's own for hints")
+        try:
+            return json.loads(data)
         except ValueError:
             raise ClientError(400, "The request is not valid JSON.") from None
         except RecursionError:
             raise ClientError(400, "The request's JSON is nested too deeply.") from None
 
-    def _send_json(self, status: int, content: dict) -> None:
-        self._send(status, json.dumps(content).encode(), "application/json")
 
-    def _send(self, status: int, body: bytes, content_type: str, headers: dict | None = None) -> None:
-        self.send_response(status)
-        for name, value in {"Content-Type": content_type, "Content-Length": str(len(body)),
-                            "Cache-Control": "no-store", **_SECURITY_HEADERS, **(headers or {})}.items():
-            self.send_header(name, value)
-        self.end_headers()
-        self.wfile.write(body)
+class Server:
+    """The app's HTTP server: aiohttp on a socket bound at once, served by serve_forever until shutdown."""
 
-    def log_message(self, format, *args):  # noqa: A002  the console keeps to the address line
-        pass
+    def __init__(self, host: str, port: int):
+        self.socket = socket.create_server((host, port), family=socket.AF_INET6 if ":" in host else socket.AF_INET)
+        self.server_address = self.socket.getsockname()
+        self.allowed_hosts = _loopback_names(*self.server_address[:2])
+        self.studio: Studio | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._stop: asyncio.Event | None = None
 
+    def serve_forever(self) -> None:
+        asyncio.run(self._serve())
 
-class Server(http.server.ThreadingHTTPServer):
-    """A thread per connection, at most MAX_CONNECTIONS of them; clients that go away are not errors."""
-
-    daemon_threads = True
-
-    def __init__(self, address: tuple[str, int]):
-        super().__init__(address, Handler)
-        self._connections = threading.BoundedSemaphore(MAX_CONNECTIONS)
-
-    def process_request(self, request, client_address):
-        if not self._connections.acquire(blocking=False):
-            _answer_busy(request)
-            self.shutdown_request(request)
-            return
+    async def _serve(self) -> None:
+        self._loop, self._stop = asyncio.get_running_loop(), asyncio.Event()
+        runner = web.ServerRunner(_Server(Pages(self.studio, self.allowed_hosts), self.studio.limits.request_seconds),
+                                  handle_signals=False)
+        await runner.setup()
+        await web.SockSite(runner, self.socket).start()
         try:
-            super().process_request(request, client_address)
-        except BaseException:
-            self._connections.release()
-            raise
-
-    def process_request_thread(self, request, client_address):
-        try:
-            super().process_request_thread(request, client_address)
+            await self._stop.wait()
         finally:
-            self._connections.release()
+            await runner.cleanup()
 
-    def handle_error(self, request, client_address):
-        if not isinstance(sys.exc_info()[1], (ConnectionError, TimeoutError)):
-            super().handle_error(request, client_address)
+    def shutdown(self) -> None:
+        """Stop serve_forever, from another thread."""
+        if self._loop is not None:
+            self._loop.call_soon_threadsafe(self._stop.set)
 
-
-def _answer_busy(request) -> None:
-    """503, written straight to a connection over the cap, which gets no thread."""
-    body = json.dumps({"error": "The app has too many open connections; try again in a moment."}).encode()
-    headers = {"Content-Type": "application/json", "Content-Length": str(len(body)), "Connection": "close",
-               "Server": Handler.server_version, **_SECURITY_HEADERS}
-    head = "".join(f"{name}: {value}\r\n" for name, value in headers.items())
-    try:
-        request.settimeout(1)
-        request.sendall(f"HTTP/1.1 503 Service Unavailable\r\n{head}\r\n".encode() + body)
-    except OSError:
-        pass  # the client is gone already
+    def server_close(self) -> None:
+        self.socket.close()
 
 
 def make_server(model: str | None, host: str, port: int, limits: Limits) -> Server:
@@ -526,8 +583,7 @@ def make_server(model: str | None, host: str, port: int, limits: Limits) -> Serv
 
     It binds before loading the model, so a busy port is reported at once, not after the load.
     """
-    server = Server((host, port))
-    server.allowed_hosts = _loopback_names(*server.server_address[:2])
+    server = Server(host, port)
     try:
         server.studio = Studio(inference.load(model), limits)
     except BaseException:

@@ -11,6 +11,10 @@ from tests.conftest import run_module
     ("trainer.evaluate", ["--output=o", "--split=holdout"], "--split"),
     ("trainer.study", ["--study=cv", "--data_dir=d"], "--study_dir must have a value"),
     ("trainer.app", ["--nosuchflag"], "Unknown command line flag 'nosuchflag'"),
+    ("trainer.export", ["--format=onnx", "--output=o"], "--format=onnx: value should be one of"),
+    ("trainer.export", ["--format=tflite"], "--output must have a value"),
+    ("trainer.export", ["--format=tflite", "--output=o.bin"], "a TensorFlow Lite file is named *.tflite"),
+    ("trainer.export", ["--format=saved_model", "--output=o", "--quantize=dynamic"], "--quantize applies to"),
 ])
 def test_a_bad_flag_is_one_line_and_exit_status_2(module, flags, message):
     done = run_module(module, *flags)
@@ -21,7 +25,7 @@ def test_a_bad_flag_is_one_line_and_exit_status_2(module, flags, message):
 
 @pytest.mark.parametrize("module, flag", [("trainer.task", "--time_budget_minutes"), ("trainer.colorize", "--hint"),
                                           ("trainer.evaluate", "--split"), ("trainer.study", "--study"),
-                                          ("trainer.app", "--max_pixels")])
+                                          ("trainer.app", "--max_pixels"), ("trainer.export", "--quantize")])
 def test_help_exits_0_with_the_commands_text_and_flags_and_no_file_path(module, flag):
     done = run_module(module, "--help")
     assert done.returncode == 0 and not done.stderr.strip(), done.stderr[-2000:]

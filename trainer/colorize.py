@@ -27,8 +27,9 @@ from pipeline.errors import UsageError
 from trainer.applying import inference
 
 flags.DEFINE_string("output", None, "Folder for the colourized photos (local or gs://); needed unless --suggest.")
-flags.DEFINE_string("model", None, "A .keras model, a training run's model_dir or a SavedModel folder "
-                    "(default: the model shipped with the project).")
+flags.DEFINE_string("model", None, "A .keras model, a training run's model_dir, a SavedModel folder or a "
+                    "TensorFlow Lite file from trainer.export (*.tflite: it colourizes, with hints, but does not "
+                    "suggest colours) (default: the model shipped with the project).")
 flags.DEFINE_bool("compare", False, "Also write compare/<name>.jpg: gray | colourized | original.")
 flags.DEFINE_integer("batch_size", 16, "Photos per network call.", lower_bound=1)
 flags.DEFINE_integer("max_pixels", None, "Photos with more pixels are refused as too_large, from the file header, "

@@ -17,7 +17,7 @@ from pipeline.errors import UsageError
 from pipeline import color, color_tf, preparation
 from pipeline.preparation import Preparation
 from trainer.network import colour_classes, hints, model_file, models, suggestions
-from trainer.applying import hint_input, photos, serving, suggesting, upsampling
+from trainer.applying import hint_input, lite, photos, serving, suggesting, upsampling
 from trainer.applying.hint_input import Hint
 from trainer.evaluation import sheets
 
@@ -53,24 +53,22 @@ def recombine(rgb: np.ndarray, ab: np.ndarray, edge_aware: bool = True) -> np.nd
     return color.lab8_to_rgb(cv2.merge([lightness, *cv2.split(color.ab8(full))]))
 
 
-class KerasColorizer:
+class WindowColorizer:
     """Batches photos of any sizes through one network call, then recombines each at its own size.
 
     Each photo is prepared as the model's training photos were (`pipeline.preparation`): the
     network colours every window of its view, the windows are blended, and the colour is
     brought to the photo's own size. The colour conversions are OpenCV's, as in the Beam job:
     several times faster on a CPU than the TensorFlow ones the SavedModel carries, and equal to
-    them within a level or two of 8-bit RGB.
+    them within a level or two of 8-bit RGB. The network is a Keras one (`KerasColorizer`) or a
+    TensorFlow Lite file's (`LiteColorizer`): anything with predict_on_batch(windows) -> ab.
     """
 
-    def __init__(self, path: str, temperature: float | None = None, edge_aware: bool = True,
-                 vividness: float | None = None):
-        self.source = path
-        self.net, self.preparation = model_file.load(path)
+    def __init__(self, source: str, net, prep: Preparation, hint_aware: bool, edge_aware: bool = True):
+        self.source = source
+        self.net, self.preparation = net, prep
+        self.hint_aware = hint_aware
         self.edge_aware = edge_aware
-        self.hint_aware = hints.is_hint_aware(self.net)
-        colour_classes.override_decoding(self.net, temperature, vividness, path)
-        self._suggest = None  # built at the first suggestion: only classifiers have a distribution to suggest from
 
     def view_input(self, rgb: np.ndarray, photo_hints: list[Hint]) -> np.ndarray:
         """The network's input over the photo's whole view (h, w, 1 or 4)."""
@@ -90,6 +88,17 @@ class KerasColorizer:
                           self.edge_aware)
                 for rgb, view, photo, end in zip(rgbs, views, windows, ends)]
 
+
+class KerasColorizer(WindowColorizer):
+    """A .keras model: its decoding can be changed (temperature, vividness) and, a classifier's, suggest colours."""
+
+    def __init__(self, path: str, temperature: float | None = None, edge_aware: bool = True,
+                 vividness: float | None = None):
+        net, prep = model_file.load(path)
+        super().__init__(path, net, prep, hints.is_hint_aware(net), edge_aware)
+        colour_classes.override_decoding(self.net, temperature, vividness, path)
+        self._suggest = None  # built at the first suggestion: only classifiers have a distribution to suggest from
+
     def suggest(self, rgb: np.ndarray, points: list[tuple[float, float]],
                 photo_hints: list[Hint] = ()) -> list[list[suggesting.Suggestion]]:
         """The suggested colours at each point (x, y) of one photo, given the hints already on it."""
@@ -103,6 +112,23 @@ class KerasColorizer:
         output = self._suggest(color_tf.rgb_to_unit(tf.constant(rgb[None])), tf.constant([points], tf.float32),
                                hint_xy, hint_rgb)
         return suggesting.from_outputs(output["colors"][0].numpy(), output["probabilities"][0].numpy())
+
+
+class LiteColorizer(WindowColorizer):
+    """A TensorFlow Lite file (`trainer.applying.lite`): it colourizes, with hints if the model takes them, as it
+    was exported; it holds the decoded colour only, not the distribution suggestions are made from."""
+
+    def __init__(self, path: str, edge_aware: bool = True):
+        try:
+            net = lite.LiteNetwork(path)
+        except ValueError as error:
+            raise UsageError(f"--model {path}: {error}") from None
+        super().__init__(path, net, net.preparation, net.hint_aware, edge_aware)
+
+    def suggest(self, rgb: np.ndarray, points: list[tuple[float, float]],
+                photo_hints: list[Hint] = ()) -> list[list[suggesting.Suggestion]]:
+        raise UsageError("a TensorFlow Lite file holds the decoded colour only, not the colour distribution "
+                         "suggestions come from; suggest with the .keras model it was exported from")
 
 
 def hint_tensors(photo_hints: list[Hint]) -> tuple[tf.Tensor, tf.Tensor]:
@@ -150,7 +176,15 @@ class SavedModelColorizer:
 
 def load(path: str | None, temperature: float | None = None, edge_aware: bool = True,
          vividness: float | None = None):
-    """A colourizer from a SavedModel folder, a .keras file, a run's model_dir, or the shipped default."""
+    """A colourizer from a SavedModel folder, a TensorFlow Lite file, a .keras file, a run's model_dir, or the
+    shipped default."""
+    if path and path.endswith(lite.SUFFIX):
+        if temperature is not None or vividness is not None:
+            raise UsageError("--temperature and --vividness need a .keras model; a TensorFlow Lite file decodes as "
+                             "it was exported")
+        if not tf.io.gfile.exists(path):
+            raise UsageError(f"--model: no file at {path}")
+        return LiteColorizer(path, edge_aware)
     if path and tf.io.gfile.exists(f"{path.rstrip('/')}/saved_model.pb"):
         if temperature is not None or vividness is not None or not edge_aware:
             raise UsageError("--temperature, --vividness and --noedge_aware need a .keras model; a SavedModel "

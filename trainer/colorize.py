@@ -57,8 +57,10 @@ def main(argv):
 
     single = [hint_input.parse_hint(text) for text in FLAGS.hint]
     points = [suggesting.parse_point(text) for text in FLAGS.suggest]
+    colourizer = None
     if points:
-        found = inference.suggest(argv[1:], FLAGS.model, points, single, FLAGS.temperature, FLAGS.vividness)
+        colourizer = inference.load(FLAGS.model, FLAGS.temperature, FLAGS.edge_aware, FLAGS.vividness)
+        found = inference.suggest(argv[1:], colourizer, points, single)
         for point, suggestions in zip(points, found):
             print(suggesting.line(point, suggestions))
         if not FLAGS.output:
@@ -69,7 +71,7 @@ def main(argv):
     written, failures = inference.run(
         argv[1:], FLAGS.output, FLAGS.model, batch_size=FLAGS.batch_size, compare=FLAGS.compare,
         single_hints=single, hints_by_key=by_key, temperature=FLAGS.temperature, edge_aware=FLAGS.edge_aware,
-        max_pixels=FLAGS.max_pixels, vividness=FLAGS.vividness)
+        max_pixels=FLAGS.max_pixels, vividness=FLAGS.vividness, colourizer=colourizer)
     print(f"{written} photos colourized into {FLAGS.output}; {len(failures)} failed")
     for failure in failures:
         print(f"  {failure.path}: {failure.reason}: {failure.detail}")

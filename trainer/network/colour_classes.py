@@ -143,14 +143,19 @@ def decoding_head(logits, bins: ColourBins, rebalancing: float, temperature: flo
                 **_scales(q, temperature, vividness)}
 
 
-def _annealed(fixed: dict, logits, dtype: str, rescale: float = 1.0):
+def _annealed(fixed: dict, logits, dtype: str, rescale: float = 1.0, name: str | None = None):
     """The distribution over the bins the decoding takes the expectation of (see `decoding_head`); `rescale`
-    multiplies what enters the softmax (the decoding's temperature divided by another)."""
+    multiplies what enters the softmax (the decoding's temperature divided by another). `name` prefixes the new
+    layers' names: in one model with a loaded network, Keras's generated names may repeat the network's own."""
+    def named(kind: str) -> dict:
+        return {"name": f"{name}_{kind}"} if name else {}
+
     rebalanced = fixed[REBALANCED_LAYER](logits)
-    summed = layers.Add(dtype=dtype)([fixed[RAW_SCALE_LAYER](logits), fixed[REBALANCED_SCALE_LAYER](rebalanced)])
+    summed = layers.Add(dtype=dtype, **named("add"))([fixed[RAW_SCALE_LAYER](logits),
+                                                      fixed[REBALANCED_SCALE_LAYER](rebalanced)])
     if rescale != 1.0:
-        summed = layers.Rescaling(rescale, dtype=dtype)(summed)
-    return layers.Softmax(axis=-1, dtype=dtype)(summed)
+        summed = layers.Rescaling(rescale, dtype=dtype, **named("rescaling"))(summed)
+    return layers.Softmax(axis=-1, dtype=dtype, **named("softmax"))(summed)
 
 
 def _decode(fixed: dict, logits, dtype: str):
@@ -172,7 +177,7 @@ def distribution(net, logits, temperature: float | None = None):
     """The distribution over `net`'s bins with its decoding's vividness, at `temperature` (None: the decoding's
     own, the distribution its output averages), for logits."""
     rescale = 1.0 if temperature is None else decoding(net)[0] / temperature
-    return _annealed(_fixed_layers(net), logits, net.get_layer(CENTRES_LAYER).dtype_policy, rescale)
+    return _annealed(_fixed_layers(net), logits, net.get_layer(CENTRES_LAYER).dtype_policy, rescale, "distribution")
 
 
 def centres_of(net) -> np.ndarray:

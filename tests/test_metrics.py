@@ -129,8 +129,10 @@ def test_colour_errors_match_numpy():
 def test_set_metrics_weight_neutral_pixels_and_compare_colourfulness_to_the_truth():
     per_image = {name: [1.0, 3.0] for name in metrics.NAMES}
     per_image.update(neutral_false_colour=[10.0, 40.0], neutral_share=[0.3, 0.1],
-                     colourfulness=[20.0, 40.0], colourfulness_true=[50.0, 70.0])
+                     colourfulness=[20.0, 40.0], colourfulness_true=[50.0, 70.0], colourfulness_gap=[30.0, 30.0])
     result = metrics.mean(per_image)
     assert result["neutral_false_colour"] == pytest.approx((10 * 0.3 + 40 * 0.1) / 0.4)
     assert result["colourfulness_ratio"] == pytest.approx(30.0 / 60.0)
-    assert result["delta_cf"] == pytest.approx(30.0)
+    # DDColor's delta-CF is the set's colourfulness gap without its sign: one quantity, one name
+    assert result["colourfulness_gap"] == pytest.approx(result["colourfulness_true"] - result["colourfulness"])
+    assert "delta_cf" not in result and "delta_cf" not in metrics.TITLES

@@ -186,3 +186,13 @@ def test_the_shipped_model_suggests_a_yellow_on_a_sunflowers_petals(shared_data)
         rgbs = [[int(c[i:i + 2], 16) for i in (1, 3, 5)] for c in colours]
         labs = [cv2.cvtColor(np.uint8([[rgb]]), cv2.COLOR_RGB2LAB)[0, 0].astype(int) - [0, 128, 128] for rgb in rgbs]
         assert any(b > 30 and abs(a) < b / 2 for _, a, b in labs), line
+
+
+def test_a_warmed_up_colourizer_suggests_on_every_photo_size_points_and_hints_without_tracing_again(painter):
+    """The page's first suggestion on a photo of a new size, or with more hints, must not wait for a new trace."""
+    colourizer = inference.load(str(painter[0]), warm=True)
+    for width, height, points, given in ((640, 480, [(5.0, 5.0)], []), (333, 517, [(9.0, 3.0), (300.0, 500.0)], []),
+                                         (1000, 90, [(900.0, 45.0)], [inference.Hint(10, 10, (200, 40, 40))] * 3)):
+        (found, *_) = colourizer.suggest(three_bands(width, height), points, given)
+        assert found
+    assert colourizer._suggest.experimental_get_tracing_count() == 1

@@ -20,8 +20,9 @@ from absl import flags
 from pipeline import errors
 from trainer.applying import web_app
 
-flags.DEFINE_string("model", None, "A .keras model, a training run's model_dir or a SavedModel folder "
-                    "(default: the model shipped with the project).")
+flags.DEFINE_string("model", None, "A .keras model, a training run's model_dir, a SavedModel folder or a "
+                    "TensorFlow Lite file from trainer.export (*.tflite: it colourizes, with hints, but does not "
+                    "suggest colours) (default: the model shipped with the project).")
 flags.DEFINE_string("host", "127.0.0.1", "Address to listen on; the default lets only this computer in.")
 flags.DEFINE_integer("port", 8080, "Port to listen on (0: any free port).", lower_bound=0, upper_bound=65535)
 flags.DEFINE_float("max_upload_mb", 20.0, "Largest photo file accepted, in megabytes (10^6 bytes).",

@@ -27,8 +27,9 @@ from pipeline.errors import UsageError
 from trainer.applying import inference
 
 flags.DEFINE_string("output", None, "Folder for the colourized photos (local or gs://); needed unless --suggest.")
-flags.DEFINE_string("model", None, "A .keras model, a training run's model_dir or a SavedModel folder "
-                    "(default: the model shipped with the project).")
+flags.DEFINE_string("model", None, "A .keras model, a training run's model_dir, a SavedModel folder or a "
+                    "TensorFlow Lite file from trainer.export (*.tflite: it colourizes, with hints, but does not "
+                    "suggest colours) (default: the model shipped with the project).")
 flags.DEFINE_bool("compare", False, "Also write compare/<name>.jpg: gray | colourized | original.")
 flags.DEFINE_integer("batch_size", 16, "Photos per network call.", lower_bound=1)
 flags.DEFINE_integer("max_pixels", None, "Photos with more pixels are refused as too_large, from the file header, "
@@ -56,8 +57,10 @@ def main(argv):
 
     single = [hint_input.parse_hint(text) for text in FLAGS.hint]
     points = [suggesting.parse_point(text) for text in FLAGS.suggest]
+    colourizer = None
     if points:
-        found = inference.suggest(argv[1:], FLAGS.model, points, single, FLAGS.temperature, FLAGS.vividness)
+        colourizer = inference.load(FLAGS.model, FLAGS.temperature, FLAGS.edge_aware, FLAGS.vividness)
+        found = inference.suggest(argv[1:], colourizer, points, single)
         for point, suggestions in zip(points, found):
             print(suggesting.line(point, suggestions))
         if not FLAGS.output:
@@ -68,7 +71,7 @@ def main(argv):
     written, failures = inference.run(
         argv[1:], FLAGS.output, FLAGS.model, batch_size=FLAGS.batch_size, compare=FLAGS.compare,
         single_hints=single, hints_by_key=by_key, temperature=FLAGS.temperature, edge_aware=FLAGS.edge_aware,
-        max_pixels=FLAGS.max_pixels, vividness=FLAGS.vividness)
+        max_pixels=FLAGS.max_pixels, vividness=FLAGS.vividness, colourizer=colourizer)
     print(f"{written} photos colourized into {FLAGS.output}; {len(failures)} failed")
     for failure in failures:
         print(f"  {failure.path}: {failure.reason}: {failure.detail}")

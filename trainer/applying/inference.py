@@ -17,7 +17,7 @@ from pipeline.errors import UsageError
 from pipeline import color, color_tf, preparation
 from pipeline.preparation import Preparation
 from trainer.network import colour_classes, hints, model_file, models, suggestions
-from trainer.applying import hint_input, photos, serving, suggesting, upsampling
+from trainer.applying import hint_input, lite, photos, serving, suggesting, upsampling
 from trainer.applying.hint_input import Hint
 from trainer.evaluation import sheets
 
@@ -53,24 +53,22 @@ def recombine(rgb: np.ndarray, ab: np.ndarray, edge_aware: bool = True) -> np.nd
     return color.lab8_to_rgb(cv2.merge([lightness, *cv2.split(color.ab8(full))]))
 
 
-class KerasColorizer:
+class WindowColorizer:
     """Batches photos of any sizes through one network call, then recombines each at its own size.
 
     Each photo is prepared as the model's training photos were (`pipeline.preparation`): the
     network colours every window of its view, the windows are blended, and the colour is
     brought to the photo's own size. The colour conversions are OpenCV's, as in the Beam job:
     several times faster on a CPU than the TensorFlow ones the SavedModel carries, and equal to
-    them within a level or two of 8-bit RGB.
+    them within a level or two of 8-bit RGB. The network is a Keras one (`KerasColorizer`) or a
+    TensorFlow Lite file's (`LiteColorizer`): each gives `_predict`, windows (n, S, S, c) -> ab (n, S, S, 2).
     """
 
-    def __init__(self, path: str, temperature: float | None = None, edge_aware: bool = True,
-                 vividness: float | None = None):
-        self.source = path
-        self.net, self.preparation = model_file.load(path)
+    def __init__(self, source: str, prep: Preparation, hint_aware: bool, edge_aware: bool = True):
+        self.source = source
+        self.preparation = prep
+        self.hint_aware = hint_aware
         self.edge_aware = edge_aware
-        self.hint_aware = hints.is_hint_aware(self.net)
-        colour_classes.override_decoding(self.net, temperature, vividness, path)
-        self._suggest = None  # built at the first suggestion: only classifiers have a distribution to suggest from
 
     def view_input(self, rgb: np.ndarray, photo_hints: list[Hint]) -> np.ndarray:
         """The network's input over the photo's whole view (h, w, 1 or 4)."""
@@ -84,25 +82,89 @@ class KerasColorizer:
     def __call__(self, rgbs: list[np.ndarray], photo_hints: list[list[Hint]] | None = None) -> list[np.ndarray]:
         views = [self.view_input(rgb, given) for rgb, given in zip(rgbs, photo_hints or [[] for _ in rgbs])]
         windows = [preparation.cut(self.preparation, view) for view in views]
-        predicted = self.net.predict_on_batch(np.stack([w for photo in windows for w in photo]))
+        predicted = self._predict(np.stack([w for photo in windows for w in photo]).astype(np.float32))
         ends = np.cumsum([len(photo) for photo in windows])
         return [recombine(rgb, preparation.blend(self.preparation, predicted[end - len(photo):end], *view.shape[:2]),
                           self.edge_aware)
                 for rgb, view, photo, end in zip(rgbs, views, windows, ends)]
+
+
+class KerasColorizer(WindowColorizer):
+    """A .keras model: its decoding can be changed (temperature, vividness) and, a classifier's, suggest colours.
+
+    The network runs as one function traced once for windows of its size in any number, which returns a
+    classifier's colour distribution (`suggestions.distribution_model`) beside the colour, so the network is
+    traced once for both. The rest of a suggestion (reading the distribution at the points, its modes, their
+    colours) runs operation by operation: for one suggestion that costs less than tracing it. A page that
+    answers many calls `warm_up`, which traces it once for photos of every size and any number of points and
+    hints. (Traced per photo shape, as it was, the first suggestion on each new size took seconds.)
+    """
+
+    def __init__(self, path: str, temperature: float | None = None, edge_aware: bool = True,
+                 vividness: float | None = None):
+        self.net, prep = model_file.load(path)
+        super().__init__(path, prep, hints.is_hint_aware(self.net), edge_aware)
+        colour_classes.override_decoding(self.net, temperature, vividness, path)
+        outputs = {"ab": self.net.output}
+        if colour_classes.is_classifier(self.net):
+            outputs["distribution"] = suggestions.distribution_model(self.net).output
+        both = keras.Model(self.net.inputs, outputs)
+        self._windows = tf.function(lambda windows: both(windows, training=False), input_signature=[
+            tf.TensorSpec([None, *self.net.input_shape[1:]], tf.float32)])
+        self._suggest = None  # made at the first suggestion (or by warm_up): a regressor has none
+
+    def _suggestion_computation(self):
+        """suggestions.suggest on this network: (float RGB photo, points, hint points, hint colours) -> outputs."""
+        distribution = suggestions.Distribution(lambda windows: self._windows(windows)["distribution"],
+                                                self.net.input_shape)
+        return functools.partial(suggestions.suggest, distribution, self.preparation, suggestions.bin_indices(self.net))
+
+    def _predict(self, windows: np.ndarray) -> np.ndarray:
+        return self._windows(windows)["ab"].numpy()
+
+    def warm_up(self) -> None:
+        """Trace a classifier's suggestions once for photos of any size, points and hints (one graph per
+        suggestion from then on), then colourize and suggest once on a small blank photo, with a hint if the
+        model takes them, so that nobody waits for the tracing or for TensorFlow making its kernels."""
+        blank, given = np.full((48, 64, 3), 128, np.uint8), [Hint(32, 24, (200, 40, 40))] if self.hint_aware else []
+        self([blank], [given])
+        if colour_classes.is_classifier(self.net):
+            self._suggest = tf.function(self._suggestion_computation(), input_signature=[
+                tf.TensorSpec([1, None, None, 3], tf.float32), tf.TensorSpec([1, None, 2], tf.float32),
+                tf.TensorSpec([1, None, 2], tf.float32), tf.TensorSpec([1, None, 3], tf.uint8)])
+            self.suggest(blank, [(10.0, 10.0)], given)
 
     def suggest(self, rgb: np.ndarray, points: list[tuple[float, float]],
                 photo_hints: list[Hint] = ()) -> list[list[suggesting.Suggestion]]:
         """The suggested colours at each point (x, y) of one photo, given the hints already on it."""
         if photo_hints and not self.hint_aware:
             raise UsageError("this model takes no colour hints (it was trained without them)")
-        if self._suggest is None:
-            compute = functools.partial(suggestions.suggest, suggestions.distribution_model(self.net),
-                                        self.preparation, suggestions.bin_indices(self.net))
-            self._suggest = tf.function(compute, reduce_retracing=True)
+        suggestions.check_classifier(self.net)
+        self._suggest = self._suggest or self._suggestion_computation()
         hint_xy, hint_rgb = hint_tensors(photo_hints)
         output = self._suggest(color_tf.rgb_to_unit(tf.constant(rgb[None])), tf.constant([points], tf.float32),
                                hint_xy, hint_rgb)
         return suggesting.from_outputs(output["colors"][0].numpy(), output["probabilities"][0].numpy())
+
+
+class LiteColorizer(WindowColorizer):
+    """A TensorFlow Lite file (`trainer.applying.lite`): it colourizes, with hints if the model takes them, as it
+    was exported; it holds the decoded colour only, not the distribution suggestions are made from."""
+
+    def __init__(self, path: str, edge_aware: bool = True):
+        try:
+            self.net = lite.LiteNetwork(path)
+        except ValueError as error:
+            raise UsageError(f"--model {path}: {error}") from None
+        super().__init__(path, self.net.preparation, self.net.hint_aware, edge_aware)
+
+    def _predict(self, windows: np.ndarray) -> np.ndarray:
+        return self.net.predict_on_batch(windows)
+
+    def suggest(self, rgb: np.ndarray, points: list[tuple[float, float]],
+                photo_hints: list[Hint] = ()) -> list[list[suggesting.Suggestion]]:
+        raise UsageError("a TensorFlow Lite file holds the decoded colour only, not the colour distribution "
+                         "suggestions come from; suggest with the .keras model it was exported from")
 
 
 def hint_tensors(photo_hints: list[Hint]) -> tuple[tf.Tensor, tf.Tensor]:
@@ -149,8 +211,24 @@ class SavedModelColorizer:
 
 
 def load(path: str | None, temperature: float | None = None, edge_aware: bool = True,
-         vividness: float | None = None):
-    """A colourizer from a SavedModel folder, a .keras file, a run's model_dir, or the shipped default."""
+         vividness: float | None = None, warm: bool = False):
+    """A colourizer from a SavedModel folder, a TensorFlow Lite file, a .keras file, a run's model_dir, or the
+    shipped default. warm: a .keras model's first colourization and suggestion are made before it is returned
+    (`KerasColorizer.warm_up`), for a page whose every click should answer at once."""
+    colourizer = _load(path, temperature, edge_aware, vividness)
+    if warm and isinstance(colourizer, KerasColorizer):
+        colourizer.warm_up()
+    return colourizer
+
+
+def _load(path: str | None, temperature: float | None, edge_aware: bool, vividness: float | None):
+    if path and path.endswith(lite.SUFFIX):
+        if temperature is not None or vividness is not None:
+            raise UsageError("--temperature and --vividness need a .keras model; a TensorFlow Lite file decodes as "
+                             "it was exported")
+        if not tf.io.gfile.exists(path):
+            raise UsageError(f"--model: no file at {path}")
+        return LiteColorizer(path, edge_aware)
     if path and tf.io.gfile.exists(f"{path.rstrip('/')}/saved_model.pb"):
         if temperature is not None or vividness is not None or not edge_aware:
             raise UsageError("--temperature, --vividness and --noedge_aware need a .keras model; a SavedModel "
@@ -165,13 +243,12 @@ def load(path: str | None, temperature: float | None = None, edge_aware: bool = 
         raise UsageError(f"--model: {error}") from None
 
 
-def suggest(arguments: list[str], model: str | None, points: list[tuple[float, float]], photo_hints: list[Hint] = (),
-            temperature: float | None = None, vividness: float | None = None) -> list[list[suggesting.Suggestion]]:
+def suggest(arguments: list[str], colourizer, points: list[tuple[float, float]],
+            photo_hints: list[Hint] = ()) -> list[list[suggesting.Suggestion]]:
     """The suggested colours at each point of the one photo named, with the hints given on it."""
     found = photos.find(arguments)
     if len(found) != 1:
         raise UsageError(f"--suggest applies to one photo, but {len(found)} were given")
-    colourizer = load(model, temperature, True, vividness)
     rgb = photos.read_rgb(found[0], colourizer.preparation)
     if isinstance(rgb, photos.Failure):
         raise UsageError(f"{rgb.path}: {rgb.reason}: {rgb.detail}")
@@ -220,8 +297,11 @@ def plan(arguments: list[str], output: str) -> list[tuple[photos.Photo, str]]:
 
 def run(arguments: list[str], output: str, model: str | None, *, batch_size: int, compare: bool = False,
         single_hints=(), hints_by_key=None, temperature: float | None = None, edge_aware: bool = True,
-        max_pixels: int | None = None, vividness: float | None = None) -> tuple[int, list[photos.Failure]]:
+        max_pixels: int | None = None, vividness: float | None = None,
+        colourizer=None) -> tuple[int, list[photos.Failure]]:
     """Colourize every photo (with its hints, if any); return how many were written and what failed.
+
+    colourizer: the one `load` made of `model` already (the command's --suggest did), else it is loaded here.
 
     Photos are read and refused (too_small, too_large, ...) by the model's own preparation;
     max_pixels, when given, replaces its pixel limit. A photo that fails later, while being
@@ -231,7 +311,7 @@ def run(arguments: list[str], output: str, model: str | None, *, batch_size: int
         raise UsageError("name at least one photo, folder or glob to colourize")
     planned = plan(arguments, output)
     assigned = hint_input.assign([photo for photo, _ in planned], list(single_hints), hints_by_key or {})
-    colourizer = load(model, temperature, edge_aware, vividness)
+    colourizer = colourizer or load(model, temperature, edge_aware, vividness)
     print(f"colourizing {len(planned)} files with {describe(colourizer.source, model)}", flush=True)
     prep = colourizer.preparation
     for photo, _ in planned:  # every hint is checked before anything is written

@@ -585,7 +585,7 @@ def make_server(model: str | None, host: str, port: int, limits: Limits) -> Serv
     """
     server = Server(host, port)
     try:
-        server.studio = Studio(inference.load(model), limits)
+        server.studio = Studio(inference.load(model, warm=True), limits)
     except BaseException:
         server.server_close()
         raise

@@ -16,8 +16,10 @@ Two scales:
   whose true chroma is under `NEUTRAL_CHROMA`: tinted whites and grays,
   blotches on white backgrounds. Pixel-weighted over a set (`WEIGHTS`).
 
-Over a set, two more (`set_metrics`): colourfulness as a ratio to the truth's,
-and delta-CF, |mean CF of predictions - mean CF of truths| (as DDColor reports it).
+Over a set, one more (`set_metrics`): colourfulness as a ratio to the truth's.
+The colourfulness gap averaged over a set is the mean CF of the truths minus
+that of the predictions: DDColor's delta-CF with its sign kept (positive:
+duller than the truth), so it is reported once, under one name.
 
 Every function takes model-scale tensors: L (b, h, w, 1) in [0, 1] and ab
 (b, h, w, 2) in [-1, 1], and returns one value per image.
@@ -34,14 +36,15 @@ AUC_THRESHOLDS = np.arange(0, 151, dtype=np.float32)  # Lab units
 NAMES = ("ab_psnr", "ab_ssim", "rgb_psnr", "rgb_ssim", "colourfulness", "colourfulness_true",
          "colourfulness_gap", "ab_error_auc", "neutral_false_colour", "neutral_share")
 WEIGHTS = {"neutral_false_colour": "neutral_share"}  # averaged over images weighted by this
-SET_NAMES = ("colourfulness_ratio", "delta_cf")
+SET_NAMES = ("colourfulness_ratio",)
 # What a set's results show, in this order, and each one's title in tables.
 TITLES = {"rgb_psnr": "RGB PSNR (dB)", "rgb_ssim": "RGB SSIM", "ab_psnr": "ab PSNR, seed scale",
-          "ab_ssim": "ab SSIM, seed scale", "colourfulness": "colourfulness", "colourfulness_gap": "colourfulness gap",
-          "colourfulness_ratio": "colourfulness / truth", "delta_cf": "delta-CF", "ab_error_auc": "ab error AuC",
+          "ab_ssim": "ab SSIM, seed scale", "colourfulness": "colourfulness",
+          "colourfulness_gap": "colourfulness gap", "colourfulness_ratio": "colourfulness / truth",
+          "ab_error_auc": "ab error AuC",
           "neutral_false_colour": "neutral false colour"}
 SHOWN = tuple(TITLES)
-LOWER_IS_BETTER = ("loss", "colourfulness_gap", "delta_cf", "neutral_false_colour")
+LOWER_IS_BETTER = ("loss", "colourfulness_gap", "neutral_false_colour")
 
 
 def _seed_scale(ab: tf.Tensor) -> tf.Tensor:
@@ -153,5 +156,4 @@ def mean(values: dict[str, list[float]]) -> dict[str, float]:
 def set_metrics(result: dict[str, float]) -> dict[str, float]:
     """Add the set-level metrics to means over a set."""
     truth = result["colourfulness_true"]
-    return {**result, "colourfulness_ratio": result["colourfulness"] / truth if truth else float("nan"),
-            "delta_cf": abs(result["colourfulness"] - truth)}
+    return {**result, "colourfulness_ratio": result["colourfulness"] / truth if truth else float("nan")}

@@ -31,6 +31,9 @@ All TensorFlow, so the colorize command, the web app and the SavedModel
 signature compute suggestions with the same code.
 """
 
+import dataclasses
+import typing
+
 import keras
 import numpy as np
 import tensorflow as tf
@@ -47,13 +50,30 @@ _SMOOTHING = np.array([1.0, 1.0, 1.0], np.float32)  # along a and b: a bin's pro
 _GAMUT_STEPS = 12  # halvings of the chroma interval when bringing a colour inside sRGB
 
 
-def distribution_model(net: keras.Model) -> keras.Model:
-    """`net`'s input -> its colour distribution (its vividness, temperature 1) at its colour grid (b, g, g, Q)."""
+def check_classifier(net: keras.Model) -> None:
     if not colour_classes.is_classifier(net):
         raise UsageError("suggested colours need a colour-classification model; this one regresses ab")
+
+
+def distribution_model(net: keras.Model) -> keras.Model:
+    """`net`'s input -> its colour distribution (its vividness, temperature 1) at its colour grid (b, g, g, Q)."""
+    check_classifier(net)
     logits = net.get_layer(colour_classes.LOGITS_LAYER).output
     return keras.Model(net.inputs, colour_classes.distribution(net, logits, temperature=1.0),
                        name="colour_distribution")
+
+
+@dataclasses.dataclass(frozen=True)
+class Distribution:
+    """What `suggest` needs of a network: windows (n, S, S, c) -> their distributions (n, g, g, Q), and the input's
+    shape (c: 4 when it takes hints). A `distribution_model` is one; so is a function traced once that returns
+    the distribution beside the colour (`trainer.applying.inference`)."""
+
+    function: typing.Callable
+    input_shape: tuple
+
+    def __call__(self, windows, training: bool = False):
+        return self.function(windows)
 
 
 def view_points(xy: tf.Tensor, height, width, view_height, view_width) -> tf.Tensor:
@@ -85,7 +105,7 @@ def _sample(grids: tf.Tensor, pixels: tf.Tensor, size: int) -> tf.Tensor:
     return top * (1 - fy) + bottom * fy
 
 
-def point_distributions(distribution_net: keras.Model, prep: Preparation, inputs: tf.Tensor,
+def point_distributions(distribution_net: "keras.Model | Distribution", prep: Preparation, inputs: tf.Tensor,
                         pixels: tf.Tensor) -> tf.Tensor:
     """The distribution at view pixels (b, k, 2) (x, y) of the network's input over a whole view (b, h, w, c),
     blended over the windows that cover each point as the output colour is -> (b, k, Q)."""
@@ -98,7 +118,7 @@ def point_distributions(distribution_net: keras.Model, prep: Preparation, inputs
     windows = tf.map_fn(lambda corner: inputs[:, corner[1]:corner[1] + size, corner[0]:corner[0] + size],
                         corners, fn_output_signature=inputs.dtype)
     grids = distribution_net(tf.reshape(windows, [-1, size, size, distribution_net.input_shape[-1]]), training=False)
-    grids = tf.reshape(grids, [count, batch, *distribution_net.output_shape[1:]])
+    grids = tf.reshape(grids, [count, batch, *grids.shape[1:]])
     local = pixels[None] - corners[:, None, None, :]  # (n, b, k, 2)
     inside = tf.reduce_all((local >= 0) & (local < size), axis=-1)
     clipped = tf.clip_by_value(local, 0, size - 1)
@@ -196,8 +216,8 @@ def lightness_at(rgb: tf.Tensor, xy: tf.Tensor) -> tf.Tensor:
     return lightness
 
 
-def suggest(distribution_net: keras.Model, prep: Preparation, indices: np.ndarray, rgb: tf.Tensor, xy: tf.Tensor,
-            hint_xy=None, hint_rgb=None, count: int = MAX_SUGGESTIONS) -> dict[str, tf.Tensor]:
+def suggest(distribution_net: "keras.Model | Distribution", prep: Preparation, indices: np.ndarray, rgb: tf.Tensor,
+            xy: tf.Tensor, hint_xy=None, hint_rgb=None, count: int = MAX_SUGGESTIONS) -> dict[str, tf.Tensor]:
     """Suggested colours at points of photos (one size per batch).
 
     rgb (b, h, w, 3) float in [0, 1]; xy (b, k, 2) points (x, y) in the photos' pixels; hint_xy (b, j, 2)

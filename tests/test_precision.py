@@ -84,8 +84,8 @@ from tests.test_colorizer import train
 from trainer.training.colorizer import Colorizer
 
 class Overflowing(Colorizer):
-    def _loss_and_gradients(self, l8, ab8, step):
-        per_image, gradients = super()._loss_and_gradients(l8, ab8, step)
+    def _loss_and_gradients(self, l8, ab8, step, photo_species=None):
+        per_image, gradients = super()._loss_and_gradients(l8, ab8, step, photo_species)
         replica = tf.distribute.get_replica_context().replica_id_in_sync_group
         # Until the first overflow halves the scale (a skipped step does not advance `step`).
         blow = tf.logical_and(tf.equal(replica, 1), tf.equal(self.optimizer.dynamic_scale, 2.0 ** 15))

@@ -187,7 +187,7 @@ class WarmUp(keras.callbacks.Callback):
     ReduceLROnPlateau's changes (TypeError, Keras 3), and this one only sets the rate while
     warming up, so ReduceLROnPlateau halves it afterwards as usual. It counts steps on the host
     (`epoch_steps` per epoch), so it reads nothing back from the devices; with --steps_per_execution N
-    it moves every N steps.
+    it moves every N steps, and the first call at or past the warm-up's end sets the peak.
     """
 
     def __init__(self, peak: float, steps: int, epoch_steps: int):
@@ -199,8 +199,8 @@ class WarmUp(keras.callbacks.Callback):
 
     def on_train_batch_begin(self, batch, logs=None):
         step = self._epoch * self._epoch_steps + batch
-        if step < self._steps:
-            self.model.optimizer.learning_rate = self._peak * (step + 1) / self._steps
+        if step < self._steps + self.params.get("steps_per_execution", 1) - 1:
+            self.model.optimizer.learning_rate = self._peak * min(step + 1, self._steps) / self._steps
 
 
 class Diverged(UsageError):

@@ -1,5 +1,6 @@
 """Trainer processes as the resume and multi-worker tests drive them: read line by line, killed at chosen moments."""
 
+import fnmatch
 import os
 import socket
 import subprocess
@@ -28,12 +29,15 @@ class Attempt:
 
     def wrote_since_start(self, folder, pattern="*"):
         """True once this process has started writing a file matching `pattern` in `folder`."""
-        for path in folder.rglob(pattern):
-            try:
-                if path.stat().st_mtime >= self.started:
-                    return True
-            except FileNotFoundError:  # renamed away between the listing and the look
-                pass
+        # os.walk, not Path.rglob: a folder the run removes mid-walk (a checkpoint's *_temp) is skipped, where
+        # rglob raises.
+        for root, folders, files in os.walk(folder):
+            for name in fnmatch.filter(folders + files, pattern):
+                try:
+                    if os.stat(os.path.join(root, name)).st_mtime >= self.started:
+                        return True
+                except FileNotFoundError:  # renamed away between the listing and the look
+                    pass
         return False
 
     def finish(self):

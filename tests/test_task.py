@@ -387,6 +387,7 @@ def odd_records(made_photos, tmp_path_factory):
     (["--logical_cpus=2", "--strategy=mirrored", "--batch_size=3"], {}, "--batch_size=3 is not divisible by the 2"),
     ([], {"TF_CONFIG": "{not json"}, "TF_CONFIG is not valid"),
     (["--profile_steps=5"], {}, "--profile_steps=5: give the first and last step to profile, as START,END"),
+    (["--hint_max_patch=10"], {}, "--hint_max_patch=10: --hint_max_patch must be odd"),
 ])
 def test_bad_input_is_one_line_naming_the_problem(finished_run, tiny_records, odd_records, tmp_path,
                                                   flags, env, message):

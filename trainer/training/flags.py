@@ -39,6 +39,8 @@ flags.DEFINE_float("hint_points_p", DEFAULTS.hint_points_p, "Simulated hints per
                    lower_bound=0.01, upper_bound=1.0)
 flags.DEFINE_integer("hint_max_patch", DEFAULTS.hint_max_patch, "Simulated hints' square patches from 1 pixel to this "
                      "side (odd; Zhang et al. 2017: 9), each the mean true colour under it.", lower_bound=1)
+flags.register_validator("hint_max_patch", lambda side: side % 2 == 1,
+                         "--hint_max_patch must be odd: a patch is centred on its point")
 flags.DEFINE_float("species_weight", DEFAULTS.species_weight, "Weight of an auxiliary loss that predicts each training "
                    "photo's species (its folder name) from the photo-wide features (Iizuka et al. 2016); training only, the "
                    "exported model has no such head. 0: no head.", lower_bound=0.0)
